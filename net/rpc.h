@@ -1,0 +1,134 @@
+/* net: TLS 1.3 streams on libuv (OpenSSL memory BIOs) and plain Unix-socket streams,
+ * carrying the framed RPC of proto/frame.h: unary calls and server streams, with the
+ * peer's verified identity handed to every handler and per-method authorization. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/addr.h"
+#include "pki/pki.h"
+
+/* ------------------------------------------------------------------ peers */
+
+enum net_peer_kind {
+    NET_PEER_ANONYMOUS = 0, /* TLS without a client certificate (a joining node) */
+    NET_PEER_NODE = 1,      /* TLS with a certificate chained to the cluster root */
+    NET_PEER_LOCAL = 2,     /* the Unix control socket */
+};
+
+struct net_peer {
+    enum net_peer_kind kind;
+    struct pki_identity id; /* NET_PEER_NODE only */
+    uid_t uid;              /* NET_PEER_LOCAL only (SO_PEERCRED) */
+    char addr[64];          /* "IP:PORT" of the remote end, or "unix" */
+};
+
+/* Who may call a method. */
+enum net_auth {
+    NET_AUTH_ANY = 0,     /* anyone, also without a certificate (GetRootCA, IssueNodeCertificate) */
+    NET_AUTH_NODE = 1,    /* a node certificate of this cluster (worker or manager), or local */
+    NET_AUTH_MANAGER = 2, /* a manager certificate of this cluster, or local */
+    NET_AUTH_LOCAL = 3,   /* the local control socket only */
+};
+
+/* ------------------------------------------------------------------ server */
+
+typedef struct net_server net_server;
+typedef struct net_call net_call;
+
+struct net_server_config {
+    size_t max_frame;             /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
+    uint64_t handshake_timeout_ms;/* 0: 10 s */
+    uint64_t idle_timeout_ms;     /* 0: 5 min without a frame (open streams do not count as idle) */
+    unsigned max_connections;     /* 0: 1024; extra connections are accepted and closed at once */
+    const char *cluster_id;       /* certificate peers must carry O = this */
+};
+
+/* A handler runs on the loop thread. It must end the call exactly once with
+ * net_call_reply (now or later, e.g. after a raft commit); for a stream it may first
+ * send any number of messages with net_call_send. If the connection goes away, the
+ * call stays valid until replied: net_call_reply then only frees it. */
+typedef void (*net_handler_fn)(net_call *call, const uint8_t *payload, size_t len, void *userdata);
+
+/* Extra check run for every certificate peer after the handshake (e.g. removed nodes).
+ * Return 0 to accept, <0 to close the connection. */
+typedef int (*net_authorize_fn)(const struct net_peer *peer, void *userdata);
+
+int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_server **ret);
+int net_server_register(net_server *s, const char *method, enum net_auth auth,
+                        net_handler_fn fn, void *userdata);
+void net_server_set_authorize(net_server *s, net_authorize_fn fn, void *userdata);
+/* Listen for TLS on addr (port 0: ephemeral); *ret_bound (optional) gets the real address.
+ * ctx from pki_tls_server_ctx; the server takes a reference (SSL_CTX_up_ref). */
+int net_server_listen_tcp(net_server *s, const struct sw_addr *addr, SSL_CTX *ctx,
+                          struct sw_addr *ret_bound, char *errmsg, size_t errmsg_size);
+/* Replace the TLS context for new connections (certificate renewal). */
+void net_server_set_tls_ctx(net_server *s, SSL_CTX *ctx);
+/* Listen on a Unix socket (plaintext, peers are NET_PEER_LOCAL); an existing stale socket
+ * file is replaced; the file gets the given mode (0600). */
+int net_server_listen_unix(net_server *s, const char *path, unsigned mode, char *errmsg,
+                           size_t errmsg_size);
+/* Close listeners and every connection; cb (optional) runs once all handles are closed,
+ * after which the server is freed. */
+void net_server_close(net_server *s, void (*cb)(void *userdata), void *userdata);
+/* Number of open connections (for tests and limits). */
+unsigned net_server_connections(const net_server *s);
+
+const struct net_peer *net_call_peer(const net_call *call);
+const char *net_call_method(const net_call *call);
+/* Send one message on a stream. -EPIPE when the peer went away or cancelled. */
+int net_call_send(net_call *call, const uint8_t *payload, size_t len);
+/* End the call: status 0 with payload, or a negative errno with a one-line error. Frees
+ * the call. */
+void net_call_reply(net_call *call, int status, const char *error, const uint8_t *payload,
+                    size_t len);
+/* The peer went away or cancelled: replies are dropped. */
+bool net_call_gone(const net_call *call);
+/* cb runs once if the peer goes away or cancels before the call is replied. */
+void net_call_on_gone(net_call *call, void (*cb)(net_call *call, void *userdata), void *userdata);
+
+/* ------------------------------------------------------------------ async client */
+
+typedef struct net_client net_client;
+
+typedef void (*net_connect_fn)(net_client *c, int status, const char *error, void *userdata);
+/* For each stream message: final=false, status 0. Then once: final=true with the status,
+ * error and payload of the RESPONSE (or status <0 and an error if the connection died). */
+typedef void (*net_reply_fn)(net_client *c, int status, const char *error, const uint8_t *payload,
+                             size_t len, bool final, void *userdata);
+
+/* Connect and handshake; cb gets the outcome. ctx from pki_tls_client_ctx. */
+int net_client_connect_tcp(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
+                           uint64_t timeout_ms, net_connect_fn cb, void *userdata,
+                           net_client **ret);
+int net_client_connect_unix(uv_loop_t *loop, const char *path, uint64_t timeout_ms,
+                            net_connect_fn cb, void *userdata, net_client **ret);
+/* The server's identity (NET_PEER_NODE if it showed a swarm node certificate) and its
+ * certificate chain as PEM (for pinning during join); valid after a successful connect. */
+const struct net_peer *net_client_server_peer(const net_client *c);
+int net_client_call(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                    net_reply_fn cb, void *userdata, uint64_t *ret_id);
+int net_client_cancel(net_client *c, uint64_t id);
+/* Close; pending calls get a final reply with -ECANCELED; freed after the handles close. */
+void net_client_close(net_client *c);
+
+/* ------------------------------------------------------------------ blocking client */
+
+/* For CLIs (swarmctl) and tests: one connection, one call at a time, blocking I/O. */
+typedef struct net_sync net_sync;
+
+int net_sync_connect_unix(const char *path, uint64_t timeout_ms, net_sync **ret, char *errmsg,
+                          size_t errmsg_size);
+int net_sync_connect_tcp(const struct sw_addr *addr, SSL_CTX *ctx, uint64_t timeout_ms,
+                         net_sync **ret, char *errmsg, size_t errmsg_size);
+/* Unary call. Returns <0 on a transport error (errmsg says what); otherwise 0 and
+ * *ret_status/ret_error carry the server's answer and *ret_payload (malloc'd, may be NULL
+ * when empty) its payload. */
+int net_sync_call(net_sync *c, const char *method, const uint8_t *payload, size_t len,
+                  int *ret_status, char *ret_error, size_t error_size, uint8_t **ret_payload,
+                  size_t *ret_len);
+void net_sync_close(net_sync *c);

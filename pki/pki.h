@@ -1,0 +1,178 @@
+/* pki: the cluster's root CA, node keys and certificates, join tokens, AES-256-GCM
+ * sealing, and OpenSSL 3 TLS 1.3 contexts. No I/O beyond the files it is handed.
+ * OpenSSL stays behind this header and net/ (which takes the SSL_CTX). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/ids.h"
+
+typedef struct ssl_ctx_st SSL_CTX; /* OpenSSL's, opaque here */
+typedef struct x509_st X509;
+
+enum pki_role {
+    PKI_ROLE_WORKER = 0,
+    PKI_ROLE_MANAGER = 1,
+};
+
+#define PKI_OU_WORKER "swarm-worker"
+#define PKI_OU_MANAGER "swarm-manager"
+#define PKI_CA_CN "swarm-ca"
+#define PKI_CA_VALIDITY_NS (20ULL * 365 * 24 * 3600 * 1000000000ULL)
+#define PKI_CERT_VALIDITY_DEFAULT_NS (90ULL * 24 * 3600 * 1000000000ULL)
+#define PKI_CERT_VALIDITY_MIN_NS (3600ULL * 1000000000ULL)
+#define PKI_BACKDATE_NS (3600ULL * 1000000000ULL)
+
+/* ------------------------------------------------------------------ keys */
+
+/* An ECDSA P-256 private key. */
+typedef struct pki_key pki_key;
+
+int pki_key_generate(pki_key **ret);
+void pki_key_free(pki_key *k);
+/* PKCS#8 PEM, unencrypted; the caller seals it and wipes it (sw_erase) before free. */
+int pki_key_to_pem(const pki_key *k, char **ret_pem, size_t *ret_len);
+int pki_key_from_pem(const char *pem, size_t len, pki_key **ret);
+/* PKCS#8 PEM encrypted with AES-256-CBC under a passphrase (the KEK), and back. */
+int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len,
+                             char **ret_pem, size_t *ret_len);
+int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass,
+                               size_t pass_len, pki_key **ret);
+
+/* ------------------------------------------------------------------ CA */
+
+/* A root CA able to sign: its certificate (PEM) and key. */
+typedef struct pki_ca pki_ca;
+
+/* New self-signed root: ECDSA P-256, CN swarm-ca, validity PKI_CA_VALIDITY_NS, backdated. */
+int pki_ca_create(pki_ca **ret);
+/* Load from the signing certificate PEM and its key PEM. -EINVAL if they do not match. */
+int pki_ca_load(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
+                pki_ca **ret);
+void pki_ca_free(pki_ca *ca);
+/* The CA certificate PEM (owned by ca) and its key. */
+const char *pki_ca_cert_pem(const pki_ca *ca);
+const pki_key *pki_ca_key(const pki_ca *ca);
+
+/* What a signed node certificate says. */
+struct pki_sign_request {
+    const char *node_id;    /* CN, SW_ID_LEN chars */
+    const char *cluster_id; /* O */
+    enum pki_role role;     /* OU */
+    uint64_t validity_ns;   /* clamped up to PKI_CERT_VALIDITY_MIN_NS; 0 = default */
+};
+
+/* Verify the CSR's self-signature and key type (EC P-256 only), then issue a leaf:
+ * subject CN/OU/O from req (never from the CSR), SAN DNS role name + node ID (+ swarm-ca
+ * for managers), EKU serverAuth+clientAuth, KU digitalSignature+keyEncipherment,
+ * NotBefore now-1h, NotAfter now+validity, random 128-bit serial.
+ * -EINVAL with an errmsg for a malformed/badly signed CSR or bad request fields. */
+int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
+                    const struct pki_sign_request *req, char **ret_cert_pem, char *errmsg,
+                    size_t errmsg_size);
+
+/* A CSR for key (subject is left for the CA to decide). */
+int pki_csr_create(const pki_key *key, char **ret_csr_pem);
+
+/* ------------------------------------------------------------------ certificates */
+
+struct pki_identity {
+    char node_id[SW_ID_LEN + 1];
+    char cluster_id[SW_ID_LEN + 1];
+    enum pki_role role;
+    uint64_t not_before_ns; /* unix ns */
+    uint64_t not_after_ns;
+    char serial[80];        /* hex */
+    char issuer[256];       /* one-line DN */
+};
+
+/* Read CN/OU/O and validity from a certificate; -EINVAL if it is not a swarm node cert
+ * (CN not an ID, OU not one of the two roles, O not an ID). */
+int pki_identity_from_x509(X509 *cert, struct pki_identity *ret);
+int pki_identity_from_pem(const char *cert_pem, size_t len, struct pki_identity *ret);
+/* Verify cert_pem chains to one of the roots in bundle_pem at the current time, then
+ * read its identity. -EPERM with errmsg if the chain does not verify. */
+int pki_verify_cert(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                    size_t cert_len, struct pki_identity *ret, char *errmsg, size_t errmsg_size);
+/* NotAfter of the first certificate in a PEM (unix ns). */
+int pki_cert_not_after(const char *pem, size_t len, uint64_t *ret_ns);
+/* True if the public key in cert_pem belongs to key. */
+bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key);
+
+/* ------------------------------------------------------------------ join tokens */
+
+#define PKI_TOKEN_PREFIX "SWMTKN-1-"
+#define PKI_TOKEN_DIGEST_LEN 50
+#define PKI_TOKEN_SECRET_LEN 25
+/* SWMTKN-1- + 50 + - + 25 */
+#define PKI_TOKEN_LEN (sizeof(PKI_TOKEN_PREFIX) - 1 + PKI_TOKEN_DIGEST_LEN + 1 + PKI_TOKEN_SECRET_LEN)
+
+struct pki_token {
+    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    char secret[PKI_TOKEN_SECRET_LEN + 1];
+};
+
+/* base36(SHA-256(bundle_pem bytes)), zero-padded to 50 chars. */
+int pki_ca_digest(const char *bundle_pem, size_t len, char ret[PKI_TOKEN_DIGEST_LEN + 1]);
+/* A new token for the root bundle, with a fresh 128-bit secret. ret holds PKI_TOKEN_LEN+1. */
+int pki_token_generate(const char *bundle_pem, size_t len, char ret[PKI_TOKEN_LEN + 1]);
+/* Parse and validate: prefix, version, exact lengths, base36 alphabet. -EINVAL with a
+ * one-line reason in errmsg ("token must start with SWMTKN-", "unsupported token version 2",
+ * "token digest must be 50 characters", ...). */
+int pki_token_parse(const char *s, struct pki_token *ret, char *errmsg, size_t errmsg_size);
+/* Constant-time comparison of two token strings (lengths are public). */
+bool pki_token_equal(const char *a, const char *b);
+
+/* ------------------------------------------------------------------ sealing */
+
+#define PKI_KEY_BYTES 32
+#define PKI_SEAL_VERSION 1
+#define PKI_SEAL_NONCE 12
+#define PKI_SEAL_TAG 16
+/* version(1) | key id(4, big-endian) | nonce(12) | ciphertext | tag(16) */
+#define PKI_SEAL_OVERHEAD (1 + 4 + PKI_SEAL_NONCE + PKI_SEAL_TAG)
+
+struct pki_aead_key {
+    uint32_t id;
+    uint8_t key[PKI_KEY_BYTES];
+};
+
+/* Fresh random key with a random nonzero id. */
+int pki_aead_key_generate(struct pki_aead_key *ret);
+/* Wipe. */
+void pki_aead_key_clear(struct pki_aead_key *k);
+
+/* AES-256-GCM with a random 96-bit nonce. *ret_out is malloc'd (len + PKI_SEAL_OVERHEAD). */
+int pki_seal(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *pt,
+             size_t pt_len, uint8_t **ret_out, size_t *ret_len);
+/* Open a sealed record. -EBADMSG on wrong version, wrong key id (-ENOKEY), bad tag, wrong
+ * AAD or a truncated record. *ret_out is malloc'd (may be 1 byte for an empty plaintext);
+ * the caller wipes it if it held a secret. */
+int pki_open(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *in,
+             size_t in_len, uint8_t **ret_out, size_t *ret_len);
+/* The key id of a sealed record without opening it; -EBADMSG if too short/bad version. */
+int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id);
+
+/* ------------------------------------------------------------------ TLS */
+
+/* TLS 1.3 only, P-256, verify against bundle_pem.
+ * Server: presents cert/key, requests a client certificate but accepts none
+ * (SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT); a presented certificate must chain to
+ * the bundle or the handshake fails.
+ * Client: presents cert/key if given (NULL for a joining node); if bundle_pem is NULL the
+ * server is not verified (join bootstrap: the caller pins the CA digest instead). */
+int pki_tls_server_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
+                       size_t errmsg_size);
+int pki_tls_client_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
+                       size_t errmsg_size);
+void pki_tls_ctx_free(SSL_CTX *ctx);
+
+/* Drain OpenSSL's error queue into buf as one line ("" if empty). */
+void pki_openssl_error(char *buf, size_t size);
+
+/* SHA-256 of data as 64 lowercase hex chars + NUL. */
+void pki_sha256_hex(const void *data, size_t len, char ret[65]);

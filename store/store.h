@@ -1,0 +1,114 @@
+/* store: the cluster's objects in LMDB, one named database per table plus indexes, every
+ * value sealed with the cluster's data key (DEK). Changes arrive as proposals (batches of
+ * create/update/delete) that store/ encodes and seals for raft, and applies in one write
+ * transaction at a raft index, then announces to in-process watchers. Knows nothing of raft. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pki/pki.h"
+
+/* Values equal swarm.proto's StoreTable. */
+enum store_table {
+    STORE_NODES = 1,
+    STORE_SERVICES = 2,
+    STORE_TASKS = 3,
+    STORE_SECRETS = 4,
+    STORE_CLUSTER = 5,
+};
+#define STORE_TABLE_MAX 5
+
+/* Values equal swarm.proto's StoreActionKind. */
+enum store_action_kind {
+    STORE_CREATE = 0, /* -EEXIST if the key exists */
+    STORE_UPDATE = 1, /* -ENOENT if missing */
+    STORE_DELETE = 2, /* -ENOENT if missing */
+    STORE_PUT = 3,    /* create or replace */
+};
+
+enum store_index {
+    STORE_TASKS_BY_SERVICE = 1, /* Task.service_id -> task ids */
+    STORE_TASKS_BY_NODE = 2,    /* Task.node_id -> task ids */
+};
+
+struct store_action {
+    enum store_action_kind kind;
+    enum store_table table;
+    const char *id;
+    const uint8_t *value; /* the encoded object (swarm.proto Node, Task, ...); NULL for DELETE */
+    size_t len;
+};
+
+typedef struct store store;
+
+/* Open (creating if needed) the LMDB environment in dir (0700). cluster_id binds sealed
+ * proposals to this cluster (AAD). The store keeps a copy of dek. */
+int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
+               store **ret, char *errmsg, size_t errmsg_size);
+void store_close(store *s);
+/* Raft index of the last applied proposal (0 for a fresh store). */
+uint64_t store_applied_index(const store *s);
+
+/* ------------------------------------------------------------------ proposals */
+
+/* Encode a batch as a Proposal and seal it with the DEK (AAD: cluster id + key id). */
+int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions,
+                        size_t n, uint8_t **ret_buf, size_t *ret_len);
+/* Open and apply a sealed proposal at raft index `index` in one write transaction.
+ * index <= store_applied_index: skipped, returns 1 (raft replaying after restart).
+ * Otherwise returns 0, or the first failing action's -EEXIST/-ENOENT/-EINVAL (with errmsg);
+ * a failed proposal changes no object but still advances the applied index.
+ * -EBADMSG if it does not open/decode (a fatal store error for the caller).
+ * *ret_request_id (optional) gets the proposal's request id. Watchers are called after the
+ * commit, once per action, in order. */
+int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len,
+                uint64_t *ret_request_id, char *errmsg, size_t errmsg_size);
+
+/* ------------------------------------------------------------------ reads */
+
+typedef struct store_txn store_txn;
+
+int store_read_begin(store *s, store_txn **ret);
+void store_read_end(store_txn *t);
+/* The opened value of id, malloc'd. -ENOENT if missing. */
+int store_get(store_txn *t, enum store_table table, const char *id, uint8_t **ret_value,
+              size_t *ret_len);
+/* Visit every object of a table in key order. fn returns 0 to go on, >0 to stop (returned),
+ * <0 to stop with that error. value is valid only during the call. */
+typedef int (*store_iter_fn)(const char *id, const uint8_t *value, size_t len, void *userdata);
+int store_foreach(store_txn *t, enum store_table table, store_iter_fn fn, void *userdata);
+/* Visit the tasks whose service_id/node_id equals key. */
+int store_foreach_index(store_txn *t, enum store_index index, const char *key, store_iter_fn fn,
+                        void *userdata);
+
+/* ------------------------------------------------------------------ watch */
+
+struct store_event {
+    enum store_action_kind kind; /* CREATE, UPDATE or DELETE (a PUT reports CREATE or UPDATE) */
+    enum store_table table;
+    const char *id;
+    const uint8_t *old_value; /* NULL for CREATE */
+    size_t old_len;
+    const uint8_t *value;     /* NULL for DELETE */
+    size_t len;
+    uint64_t index;
+};
+
+typedef struct store_watch store_watch;
+typedef void (*store_watch_fn)(const struct store_event *ev, void *userdata);
+
+int store_watch_add(store *s, store_watch_fn fn, void *userdata, store_watch **ret);
+/* Safe to call from inside a watch callback. */
+void store_watch_remove(store_watch *w);
+
+/* ------------------------------------------------------------------ snapshots */
+
+/* Every table and the applied index, encoded (StoreSnapshot) and sealed with the DEK. */
+int store_snapshot(store *s, uint8_t **ret_buf, size_t *ret_len);
+/* Replace the whole content with a sealed snapshot (raft install/restore). Watchers are
+ * not called; the caller resynchronises. */
+int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t errmsg_size);
+/* Flush to disk (before raft truncates its log behind a snapshot). */
+int store_sync(store *s);
