@@ -1,0 +1,64 @@
+/* pki internals shared by the pki/ source files: key and CA structs, small helpers. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "pki/pki.h"
+
+struct pki_key {
+    EVP_PKEY *pkey;
+};
+
+struct pki_ca {
+    X509 *cert;
+    char *cert_pem;
+    pki_key *key;
+};
+
+/* Write a formatted one-line message into errmsg (may be NULL). */
+void pki__errmsg(char *errmsg, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like pki__errmsg, with ": <openssl error queue>" appended (the queue is drained). */
+void pki__errmsg_ssl(char *errmsg, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* True if pkey is an EC key on P-256. */
+bool pki__pkey_is_p256(const EVP_PKEY *pkey);
+/* Copy a memory BIO's contents into a new NUL-terminated buffer. */
+int pki__bio_to_string(BIO *bio, char **ret, size_t *ret_len);
+/* First certificate of a PEM buffer. -EINVAL. */
+int pki__x509_from_pem(const char *pem, size_t len, X509 **ret);
+/* Certificate to PEM (malloc'd). */
+int pki__x509_to_pem(X509 *x, char **ret, size_t *ret_len);
+/* Add every certificate of bundle_pem to store; -EINVAL if there is none. */
+int pki__store_add_bundle(X509_STORE *store, const char *bundle_pem, size_t bundle_len);
+/* ASN1_TIME to unix ns (0 before the epoch). */
+int pki__asn1_time_to_ns(const ASN1_TIME *t, uint64_t *ret_ns);
+
+static inline void pki__bio_freep(BIO **b)
+{
+    if (*b)
+        BIO_free_all(*b);
+}
+#define _cleanup_bio_ __attribute__((cleanup(pki__bio_freep)))
+
+static inline void pki__x509_freep(X509 **x)
+{
+    if (*x)
+        X509_free(*x);
+}
+#define _cleanup_x509_ __attribute__((cleanup(pki__x509_freep)))
+
+static inline void pki__pkey_freep(EVP_PKEY **p)
+{
+    if (*p)
+        EVP_PKEY_free(*p);
+}
+#define _cleanup_pkey_ __attribute__((cleanup(pki__pkey_freep)))
