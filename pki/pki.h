@@ -36,16 +36,10 @@ void pki_key_free(pki_key *k);
 int pki_key_to_pem(const pki_key *k, char **ret_pem, size_t *ret_len);
 int pki_key_from_pem(const char *pem, size_t len, pki_key **ret);
 /* PKCS#8 PEM encrypted with AES-256-CBC under a passphrase (the KEK), and back. */
-int pki_key_to_pem_encrypted(const pki_key *k,
-                             const uint8_t *pass,
-                             size_t pass_len,
-                             char **ret_pem,
-                             size_t *ret_len);
-int pki_key_from_pem_encrypted(const char *pem,
-                               size_t len,
-                               const uint8_t *pass,
-                               size_t pass_len,
-                               pki_key **ret);
+int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len,
+                             char **ret_pem, size_t *ret_len);
+int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass,
+                               size_t pass_len, pki_key **ret);
 
 /* ------------------------------------------------------------------ CA */
 
@@ -55,10 +49,7 @@ typedef struct pki_ca pki_ca;
 /* New self-signed root: ECDSA P-256, CN swarm-ca, validity PKI_CA_VALIDITY_NS, backdated. */
 int pki_ca_create(pki_ca **ret);
 /* Load from the signing certificate PEM and its key PEM. -EINVAL if they do not match. */
-int pki_ca_load(const char *cert_pem,
-                size_t cert_len,
-                const char *key_pem,
-                size_t key_len,
+int pki_ca_load(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                 pki_ca **ret);
 void pki_ca_free(pki_ca *ca);
 /* The CA certificate PEM (owned by ca) and its key. */
@@ -78,12 +69,8 @@ struct pki_sign_request {
  * for managers), EKU serverAuth+clientAuth, KU digitalSignature+keyEncipherment,
  * NotBefore now-1h, NotAfter now+validity, random 128-bit serial.
  * -EINVAL with an errmsg for a malformed/badly signed CSR or bad request fields. */
-int pki_ca_sign_csr(const pki_ca *ca,
-                    const char *csr_pem,
-                    size_t csr_len,
-                    const struct pki_sign_request *req,
-                    char **ret_cert_pem,
-                    char *errmsg,
+int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
+                    const struct pki_sign_request *req, char **ret_cert_pem, char *errmsg,
                     size_t errmsg_size);
 
 /* A CSR for key (subject is left for the CA to decide). */
@@ -97,8 +84,8 @@ struct pki_identity {
     enum pki_role role;
     uint64_t not_before_ns; /* unix ns */
     uint64_t not_after_ns;
-    char serial[80];  /* hex */
-    char issuer[256]; /* one-line DN */
+    char serial[80];        /* hex */
+    char issuer[256];       /* one-line DN */
 };
 
 /* Read CN/OU/O and validity from a certificate; -EINVAL if it is not a swarm node cert
@@ -107,13 +94,8 @@ int pki_identity_from_x509(X509 *cert, struct pki_identity *ret);
 int pki_identity_from_pem(const char *cert_pem, size_t len, struct pki_identity *ret);
 /* Verify cert_pem chains to one of the roots in bundle_pem at the current time, then
  * read its identity. -EPERM with errmsg if the chain does not verify. */
-int pki_verify_cert(const char *bundle_pem,
-                    size_t bundle_len,
-                    const char *cert_pem,
-                    size_t cert_len,
-                    struct pki_identity *ret,
-                    char *errmsg,
-                    size_t errmsg_size);
+int pki_verify_cert(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                    size_t cert_len, struct pki_identity *ret, char *errmsg, size_t errmsg_size);
 /* NotAfter of the first certificate in a PEM (unix ns). */
 int pki_cert_not_after(const char *pem, size_t len, uint64_t *ret_ns);
 /* True if the public key in cert_pem belongs to key. */
@@ -125,8 +107,7 @@ bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key);
 #define PKI_TOKEN_DIGEST_LEN 50
 #define PKI_TOKEN_SECRET_LEN 25
 /* SWMTKN-1- + 50 + - + 25 */
-#define PKI_TOKEN_LEN \
-    (sizeof(PKI_TOKEN_PREFIX) - 1 + PKI_TOKEN_DIGEST_LEN + 1 + PKI_TOKEN_SECRET_LEN)
+#define PKI_TOKEN_LEN (sizeof(PKI_TOKEN_PREFIX) - 1 + PKI_TOKEN_DIGEST_LEN + 1 + PKI_TOKEN_SECRET_LEN)
 
 struct pki_token {
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
@@ -164,23 +145,13 @@ int pki_aead_key_generate(struct pki_aead_key *ret);
 void pki_aead_key_clear(struct pki_aead_key *k);
 
 /* AES-256-GCM with a random 96-bit nonce. *ret_out is malloc'd (len + PKI_SEAL_OVERHEAD). */
-int pki_seal(const struct pki_aead_key *k,
-             const void *aad,
-             size_t aad_len,
-             const void *pt,
-             size_t pt_len,
-             uint8_t **ret_out,
-             size_t *ret_len);
+int pki_seal(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *pt,
+             size_t pt_len, uint8_t **ret_out, size_t *ret_len);
 /* Open a sealed record. -EBADMSG on wrong version, wrong key id (-ENOKEY), bad tag, wrong
  * AAD or a truncated record. *ret_out is malloc'd (may be 1 byte for an empty plaintext);
  * the caller wipes it if it held a secret. */
-int pki_open(const struct pki_aead_key *k,
-             const void *aad,
-             size_t aad_len,
-             const void *in,
-             size_t in_len,
-             uint8_t **ret_out,
-             size_t *ret_len);
+int pki_open(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *in,
+             size_t in_len, uint8_t **ret_out, size_t *ret_len);
 /* The key id of a sealed record without opening it; -EBADMSG if too short/bad version. */
 int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id);
 
@@ -192,21 +163,11 @@ int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id);
  * the bundle or the handshake fails.
  * Client: presents cert/key if given (NULL for a joining node); if bundle_pem is NULL the
  * server is not verified (join bootstrap: the caller pins the CA digest instead). */
-int pki_tls_server_ctx(const char *bundle_pem,
-                       size_t bundle_len,
-                       const char *cert_pem,
-                       size_t cert_len,
-                       const pki_key *key,
-                       SSL_CTX **ret,
-                       char *errmsg,
+int pki_tls_server_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                        size_t errmsg_size);
-int pki_tls_client_ctx(const char *bundle_pem,
-                       size_t bundle_len,
-                       const char *cert_pem,
-                       size_t cert_len,
-                       const pki_key *key,
-                       SSL_CTX **ret,
-                       char *errmsg,
+int pki_tls_client_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                        size_t errmsg_size);
 void pki_tls_ctx_free(SSL_CTX *ctx);
 
