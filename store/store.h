@@ -19,6 +19,8 @@ enum store_table {
     STORE_CLUSTER = 5,
 };
 #define STORE_TABLE_MAX 5
+/* Object IDs (keys) are 1..STORE_ID_MAX bytes. */
+#define STORE_ID_MAX 64
 
 /* Values equal swarm.proto's StoreActionKind. */
 enum store_action_kind {
@@ -45,8 +47,12 @@ typedef struct store store;
 
 /* Open (creating if needed) the LMDB environment in dir (0700). cluster_id binds sealed
  * proposals to this cluster (AAD). The store keeps a copy of dek. */
-int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
-               store **ret, char *errmsg, size_t errmsg_size);
+int store_open(const char *dir,
+               const char *cluster_id,
+               const struct pki_aead_key *dek,
+               store **ret,
+               char *errmsg,
+               size_t errmsg_size);
 void store_close(store *s);
 /* Raft index of the last applied proposal (0 for a fresh store). */
 uint64_t store_applied_index(const store *s);
@@ -54,8 +60,12 @@ uint64_t store_applied_index(const store *s);
 /* ------------------------------------------------------------------ proposals */
 
 /* Encode a batch as a Proposal and seal it with the DEK (AAD: cluster id + key id). */
-int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions,
-                        size_t n, uint8_t **ret_buf, size_t *ret_len);
+int store_proposal_seal(store *s,
+                        uint64_t request_id,
+                        const struct store_action *actions,
+                        size_t n,
+                        uint8_t **ret_buf,
+                        size_t *ret_len);
 /* Open and apply a sealed proposal at raft index `index` in one write transaction.
  * index <= store_applied_index: skipped, returns 1 (raft replaying after restart).
  * Otherwise returns 0, or the first failing action's -EEXIST/-ENOENT/-EINVAL (with errmsg);
@@ -63,8 +73,13 @@ int store_proposal_seal(store *s, uint64_t request_id, const struct store_action
  * -EBADMSG if it does not open/decode (a fatal store error for the caller).
  * *ret_request_id (optional) gets the proposal's request id. Watchers are called after the
  * commit, once per action, in order. */
-int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len,
-                uint64_t *ret_request_id, char *errmsg, size_t errmsg_size);
+int store_apply(store *s,
+                uint64_t index,
+                const uint8_t *buf,
+                size_t len,
+                uint64_t *ret_request_id,
+                char *errmsg,
+                size_t errmsg_size);
 
 /* ------------------------------------------------------------------ reads */
 
@@ -73,14 +88,20 @@ typedef struct store_txn store_txn;
 int store_read_begin(store *s, store_txn **ret);
 void store_read_end(store_txn *t);
 /* The opened value of id, malloc'd. -ENOENT if missing. */
-int store_get(store_txn *t, enum store_table table, const char *id, uint8_t **ret_value,
+int store_get(store_txn *t,
+              enum store_table table,
+              const char *id,
+              uint8_t **ret_value,
               size_t *ret_len);
 /* Visit every object of a table in key order. fn returns 0 to go on, >0 to stop (returned),
  * <0 to stop with that error. value is valid only during the call. */
 typedef int (*store_iter_fn)(const char *id, const uint8_t *value, size_t len, void *userdata);
 int store_foreach(store_txn *t, enum store_table table, store_iter_fn fn, void *userdata);
 /* Visit the tasks whose service_id/node_id equals key. */
-int store_foreach_index(store_txn *t, enum store_index index, const char *key, store_iter_fn fn,
+int store_foreach_index(store_txn *t,
+                        enum store_index index,
+                        const char *key,
+                        store_iter_fn fn,
                         void *userdata);
 
 /* ------------------------------------------------------------------ watch */
@@ -91,7 +112,7 @@ struct store_event {
     const char *id;
     const uint8_t *old_value; /* NULL for CREATE */
     size_t old_len;
-    const uint8_t *value;     /* NULL for DELETE */
+    const uint8_t *value; /* NULL for DELETE */
     size_t len;
     uint64_t index;
 };

@@ -1,0 +1,393 @@
+/* store: proposals (encode+seal, open+apply in one write transaction) and object writes
+ * that keep the task indexes in step. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "proto/swarm.pb-c.h"
+#include "store/internal.h"
+
+/* ------------------------------------------------------------------ task indexes */
+
+static int index_key_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n == 0 || store__id_valid(s, n);
+}
+
+static int index_op(MDB_txn *txn,
+                    MDB_dbi dbi,
+                    const char *key_id,
+                    const char *task_id,
+                    bool add,
+                    char *errmsg,
+                    size_t errmsg_size)
+{
+    MDB_val key = {.mv_size = strlen(key_id), .mv_data = (void *)key_id};
+    MDB_val val = {.mv_size = strlen(task_id), .mv_data = (void *)task_id};
+    int rc;
+
+    if (key.mv_size == 0)
+        return 0;
+    if (add)
+        rc = mdb_put(txn, dbi, &key, &val, 0);
+    else {
+        rc = mdb_del(txn, dbi, &key, &val);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return store__lmdb_err(rc, errmsg, errmsg_size, "updating a task index");
+}
+
+static int index_update(const store *s,
+                        MDB_txn *txn,
+                        const char *id,
+                        const uint8_t *old,
+                        size_t old_len,
+                        const uint8_t *value,
+                        size_t len,
+                        char *errmsg,
+                        size_t errmsg_size)
+{
+    Swarm__Task *o = NULL, *n = NULL;
+    int r = 0;
+
+    if (value) {
+        n = swarm__task__unpack(NULL, len, value);
+        if (!n || !index_key_valid(n->service_id) || !index_key_valid(n->node_id)) {
+            snprintf(errmsg, errmsg_size, "tasks/%s: the value is not a valid Task", id);
+            r = -EINVAL;
+            goto out;
+        }
+    }
+    if (old)
+        o = swarm__task__unpack(NULL, old_len, old); /* undecodable: no entries to remove */
+    if (o) {
+        r = index_op(txn, s->by_service, o->service_id, id, false, errmsg, errmsg_size);
+        if (r == 0)
+            r = index_op(txn, s->by_node, o->node_id, id, false, errmsg, errmsg_size);
+        if (r < 0)
+            goto out;
+    }
+    if (n) {
+        r = index_op(txn, s->by_service, n->service_id, id, true, errmsg, errmsg_size);
+        if (r == 0)
+            r = index_op(txn, s->by_node, n->node_id, id, true, errmsg, errmsg_size);
+    }
+out:
+    if (o)
+        swarm__task__free_unpacked(o, NULL);
+    if (n)
+        swarm__task__free_unpacked(n, NULL);
+    return r;
+}
+
+int store__write_object(const store *s,
+                        MDB_txn *txn,
+                        enum store_table t,
+                        const char *id,
+                        const uint8_t *old,
+                        size_t old_len,
+                        const uint8_t *value,
+                        size_t len,
+                        char *errmsg,
+                        size_t errmsg_size)
+{
+    _cleanup_free_ uint8_t *sealed = NULL;
+    size_t sealed_len, id_len = strlen(id);
+    MDB_val key = {.mv_size = id_len, .mv_data = (void *)id};
+    MDB_val val;
+    int rc, r;
+
+    if (t == STORE_TASKS) {
+        r = index_update(s, txn, id, old, old_len, value, len, errmsg, errmsg_size);
+        if (r < 0)
+            return r;
+    }
+    if (!value) {
+        rc = mdb_del(txn, s->tables[t], &key, NULL);
+        return store__lmdb_err(rc, errmsg, errmsg_size, "deleting an object");
+    }
+    r = store__seal_value(s, t, id, id_len, value, len, &sealed, &sealed_len);
+    if (r < 0) {
+        snprintf(errmsg, errmsg_size, "sealing %s/%s: %s", store__table_name(t), id, strerror(-r));
+        return r;
+    }
+    val.mv_size = sealed_len;
+    val.mv_data = sealed;
+    rc = mdb_put(txn, s->tables[t], &key, &val, 0);
+    return store__lmdb_err(rc, errmsg, errmsg_size, "writing an object");
+}
+
+/* ------------------------------------------------------------------ proposals */
+
+static int proposal_aad(const store *s, char *buf, size_t size, size_t *ret_len)
+{
+    int n = snprintf(buf, size, "proposal/%s/%08" PRIx32, s->cluster_id, s->dek.id);
+    if (n < 0 || (size_t)n >= size)
+        return -EINVAL;
+    *ret_len = (size_t)n;
+    return 0;
+}
+
+static bool action_kind_valid(int k)
+{
+    return k >= STORE_CREATE && k <= STORE_PUT;
+}
+
+int store_proposal_seal(store *s,
+                        uint64_t request_id,
+                        const struct store_action *actions,
+                        size_t n,
+                        uint8_t **ret_buf,
+                        size_t *ret_len)
+{
+    Swarm__Proposal p = SWARM__PROPOSAL__INIT;
+    _cleanup_free_ Swarm__StoreAction *acts = NULL;
+    _cleanup_free_ Swarm__StoreAction **ptrs = NULL;
+    uint8_t *packed = NULL;
+    size_t packed_len;
+    char aad[512];
+    size_t aad_len;
+    int r;
+
+    if (n > 0 && !actions)
+        return -EINVAL;
+    r = proposal_aad(s, aad, sizeof(aad), &aad_len);
+    if (r < 0)
+        return r;
+    if (n > 0) {
+        acts = calloc(n, sizeof(*acts));
+        ptrs = calloc(n, sizeof(*ptrs));
+        if (!acts || !ptrs)
+            return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct store_action *a = &actions[i];
+        if (!action_kind_valid((int)a->kind) || !store__table_valid((int)a->table) || !a->id ||
+            !store__id_valid(a->id, strlen(a->id)))
+            return -EINVAL;
+        if (a->kind != STORE_DELETE && !a->value && a->len > 0)
+            return -EINVAL;
+        swarm__store_action__init(&acts[i]);
+        acts[i].kind = (Swarm__StoreActionKind)a->kind;
+        acts[i].table = (Swarm__StoreTable)a->table;
+        acts[i].id = (char *)a->id;
+        if (a->kind != STORE_DELETE && a->value) {
+            acts[i].value.data = (uint8_t *)a->value;
+            acts[i].value.len = a->len;
+        }
+        ptrs[i] = &acts[i];
+    }
+    p.request_id = request_id;
+    p.n_actions = n;
+    p.actions = ptrs;
+    packed_len = swarm__proposal__get_packed_size(&p);
+    packed = malloc(packed_len ? packed_len : 1);
+    if (!packed)
+        return -ENOMEM;
+    swarm__proposal__pack(&p, packed);
+    r = pki_seal(&s->dek, aad, aad_len, packed, packed_len, ret_buf, ret_len);
+    store__free_plain(packed, packed_len);
+    return r;
+}
+
+/* Free the events of applied actions; their old values are opened plaintexts. */
+static void events_free(struct store_event *evs, size_t n)
+{
+    if (!evs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        store__free_plain((uint8_t *)evs[i].old_value, evs[i].old_len);
+    free(evs);
+}
+
+/* Apply one action inside txn; fills *ev (which then owns the old plaintext). */
+static int apply_action(const store *s,
+                        MDB_txn *txn,
+                        size_t i,
+                        const Swarm__StoreAction *a,
+                        struct store_event *ev,
+                        char *errmsg,
+                        size_t errmsg_size)
+{
+    const char *id = a->id ? a->id : "";
+    const char *tname;
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    bool exists;
+    int kind = (int)a->kind;
+    int r;
+
+    if (!store__table_valid((int)a->table) || !action_kind_valid(kind) ||
+        !store__id_valid(id, strlen(id))) {
+        snprintf(errmsg, errmsg_size, "action %zu: invalid table, kind or id", i);
+        return -EINVAL;
+    }
+    tname = store__table_name((enum store_table)a->table);
+    r = store__get_plain(s, txn, (enum store_table)a->table, id, &old, &old_len, errmsg,
+                         errmsg_size);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    exists = r == 0;
+    if (kind == STORE_CREATE && exists) {
+        snprintf(errmsg, errmsg_size, "create %s/%s: already exists", tname, id);
+        r = -EEXIST;
+        goto fail;
+    }
+    if ((kind == STORE_UPDATE || kind == STORE_DELETE) && !exists) {
+        snprintf(errmsg, errmsg_size, "%s %s/%s: not found",
+                 kind == STORE_UPDATE ? "update" : "delete", tname, id);
+        return -ENOENT;
+    }
+    if (kind == STORE_DELETE)
+        r = store__write_object(s, txn, (enum store_table)a->table, id, old, old_len, NULL, 0,
+                                errmsg, errmsg_size);
+    else
+        r = store__write_object(s, txn, (enum store_table)a->table, id, old, old_len,
+                                a->value.data ? a->value.data : (const uint8_t *)"", a->value.len,
+                                errmsg, errmsg_size);
+    if (r < 0)
+        goto fail;
+
+    ev->kind =
+        kind == STORE_PUT ? (exists ? STORE_UPDATE : STORE_CREATE) : (enum store_action_kind)kind;
+    ev->table = (enum store_table)a->table;
+    ev->id = id;
+    ev->old_value = old;
+    ev->old_len = old_len;
+    if (kind != STORE_DELETE) {
+        ev->value = a->value.data ? a->value.data : (const uint8_t *)"";
+        ev->len = a->value.len;
+    }
+    return 0;
+fail:
+    store__free_plain(old, old_len);
+    return r;
+}
+
+/* Free a decoded proposal, wiping the values (they may hold secrets). */
+static void proposal_free(Swarm__Proposal *p)
+{
+    for (size_t i = 0; i < p->n_actions; i++)
+        sw_erase(p->actions[i]->value.data, p->actions[i]->value.len);
+    swarm__proposal__free_unpacked(p, NULL);
+}
+
+static bool is_proposal_error(int r)
+{
+    return r == -EEXIST || r == -ENOENT || r == -EINVAL;
+}
+
+int store_apply(store *s,
+                uint64_t index,
+                const uint8_t *buf,
+                size_t len,
+                uint64_t *ret_request_id,
+                char *errmsg,
+                size_t errmsg_size)
+{
+    Swarm__Proposal *p = NULL;
+    struct store_event *evs = NULL;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0, n_done = 0;
+    MDB_txn *txn = NULL, *child = NULL;
+    char aad[512];
+    size_t aad_len;
+    int rc, r, result = 0;
+
+    r = proposal_aad(s, aad, sizeof(aad), &aad_len);
+    if (r < 0)
+        return r;
+    r = pki_open(&s->dek, aad, aad_len, buf, len, &plain, &plain_len);
+    if (r < 0) {
+        if (r == -ENOMEM)
+            return r;
+        snprintf(errmsg, errmsg_size,
+                 "raft entry %" PRIu64
+                 " does not open with this cluster's data key (another cluster or key)",
+                 index);
+        return -EBADMSG;
+    }
+    p = swarm__proposal__unpack(NULL, plain_len, plain);
+    store__free_plain(plain, plain_len);
+    if (!p) {
+        snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 " is not a valid proposal", index);
+        return -EBADMSG;
+    }
+    if (index <= s->applied) {
+        result = 1;
+        goto done;
+    }
+    if (p->n_actions > 0) {
+        evs = calloc(p->n_actions, sizeof(*evs));
+        if (!evs) {
+            result = -ENOMEM;
+            goto out;
+        }
+    }
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin");
+        goto out;
+    }
+    rc = mdb_txn_begin(s->env, txn, 0, &child);
+    if (rc != 0) {
+        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin (nested)");
+        goto abort;
+    }
+    for (size_t i = 0; i < p->n_actions; i++) {
+        r = apply_action(s, child, i, p->actions[i], &evs[i], errmsg, errmsg_size);
+        if (r < 0) {
+            result = r;
+            break;
+        }
+        n_done++;
+    }
+    if (result < 0) {
+        mdb_txn_abort(child);
+        child = NULL;
+        if (!is_proposal_error(result))
+            goto abort; /* I/O, no space, no memory: apply nothing, not even the index */
+        events_free(evs, n_done);
+        evs = NULL;
+        n_done = 0;
+    } else {
+        rc = mdb_txn_commit(child);
+        child = NULL;
+        if (rc != 0) {
+            result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit (nested)");
+            goto abort;
+        }
+    }
+    r = store__meta_put_applied(s, txn, index, errmsg, errmsg_size);
+    if (r < 0) {
+        result = r;
+        goto abort;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0) {
+        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit");
+        goto out;
+    }
+    s->applied = index;
+    for (size_t i = 0; i < n_done; i++)
+        evs[i].index = index;
+    store__watch_dispatch(s, evs, n_done);
+done:
+    if (ret_request_id && (result >= 0 || is_proposal_error(result)))
+        *ret_request_id = p->request_id;
+    goto out;
+abort:
+    if (child)
+        mdb_txn_abort(child);
+    mdb_txn_abort(txn);
+out:
+    events_free(evs, n_done);
+    proposal_free(p);
+    return result;
+}

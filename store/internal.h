@@ -1,0 +1,107 @@
+/* store/ internals shared by its files: the store object, LMDB handles, value sealing,
+ * object writes with index maintenance, and watch dispatch. */
+#pragma once
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_MAPSIZE (1ULL << 30) /* sparse file; grows as used */
+#define STORE_MAXDBS 16
+
+struct store_watch {
+    store *s;
+    store_watch_fn fn;
+    void *userdata;
+    uint64_t gen; /* watch generation when added: sees only later dispatches */
+    bool removed;
+    struct store_watch *next;
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi tables[STORE_TABLE_MAX + 1]; /* indexed by enum store_table */
+    MDB_dbi by_service;
+    MDB_dbi by_node;
+    MDB_dbi meta;
+    char *cluster_id;
+    struct pki_aead_key dek;
+    uint64_t applied;
+
+    struct store_watch *watches; /* singly linked, in order of addition */
+    unsigned dispatching;        /* depth of watch dispatch */
+    uint64_t watch_gen;          /* bumped at each dispatch */
+};
+
+struct store_txn {
+    store *s;
+    MDB_txn *txn;
+};
+
+/* Translate an LMDB return code to -errno, with "what: mdb_strerror" in errmsg. */
+int store__lmdb_err(int rc, char *errmsg, size_t errmsg_size, const char *what);
+/* "nodes", "services", ...; NULL for an out-of-range table. */
+const char *store__table_name(enum store_table t);
+bool store__table_valid(int t);
+/* Non-empty, at most STORE_ID_MAX bytes. */
+bool store__id_valid(const char *id, size_t len);
+
+/* Seal/open an object value with AAD "<table>/<id>". */
+int store__seal_value(const store *s,
+                      enum store_table t,
+                      const char *id,
+                      size_t id_len,
+                      const uint8_t *pt,
+                      size_t pt_len,
+                      uint8_t **ret,
+                      size_t *ret_len);
+int store__open_value(const store *s,
+                      enum store_table t,
+                      const char *id,
+                      size_t id_len,
+                      const void *in,
+                      size_t in_len,
+                      uint8_t **ret,
+                      size_t *ret_len);
+/* Wipe and free a plaintext buffer. */
+void store__free_plain(uint8_t *p, size_t len);
+
+/* Fetch and open the current value of t/id in txn. -ENOENT if missing. */
+int store__get_plain(const store *s,
+                     MDB_txn *txn,
+                     enum store_table t,
+                     const char *id,
+                     uint8_t **ret,
+                     size_t *ret_len,
+                     char *errmsg,
+                     size_t errmsg_size);
+/* Replace t/id: old (plaintext, NULL if absent) -> value (NULL to delete). Seals, writes,
+ * and keeps the task indexes in step. -EINVAL if a task value does not decode. */
+int store__write_object(const store *s,
+                        MDB_txn *txn,
+                        enum store_table t,
+                        const char *id,
+                        const uint8_t *old,
+                        size_t old_len,
+                        const uint8_t *value,
+                        size_t len,
+                        char *errmsg,
+                        size_t errmsg_size);
+int store__meta_put_applied(const store *s,
+                            MDB_txn *txn,
+                            uint64_t index,
+                            char *errmsg,
+                            size_t errmsg_size);
+int store__meta_get_applied(const store *s,
+                            MDB_txn *txn,
+                            uint64_t *ret,
+                            char *errmsg,
+                            size_t errmsg_size);
+
+/* Call every live watcher for each event, in order (watch.c). */
+void store__watch_dispatch(store *s, const struct store_event *evs, size_t n);
+void store__watch_free_all(store *s);
