@@ -46,13 +46,10 @@ struct store_action {
 typedef struct store store;
 
 /* Open (creating if needed) the LMDB environment in dir (0700). cluster_id binds sealed
- * proposals to this cluster (AAD). The store keeps a copy of dek. */
-int store_open(const char *dir,
-               const char *cluster_id,
-               const struct pki_aead_key *dek,
-               store **ret,
-               char *errmsg,
-               size_t errmsg_size);
+ * proposals to this cluster (AAD). The store keeps a copy of dek. -EBADMSG (with errmsg) if
+ * an existing store was written under another data key or cluster id. */
+int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
+               store **ret, char *errmsg, size_t errmsg_size);
 void store_close(store *s);
 /* Raft index of the last applied proposal (0 for a fresh store). */
 uint64_t store_applied_index(const store *s);
@@ -60,48 +57,42 @@ uint64_t store_applied_index(const store *s);
 /* ------------------------------------------------------------------ proposals */
 
 /* Encode a batch as a Proposal and seal it with the DEK (AAD: cluster id + key id). */
-int store_proposal_seal(store *s,
-                        uint64_t request_id,
-                        const struct store_action *actions,
-                        size_t n,
-                        uint8_t **ret_buf,
-                        size_t *ret_len);
+int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions,
+                        size_t n, uint8_t **ret_buf, size_t *ret_len);
 /* Open and apply a sealed proposal at raft index `index` in one write transaction.
  * index <= store_applied_index: skipped, returns 1 (raft replaying after restart).
  * Otherwise returns 0, or the first failing action's -EEXIST/-ENOENT/-EINVAL (with errmsg);
- * a failed proposal changes no object but still advances the applied index.
+ * a failed proposal changes no object but still advances the applied index (deterministic
+ * on every manager). -EINVAL also covers a bad table/id and a TASKS value that is not a Task.
  * -EBADMSG if it does not open/decode (a fatal store error for the caller).
- * *ret_request_id (optional) gets the proposal's request id. Watchers are called after the
- * commit, once per action, in order. */
-int store_apply(store *s,
-                uint64_t index,
-                const uint8_t *buf,
-                size_t len,
-                uint64_t *ret_request_id,
-                char *errmsg,
-                size_t errmsg_size);
+ * Any other error (-EIO, -ENOSPC, -ENOMEM: local trouble) applies nothing, not even the
+ * index; the caller should treat it as fatal.
+ * *ret_request_id (optional) gets the proposal's request id whenever the proposal decoded:
+ * on 0, 1 and on -EEXIST/-ENOENT/-EINVAL (so the caller can answer the waiting client).
+ * Watchers are called after the commit, once per action, in order; none for a failed or
+ * skipped proposal. */
+int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len,
+                uint64_t *ret_request_id, char *errmsg, size_t errmsg_size);
 
 /* ------------------------------------------------------------------ reads */
 
+/* A consistent read-only view; it does not see later applies. Keep it short-lived (an
+ * open reader pins old pages in the file). */
 typedef struct store_txn store_txn;
 
 int store_read_begin(store *s, store_txn **ret);
 void store_read_end(store_txn *t);
-/* The opened value of id, malloc'd. -ENOENT if missing. */
-int store_get(store_txn *t,
-              enum store_table table,
-              const char *id,
-              uint8_t **ret_value,
+/* The opened value of id, malloc'd (the caller wipes it with sw_erase if it may hold a
+ * secret). -ENOENT if missing, -EBADMSG if the stored value does not open. */
+int store_get(store_txn *t, enum store_table table, const char *id, uint8_t **ret_value,
               size_t *ret_len);
 /* Visit every object of a table in key order. fn returns 0 to go on, >0 to stop (returned),
  * <0 to stop with that error. value is valid only during the call. */
 typedef int (*store_iter_fn)(const char *id, const uint8_t *value, size_t len, void *userdata);
 int store_foreach(store_txn *t, enum store_table table, store_iter_fn fn, void *userdata);
-/* Visit the tasks whose service_id/node_id equals key. */
-int store_foreach_index(store_txn *t,
-                        enum store_index index,
-                        const char *key,
-                        store_iter_fn fn,
+/* Visit the tasks whose service_id/node_id equals key (tasks with an empty service_id or
+ * node_id are in no entry of that index). Values are the opened Task objects. */
+int store_foreach_index(store_txn *t, enum store_index index, const char *key, store_iter_fn fn,
                         void *userdata);
 
 /* ------------------------------------------------------------------ watch */
@@ -112,7 +103,7 @@ struct store_event {
     const char *id;
     const uint8_t *old_value; /* NULL for CREATE */
     size_t old_len;
-    const uint8_t *value; /* NULL for DELETE */
+    const uint8_t *value;     /* NULL for DELETE */
     size_t len;
     uint64_t index;
 };
