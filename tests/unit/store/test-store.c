@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <lmdb.h>
+
 #include "proto/swarm.pb-c.h"
 #include "store/store.h"
 
@@ -565,6 +567,68 @@ static void test_wrong_cluster_or_key(void **state)
     pki_aead_key_clear(&k2);
 }
 
+/* Copy the raw (sealed) value of from_db/from_key to to_db/to_key, bypassing store/. */
+static void raw_copy(const char *dir,
+                     const char *from_db,
+                     const char *from_key,
+                     const char *to_db,
+                     const char *to_key)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi a, b;
+    MDB_val k = {strlen(from_key), (void *)from_key}, v, k2 = {strlen(to_key), (void *)to_key};
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, from_db, 0, &a), 0);
+    assert_int_equal(mdb_dbi_open(txn, to_db, 0, &b), 0);
+    assert_int_equal(mdb_get(txn, a, &k, &v), 0);
+    assert_int_equal(mdb_put(txn, b, &k2, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int count_one(const char *id, const uint8_t *value, size_t len, void *userdata)
+{
+    ++*(int *)userdata;
+    return 0;
+}
+
+/* A sealed value is bound to its table and key: moved elsewhere, it does not open. */
+static void test_moved_value_rejected(void **state)
+{
+    struct fix *f = *state;
+    store_txn *t = NULL;
+    uint8_t *v = NULL;
+    size_t len;
+    int count = 0;
+
+    struct store_action a[] = {ACT(STORE_CREATE, STORE_SECRETS, "k1", "secret"),
+                               ACT(STORE_CREATE, STORE_NODES, "n1", "node")};
+    assert_int_equal(propose(f->s, 1, a, 2), 0);
+    store_close(f->s);
+    f->s = NULL;
+    raw_copy(f->dir, "secrets", "k1", "secrets", "k2");
+    raw_copy(f->dir, "secrets", "k1", "nodes", "k1");
+    f->s = open_store(f->dir, CLUSTER, &f->dek);
+
+    assert_value(f->s, STORE_SECRETS, "k1", "secret"); /* the original still opens */
+    assert_int_equal(store_read_begin(f->s, &t), 0);
+    assert_int_equal(store_get(t, STORE_SECRETS, "k2", &v, &len), -EBADMSG);
+    assert_int_equal(store_get(t, STORE_NODES, "k1", &v, &len), -EBADMSG);
+    assert_int_equal(store_foreach(t, STORE_SECRETS, count_one, &count), -EBADMSG);
+    store_read_end(t);
+    assert_int_equal(count, 1); /* k1 was visited, k2 stopped the walk */
+
+    /* the caller cannot write over a value that does not open either */
+    struct store_action u[] = {ACT(STORE_UPDATE, STORE_SECRETS, "k2", "x")};
+    assert_int_equal(propose(f->s, 2, u, 1), -EBADMSG);
+    assert_int_equal(store_applied_index(f->s), 1);
+}
+
 #define MARKER "SECRET-MARKER-7c1e9a"
 
 static void assert_no_marker(const void *buf, size_t len)
@@ -711,6 +775,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_cluster_or_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_value_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_readable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
     };
