@@ -375,6 +375,7 @@ int store_open(const char *dir,
         store_close(s);
         return store__lmdb_err(rc, errmsg, errmsg_size, what);
     }
+    mdb_reader_check(s->env, NULL); /* clear reader slots left by a crashed process */
     r = open_dbs(s, errmsg, errmsg_size);
     if (r < 0) {
         store_close(s);
