@@ -112,7 +112,8 @@ typedef struct store_watch store_watch;
 typedef void (*store_watch_fn)(const struct store_event *ev, void *userdata);
 
 int store_watch_add(store *s, store_watch_fn fn, void *userdata, store_watch **ret);
-/* Safe to call from inside a watch callback. */
+/* Safe to call from inside a watch callback. A watcher added from a callback sees only
+ * later proposals. store_close frees the watchers still registered. */
 void store_watch_remove(store_watch *w);
 
 /* ------------------------------------------------------------------ snapshots */
