@@ -1,0 +1,165 @@
+#!/bin/bash
+# swarmctl's command line: usage errors exit 2 with one stderr line, --help exits 0 for
+# every command, a missing daemon socket exits 1 with one line naming the socket.
+set -u
+
+SWARMCTL=${1:?usage: test-swarmctl-usage.sh PATH-TO-SWARMCTL}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# Usage checks point at a socket that does not exist: a command that wrongly got past
+# its argument checks fails with exit 1 instead of 2.
+NOSOCK=unix:///nonexistent/x.sock
+unset SWARM_HOST
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL: $*" >&2
+}
+
+run() {
+    "$SWARMCTL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+    code=$?
+}
+
+lines() { wc -l <"$1" | tr -d ' '; }
+
+# usage_error ARGS...: exit 2, nothing on stdout, exactly one stderr line with a hint.
+usage_error() {
+    run "$@"
+    if [[ $code -ne 2 ]]; then
+        bad "swarmctl $*: exit $code, want 2 (stderr: $(cat "$TMP/err"))"
+    elif [[ -s $TMP/out ]]; then
+        bad "swarmctl $*: wrote to stdout: $(cat "$TMP/out")"
+    elif [[ $(lines "$TMP/err") -ne 1 ]]; then
+        bad "swarmctl $*: want one stderr line, got: $(cat "$TMP/err")"
+    elif ! grep -q "^swarmctl: .*See 'swarmctl.* --help'\.$" "$TMP/err"; then
+        bad "swarmctl $*: stderr lacks the --help hint: $(cat "$TMP/err")"
+    else
+        ok
+    fi
+}
+
+# help CMD... -- FLAG...: exit 0, usage on stdout naming each flag, nothing on stderr.
+help() {
+    local args=()
+    while [[ $1 != -- ]]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    run "${args[@]}"
+    if [[ $code -ne 0 ]]; then
+        bad "swarmctl ${args[*]}: exit $code, want 0"
+        return
+    fi
+    if [[ -s $TMP/err ]] || ! grep -q '^Usage:' "$TMP/out"; then
+        bad "swarmctl ${args[*]}: no usage on stdout or noise on stderr"
+        return
+    fi
+    local flag
+    for flag in "$@"; do
+        if ! grep -q -e "$flag" "$TMP/out"; then
+            bad "swarmctl ${args[*]}: help does not document $flag"
+            return
+        fi
+    done
+    ok
+}
+
+# --- help on every command
+help --help -- --host --help --version node join-token cluster
+help -H "$NOSOCK" --help -- --host
+help node --help -- --help ls inspect
+help node ls --help -- --quiet --format --help
+help node list -h -- --quiet --format
+help node inspect --help -- --pretty --help
+help join-token --help -- --quiet --rotate --help worker manager
+help cluster --help -- inspect --help
+help cluster inspect --help -- --quiet --format --help
+help node ls -q --help -- --quiet
+
+run --version
+[[ $code -eq 0 ]] && grep -q '^swarmctl version ' "$TMP/out" && ok || bad "--version"
+
+# --- usage errors
+usage_error
+usage_error --bogus
+usage_error -x
+usage_error -H
+usage_error bogus
+usage_error -H "$NOSOCK" bogus ls
+usage_error -H "$NOSOCK" node
+usage_error -H "$NOSOCK" node bogus
+usage_error -H "$NOSOCK" node --bogus ls
+usage_error -H "$NOSOCK" node ls extra
+usage_error -H "$NOSOCK" node ls --bogus
+usage_error -H "$NOSOCK" node ls -z
+usage_error -H "$NOSOCK" node ls --format
+usage_error -H "$NOSOCK" node ls --format yaml
+usage_error -H "$NOSOCK" node ls --format pretty
+usage_error -H "$NOSOCK" node ls --format=
+usage_error -H "$NOSOCK" node ls --quiet=yes
+usage_error -H "$NOSOCK" node ls -q --format json
+usage_error -H "$NOSOCK" node inspect
+usage_error -H "$NOSOCK" node inspect --pretty
+usage_error -H "$NOSOCK" node inspect --format json node1
+usage_error -H "$NOSOCK" node inspect ""
+usage_error -H "$NOSOCK" join-token
+usage_error -H "$NOSOCK" join-token admin
+usage_error -H "$NOSOCK" join-token Worker
+usage_error -H "$NOSOCK" join-token worker manager
+usage_error -H "$NOSOCK" join-token --rotate
+usage_error -H "$NOSOCK" join-token --bogus worker
+usage_error -H "$NOSOCK" join-token -x worker
+usage_error -H "$NOSOCK" cluster
+usage_error -H "$NOSOCK" cluster bogus
+usage_error -H "$NOSOCK" cluster inspect extra
+usage_error -H "$NOSOCK" cluster inspect --format table
+usage_error -H "$NOSOCK" cluster inspect --format xml
+usage_error -H "$NOSOCK" cluster inspect -q --format json
+usage_error -H "$NOSOCK" cluster inspect --rotate
+
+# --- host selection
+usage_error -H tcp://127.0.0.1:2377 node ls
+grep -q 'tcp:// hosts are not supported yet' "$TMP/err" && ok || bad "tcp:// message: $(cat "$TMP/err")"
+usage_error -H http://x node ls
+usage_error -H /var/lib/swarmd/swarmd.sock node ls
+usage_error -H unix://relative.sock node ls
+usage_error -H "unix:///$(printf 'x%.0s' {1..200}).sock" node ls
+SWARM_HOST=tcp://10.0.0.1:2377 usage_error node ls
+grep -q SWARM_HOST "$TMP/err" && ok || bad "SWARM_HOST error does not name the variable"
+
+# --- a daemon that is not there: exit 1, one line naming the socket and what to do
+for cmd in "node ls" "node inspect self" "join-token worker" "cluster inspect"; do
+    # shellcheck disable=SC2086
+    run -H "$NOSOCK" $cmd
+    if [[ $code -ne 1 ]]; then
+        bad "swarmctl -H $NOSOCK $cmd: exit $code, want 1"
+    elif [[ $(lines "$TMP/err") -ne 1 ]] || ! grep -q '/nonexistent/x.sock' "$TMP/err"; then
+        bad "swarmctl -H $NOSOCK $cmd: want one line naming the socket, got: $(cat "$TMP/err")"
+    elif ! grep -q 'swarmd' "$TMP/err" || [[ -s $TMP/out ]]; then
+        bad "swarmctl -H $NOSOCK $cmd: unhelpful message or stdout noise"
+    else
+        ok
+    fi
+done
+SWARM_HOST=$NOSOCK run node ls
+[[ $code -eq 1 ]] && grep -q '/nonexistent/x.sock' "$TMP/err" && ok || bad "SWARM_HOST not used"
+
+# a socket path that exists but nobody listens on it
+python3 - "$TMP/dead.sock" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+EOF
+if [[ -S $TMP/dead.sock ]]; then
+    run -H "unix://$TMP/dead.sock" node ls
+    [[ $code -eq 1 && $(lines "$TMP/err") -eq 1 ]] && grep -q 'dead.sock' "$TMP/err" && ok ||
+        bad "stale socket: exit $code: $(cat "$TMP/err")"
+fi
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
