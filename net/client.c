@@ -1,0 +1,376 @@
+/* net async client: connect (TCP+TLS or Unix) with a timeout, wait for the server's
+ * greeting, then calls with ids, stream messages and final replies. */
+#include <errno.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "common/log.h"
+#include "net/internal.h"
+
+enum client_state {
+    CLIENT_CONNECTING = 0,
+    CLIENT_HANDSHAKE,
+    CLIENT_GREETING, /* TLS done (or Unix connected), waiting for RESPONSE id 0 */
+    CLIENT_READY,
+    CLIENT_CLOSED,
+};
+
+struct pending {
+    struct pending *next;
+    uint64_t id;
+    net_reply_fn cb;
+    void *userdata;
+};
+
+struct net_client {
+    struct net_transport t;
+    uv_connect_t connect_req;
+    SSL_CTX *ctx;
+    enum client_state state;
+    char target[128];
+    net_connect_fn connect_cb;
+    void *connect_userdata;
+    struct net_peer server_peer;
+    char *server_cert_pem;
+    struct pending *pending;
+    uint64_t next_id;
+    bool user_closed;
+    bool handles_closed;
+};
+
+static void client_free(net_client *c)
+{
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+    free(c->server_cert_pem);
+    free(c);
+}
+
+static void client_connected(net_client *c, int status, const char *error)
+{
+    net_connect_fn cb = c->connect_cb;
+    c->connect_cb = NULL;
+    if (cb)
+        cb(c, status, error, c->connect_userdata);
+}
+
+static void client_on_closing(struct net_transport *t)
+{
+    net_client *c = net__container_of(t, net_client, t);
+    int err = t->err ? t->err : -ECANCELED;
+    char msg[400];
+
+    if (t->err)
+        snprintf(msg, sizeof(msg), "%s: %s", c->target, t->errmsg);
+    else
+        snprintf(msg, sizeof(msg), "connection to %s closed", c->target);
+    bool was_ready = c->state == CLIENT_READY;
+    c->state = CLIENT_CLOSED;
+    if (!was_ready) {
+        client_connected(c, err, msg);
+        return;
+    }
+    struct pending *list = c->pending;
+    c->pending = NULL;
+    while (list) {
+        struct pending *p = list;
+        list = p->next;
+        p->cb(c, err, msg, NULL, 0, true, p->userdata);
+        free(p);
+    }
+}
+
+static void client_on_closed(struct net_transport *t)
+{
+    net_client *c = net__container_of(t, net_client, t);
+    c->handles_closed = true;
+    if (c->user_closed)
+        client_free(c);
+}
+
+static char *chain_to_pem(SSL *ssl)
+{
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    BIO *b = BIO_new(BIO_s_mem());
+    char *out = NULL;
+    if (!b)
+        return NULL;
+    if (chain) {
+        for (int i = 0; i < sk_X509_num(chain); i++)
+            PEM_write_bio_X509(b, sk_X509_value(chain, i));
+    }
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    out = malloc((size_t)n + 1);
+    if (out) {
+        if (n > 0)
+            memcpy(out, data, (size_t)n);
+        out[n] = '\0';
+    }
+    BIO_free(b);
+    return out;
+}
+
+static void client_on_handshake(struct net_transport *t)
+{
+    net_client *c = net__container_of(t, net_client, t);
+    if (net__peer_from_ssl(t->ssl, &c->server_peer) < 0)
+        c->server_peer.kind = NET_PEER_ANONYMOUS;
+    c->server_cert_pem = chain_to_pem(t->ssl);
+    if (!c->server_cert_pem) {
+        net__transport_close(t, -ENOMEM, "out of memory");
+        return;
+    }
+    c->state = CLIENT_GREETING;
+}
+
+static struct pending *pending_take(net_client *c, uint64_t id, bool remove)
+{
+    for (struct pending **pp = &c->pending; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            struct pending *p = *pp;
+            if (remove)
+                *pp = p->next;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void client_on_frame(struct net_transport *t, Swarm__Frame *f)
+{
+    net_client *c = net__container_of(t, net_client, t);
+    const char *err = f->error && *f->error ? f->error : NULL;
+
+    if (f->kind == SWARM__FRAME_KIND__FRAME_RESPONSE && f->id == 0) {
+        if (f->status < 0) {
+            /* the server says why it is closing the connection */
+            net__transport_close(t, f->status, "server: %s", err ? err : strerror(-f->status));
+            return;
+        }
+        if (c->state == CLIENT_GREETING) {
+            c->state = CLIENT_READY;
+            uv_timer_stop(&t->timer);
+            client_connected(c, 0, NULL);
+        }
+        return;
+    }
+    if (c->state != CLIENT_READY) {
+        net__transport_close(t, -EPROTO, "frame before the server's greeting");
+        return;
+    }
+    if (f->kind == SWARM__FRAME_KIND__FRAME_RESPONSE) {
+        struct pending *p = pending_take(c, f->id, true);
+        if (!p)
+            return; /* cancelled */
+        int status = f->status > 0 ? -EPROTO : f->status;
+        p->cb(c, status, status < 0 ? (err ? err : strerror(-status)) : NULL, f->payload.data,
+              f->payload.len, true, p->userdata);
+        free(p);
+    } else if (f->kind == SWARM__FRAME_KIND__FRAME_STREAM_MSG) {
+        struct pending *p = pending_take(c, f->id, false);
+        if (p)
+            p->cb(c, 0, NULL, f->payload.data, f->payload.len, false, p->userdata);
+    } else {
+        net__transport_close(t, -EPROTO, "unexpected frame kind from the server");
+    }
+}
+
+static const struct net_transport_ops client_ops = {
+    .on_handshake = client_on_handshake,
+    .on_frame = client_on_frame,
+    .on_closing = client_on_closing,
+    .on_closed = client_on_closed,
+};
+
+static void connect_timeout(uv_timer_t *timer)
+{
+    net_client *c = net__container_of(timer, net_client, t.timer);
+    net__transport_close(&c->t, -ETIMEDOUT, "timed out connecting");
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    net_client *c = req->data;
+    int r;
+
+    if (c->t.closing)
+        return;
+    if (status < 0) {
+        net__transport_close(&c->t, status, "cannot connect: %s", uv_strerror(status));
+        return;
+    }
+    if (c->t.is_tcp) {
+        uv_tcp_nodelay(&c->t.h.tcp, 1);
+        c->state = CLIENT_HANDSHAKE;
+        r = net__transport_start_tls(&c->t, c->ctx, false);
+        if (r < 0) {
+            net__transport_close(&c->t, r, "%s", c->t.errmsg[0] ? c->t.errmsg : "TLS setup");
+            return;
+        }
+    } else {
+        c->state = CLIENT_GREETING;
+        c->server_peer.kind = NET_PEER_LOCAL;
+        snprintf(c->server_peer.addr, sizeof(c->server_peer.addr), "unix");
+    }
+    r = net__transport_start_read(&c->t);
+    if (r < 0)
+        net__transport_close(&c->t, r, "read: %s", uv_strerror(r));
+}
+
+static int client_new(uv_loop_t *loop,
+                      bool tcp,
+                      uint64_t timeout_ms,
+                      net_connect_fn cb,
+                      void *userdata,
+                      net_client **ret)
+{
+    net_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    int r = net__transport_init(&c->t, loop, tcp, 0, &client_ops);
+    if (r < 0) {
+        free(c);
+        return r;
+    }
+    c->connect_cb = cb;
+    c->connect_userdata = userdata;
+    c->next_id = 1;
+    c->connect_req.data = c;
+    if (timeout_ms)
+        uv_timer_start(&c->t.timer, connect_timeout, timeout_ms, 0);
+    *ret = c;
+    return 0;
+}
+
+int net_client_connect_tcp(uv_loop_t *loop,
+                           const struct sw_addr *addr,
+                           SSL_CTX *ctx,
+                           uint64_t timeout_ms,
+                           net_connect_fn cb,
+                           void *userdata,
+                           net_client **ret)
+{
+    struct sockaddr_storage ss;
+    net_client *c;
+    int r;
+
+    if (!ctx || !cb)
+        return -EINVAL;
+    r = net__sockaddr(addr, &ss);
+    if (r < 0)
+        return -EINVAL;
+    r = client_new(loop, true, timeout_ms, cb, userdata, &c);
+    if (r < 0)
+        return r;
+    SSL_CTX_up_ref(ctx);
+    c->ctx = ctx;
+    sw_addr_format(addr, c->target, sizeof(c->target));
+    sw_addr_format(addr, c->server_peer.addr, sizeof(c->server_peer.addr));
+    r = uv_tcp_connect(&c->connect_req, &c->t.h.tcp, (const struct sockaddr *)&ss, on_connect);
+    if (r < 0) {
+        /* no callback for a call that returns an error */
+        c->connect_cb = NULL;
+        c->user_closed = true;
+        net__transport_close(&c->t, r, NULL);
+        return r;
+    }
+    *ret = c;
+    return 0;
+}
+
+int net_client_connect_unix(uv_loop_t *loop,
+                            const char *path,
+                            uint64_t timeout_ms,
+                            net_connect_fn cb,
+                            void *userdata,
+                            net_client **ret)
+{
+    struct sockaddr_un sa;
+    net_client *c;
+    int r;
+
+    if (!path || !cb)
+        return -EINVAL;
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    r = client_new(loop, false, timeout_ms, cb, userdata, &c);
+    if (r < 0)
+        return r;
+    snprintf(c->target, sizeof(c->target), "%s", path);
+    uv_pipe_connect(&c->connect_req, &c->t.h.pipe, path, on_connect);
+    *ret = c;
+    return 0;
+}
+
+const struct net_peer *net_client_server_peer(const net_client *c)
+{
+    return &c->server_peer;
+}
+
+const char *net_client_server_cert_pem(const net_client *c)
+{
+    return c->server_cert_pem;
+}
+
+int net_client_call(net_client *c,
+                    const char *method,
+                    const uint8_t *payload,
+                    size_t len,
+                    net_reply_fn cb,
+                    void *userdata,
+                    uint64_t *ret_id)
+{
+    if (!method || !cb)
+        return -EINVAL;
+    if (c->state != CLIENT_READY)
+        return c->state == CLIENT_CLOSED ? -EPIPE : -ENOTCONN;
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    uint64_t id = c->next_id++;
+    struct proto_frame f = {.id = id,
+                            .kind = SWARM__FRAME_KIND__FRAME_REQUEST,
+                            .method = method,
+                            .payload = payload,
+                            .payload_len = len};
+    int r = net__transport_send(&c->t, &f);
+    if (r < 0) {
+        free(p);
+        return r;
+    }
+    p->id = id;
+    p->cb = cb;
+    p->userdata = userdata;
+    p->next = c->pending;
+    c->pending = p;
+    if (ret_id)
+        *ret_id = id;
+    return 0;
+}
+
+int net_client_cancel(net_client *c, uint64_t id)
+{
+    struct pending *p = pending_take(c, id, true);
+    if (!p)
+        return -ENOENT;
+    free(p);
+    struct proto_frame f = {.id = id, .kind = SWARM__FRAME_KIND__FRAME_CANCEL};
+    net__transport_send(&c->t, &f);
+    return 0;
+}
+
+void net_client_close(net_client *c)
+{
+    if (!c || c->user_closed)
+        return;
+    c->user_closed = true;
+    if (c->handles_closed) {
+        client_free(c);
+        return;
+    }
+    net__transport_close(&c->t, -ECANCELED, "connection closed by the client");
+}

@@ -1,0 +1,82 @@
+/* net internals: the framed transport (libuv stream + optional TLS over memory BIOs)
+ * shared by server connections and the async client. */
+#pragma once
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net/rpc.h"
+#include "proto/frame.h"
+
+#define net__container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+struct net_transport;
+
+struct net_transport_ops {
+    /* TLS handshake completed (never called for plaintext). */
+    void (*on_handshake)(struct net_transport *t);
+    /* One decoded frame; the transport frees it after the call. The owner may close
+     * the transport from here. */
+    void (*on_frame)(struct net_transport *t, Swarm__Frame *f);
+    /* Closing began (exactly once); t->err/t->errmsg say why (err 0: closed locally). */
+    void (*on_closing)(struct net_transport *t);
+    /* Every handle is closed; the owner may free the memory now. */
+    void (*on_closed)(struct net_transport *t);
+};
+
+/* A stream carrying frames. Embedded in its owner; both handles close together. */
+struct net_transport {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_timer_t timer; /* free for the owner's use (timeouts) */
+    uv_shutdown_t shutdown_req;
+    const struct net_transport_ops *ops;
+    SSL *ssl;
+    BIO *rbio; /* ciphertext from the network, read by OpenSSL */
+    BIO *wbio; /* ciphertext written by OpenSSL, to flush to the network */
+    struct proto_frame_decoder dec;
+    size_t max_frame;
+    bool is_tcp;
+    bool tls_done;
+    bool reading;
+    bool closing;
+    bool shutting_down;
+    int handles_open;
+    int err; /* first error recorded (negative errno), 0 if none */
+    char errmsg[256];
+};
+
+/* Initialise the stream handle (TCP or pipe) and the timer. */
+int net__transport_init(struct net_transport *t,
+                        uv_loop_t *loop,
+                        bool is_tcp,
+                        size_t max_frame,
+                        const struct net_transport_ops *ops);
+/* Attach TLS (server: accept state; client: connect state and send the ClientHello).
+ * Call after the stream is connected. */
+int net__transport_start_tls(struct net_transport *t, SSL_CTX *ctx, bool server);
+int net__transport_start_read(struct net_transport *t);
+/* Encode and send one frame. -EMSGSIZE if it does not fit max_frame; -EPIPE if closing. */
+int net__transport_send(struct net_transport *t, const struct proto_frame *f);
+/* Record err/msg (if no error yet) and close everything at once. Idempotent. */
+void net__transport_close(struct net_transport *t, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same, but let queued writes (a final error frame, a TLS alert) reach the peer first. */
+void net__transport_close_flush(struct net_transport *t, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fill a peer from the TLS peer certificate: NET_PEER_NODE when it is a swarm node cert,
+ * NET_PEER_ANONYMOUS when there is none; -EINVAL when it is not a node certificate. */
+int net__peer_from_ssl(SSL *ssl, struct net_peer *peer);
+/* "IP:PORT" of the remote end of a TCP handle. */
+void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size);
+/* Fill a sockaddr from an sw_addr. */
+int net__sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss);
