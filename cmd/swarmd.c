@@ -1,0 +1,277 @@
+/* swarmd: the node daemon. Argument parsing and wiring only. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "config.h"
+#include "manager/manager.h"
+#include "pki/pki.h"
+
+#define DEFAULT_STATE_DIR "/var/lib/swarmd"
+#define DEFAULT_LISTEN "0.0.0.0:2377"
+#define DEFAULT_PORT 2377
+
+static const char usage_main[] =
+    "Usage: swarmd [OPTIONS] [COMMAND]\n"
+    "\n"
+    "Run a swarmd node in the foreground. Without a command, resume the node kept in the\n"
+    "state directory (its cluster, identity, tokens and certificates).\n"
+    "\n"
+    "Commands:\n"
+    "  init        Create a new swarm with this node as its first manager\n"
+    "\n"
+    "Options:\n"
+    "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
+    ")\n"
+    "  --listen-addr IP:PORT      Address for cluster traffic (default " DEFAULT_LISTEN
+    ")\n"
+    "  --advertise-addr IP[:PORT] Address other nodes use to reach this one\n"
+    "                             (default: the listen address, or the machine's only\n"
+    "                             non-loopback IPv4 address)\n"
+    "  --hostname NAME            Node hostname (default: the machine's)\n"
+    "  --log-level LEVEL          debug, info, warn or error (default info)\n"
+    "  -h, --help                 Show this help\n"
+    "  --version                  Show the version\n"
+    "\n"
+    "Run 'swarmd COMMAND --help' for more on a command.\n";
+
+static const char usage_init[] =
+    "Usage: swarmd init [OPTIONS]\n"
+    "\n"
+    "Create a new swarm: a root CA, join tokens and the cluster store, with this node as\n"
+    "its manager and raft leader. swarmd then keeps running in the foreground.\n"
+    "Refuses a state directory that already holds a node.\n"
+    "\n"
+    "Options:\n"
+    "  --cert-expiry DURATION     Validity of node certificates (default 2160h0m0s, at least 1h)\n"
+    "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
+    ")\n"
+    "  --listen-addr IP:PORT      Address for cluster traffic (default " DEFAULT_LISTEN
+    ")\n"
+    "  --advertise-addr IP[:PORT] Address other nodes use to reach this one\n"
+    "  --hostname NAME            Node hostname (default: the machine's)\n"
+    "  --log-level LEVEL          debug, info, warn or error (default info)\n"
+    "  -h, --help                 Show this help\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("swarmd: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see 'swarmd --help')\n", stderr);
+    return 2;
+}
+
+static bool valid_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_'))
+            return false;
+    return true;
+}
+
+struct daemon {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    mgr *m;
+    bool init;
+    int exit_code;
+    bool stopping;
+};
+
+static void stopped(void *userdata)
+{
+    struct daemon *d = userdata;
+    d->m = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void stop(struct daemon *d, int code)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->exit_code = code;
+    if (d->m)
+        mgr_stop(d->m, stopped, d);
+    else
+        stopped(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    log_info("received %s, shutting down", strsignal(signum));
+    stop(d, 0);
+}
+
+static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
+{
+    struct daemon *d = userdata;
+    char addr[80], listen[80], token[PKI_TOKEN_LEN + 1];
+
+    if (status < 0) {
+        fprintf(stderr, "swarmd: %s\n", errmsg);
+        stop(d, 1);
+        return;
+    }
+    mgr_advertise_addr(m, addr, sizeof(addr));
+    mgr_listen_addr(m, listen, sizeof(listen));
+    if (d->init) {
+        if (mgr_join_token(m, 0, token, sizeof(token)) < 0)
+            token[0] = '\0';
+        printf(
+            "Swarm initialized: current node (%s) is now a manager.\n\n"
+            "To add a worker to this swarm, run the following command:\n\n"
+            "    swarmd join %s %s\n\n"
+            "To add a manager to this swarm, run 'swarmctl join-token manager' and follow the "
+            "instructions.\n",
+            mgr_node_id(m), token, addr);
+        fflush(stdout);
+        explicit_bzero(token, sizeof(token));
+    }
+    log_info(
+        "node %s of cluster %s is serving: manager, raft leader, listening on %s "
+        "(advertised %s)",
+        mgr_node_id(m), mgr_cluster_id(m), listen, addr);
+}
+
+enum {
+    OPT_STATE_DIR = 0x100,
+    OPT_LISTEN,
+    OPT_ADVERTISE,
+    OPT_HOSTNAME,
+    OPT_LOG_LEVEL,
+    OPT_CERT_EXPIRY,
+    OPT_VERSION,
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"listen-addr", required_argument, NULL, OPT_LISTEN},
+        {"advertise-addr", required_argument, NULL, OPT_ADVERTISE},
+        {"hostname", required_argument, NULL, OPT_HOSTNAME},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {0},
+    };
+    struct mgr_config cfg = {.state_dir = DEFAULT_STATE_DIR};
+    const char *cert_expiry = NULL;
+    bool help = false;
+    int c;
+
+    sw_log_set_tag("swarmd");
+    sw_addr_parse(DEFAULT_LISTEN, DEFAULT_PORT, 0, &cfg.listen_addr);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+            case OPT_STATE_DIR:
+                if (optarg[0] == '\0')
+                    return usage_error("--state-dir needs a directory");
+                cfg.state_dir = optarg;
+                break;
+            case OPT_LISTEN:
+                if (sw_addr_parse(optarg, DEFAULT_PORT, 1, &cfg.listen_addr) < 0)
+                    return usage_error("invalid --listen-addr '%s': expected IP:PORT", optarg);
+                cfg.listen_addr_set = true;
+                break;
+            case OPT_ADVERTISE:
+                /* port 0 here means: the listen port */
+                if (sw_addr_parse(optarg, 0, 1, &cfg.advertise_addr) < 0)
+                    return usage_error("invalid --advertise-addr '%s': expected IP[:PORT]", optarg);
+                cfg.advertise_addr_set = true;
+                break;
+            case OPT_HOSTNAME:
+                if (!valid_hostname(optarg))
+                    return usage_error(
+                        "invalid --hostname '%s': letters, digits, '-', '.', '_' only", optarg);
+                cfg.hostname = optarg;
+                break;
+            case OPT_LOG_LEVEL: {
+                enum sw_log_level l;
+                if (sw_log_level_parse(optarg, &l) < 0)
+                    return usage_error("invalid --log-level '%s': debug, info, warn or error",
+                                       optarg);
+                sw_log_set_level(l);
+                break;
+            }
+            case OPT_CERT_EXPIRY:
+                cert_expiry = optarg;
+                break;
+            case 'h':
+                help = true;
+                break;
+            case OPT_VERSION:
+                printf("swarmd %s\n", SWARMD_VERSION);
+                return 0;
+            case ':':
+                return usage_error("option '%s' needs a value", argv[optind - 1]);
+            default:
+                return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    const char *command = optind < argc ? argv[optind] : NULL;
+    if (command && optind + 1 < argc)
+        return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    bool init = false;
+    if (command) {
+        if (strcmp(command, "init") == 0)
+            init = true;
+        else
+            return usage_error("unknown command '%s'", command);
+    }
+    if (help) {
+        fputs(init ? usage_init : usage_main, stdout);
+        return 0;
+    }
+    if (cert_expiry) {
+        if (!init)
+            return usage_error("--cert-expiry applies to 'swarmd init' only");
+        if (sw_duration_parse(cert_expiry, &cfg.cert_expiry_ns) < 0)
+            return usage_error("invalid --cert-expiry '%s': a duration such as 720h or 90m",
+                               cert_expiry);
+        if (cfg.cert_expiry_ns < PKI_CERT_VALIDITY_MIN_NS)
+            return usage_error("--cert-expiry must be at least 1h");
+    }
+    if (cfg.advertise_addr_set && cfg.advertise_addr.port == 0)
+        cfg.advertise_addr.port = cfg.listen_addr.port;
+
+    signal(SIGPIPE, SIG_IGN);
+    struct daemon d = {.init = init};
+    char errmsg[512] = "";
+    uv_loop_init(&d.loop);
+    uv_signal_init(&d.loop, &d.sigterm);
+    uv_signal_init(&d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+
+    int r = mgr_start(&d.loop, &cfg, init, on_ready, &d, &d.m, errmsg, sizeof(errmsg));
+    if (r < 0) {
+        fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
+        d.m = NULL;
+        stop(&d, 1);
+    }
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&d.loop);
+    return d.exit_code;
+}

@@ -1,0 +1,276 @@
+/* The CA server: hands out the root CA bundle and issues node certificates to holders of a
+ * valid join token. Both methods are open to peers without a certificate. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "manager/internal.h"
+#include "proto/frame.h"
+
+#define CSR_MAX 16384
+
+int mgr__ca_reload(struct mgr *m)
+{
+    Swarm__Cluster *c = NULL;
+    pki_ca *ca = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return r;
+    const Swarm__RootCA *rc = c->root_ca;
+    r = pki_ca_load(rc->ca_cert_pem, strlen(rc->ca_cert_pem), (const char *)rc->ca_key_pem.data,
+                    rc->ca_key_pem.len, &ca);
+    sw_erase(rc->ca_key_pem.data, rc->ca_key_pem.len);
+    swarm__cluster__free_unpacked(c, NULL);
+    if (r < 0)
+        return r;
+    pki_ca_free(m->ca);
+    m->ca = ca;
+    return 0;
+}
+
+static void h_get_root_ca(net_call *call, const uint8_t *payload, size_t len, void *userdata)
+{
+    struct mgr *m = userdata;
+    Swarm__GetRootCAResponse resp = SWARM__GET_ROOT_CARESPONSE__INIT;
+    resp.ca_cert_pem = m->st.root_ca_pem;
+    uint8_t *buf;
+    size_t n;
+    if (proto_pack(&resp.base, &buf, &n) < 0)
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    net_call_reply(call, 0, NULL, buf, n);
+    free(buf);
+}
+
+struct issue_call {
+    net_call *call;
+    char node_id[SW_ID_LEN + 1];
+    enum pki_role role;
+    char *cert_pem;
+};
+
+static void issue_committed(struct mgr *m, int status, void *userdata)
+{
+    struct issue_call *ic = userdata;
+    if (status < 0) {
+        char err[256];
+        snprintf(err, sizeof(err), "cannot record the new node: %s", strerror(-status));
+        net_call_reply(ic->call, status, err, NULL, 0);
+    } else {
+        Swarm__IssueNodeCertificateResponse resp = SWARM__ISSUE_NODE_CERTIFICATE_RESPONSE__INIT;
+        resp.node_id = ic->node_id;
+        resp.cluster_id = m->st.cluster_id;
+        resp.role = ic->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
+                                                 : SWARM__NODE_ROLE__ROLE_WORKER;
+        resp.cert_pem = ic->cert_pem;
+        resp.ca_cert_pem = m->st.root_ca_pem;
+        uint8_t *buf;
+        size_t n;
+        if (proto_pack(&resp.base, &buf, &n) < 0) {
+            net_call_reply(ic->call, -ENOMEM, "out of memory", NULL, 0);
+        } else {
+            log_info("issued a %s certificate to new node %s",
+                     ic->role == PKI_ROLE_MANAGER ? "manager" : "worker", ic->node_id);
+            net_call_reply(ic->call, 0, NULL, buf, n);
+            free(buf);
+        }
+    }
+    free(ic->cert_pem);
+    free(ic);
+}
+
+static bool valid_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_'))
+            return false;
+    return true;
+}
+
+/* Which role a presented token grants, checked in constant time against both. */
+static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char *err, size_t size)
+{
+    struct pki_token t;
+    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    int r = pki_token_parse(token, &t, err, size);
+    if (r < 0)
+        return -EINVAL;
+    r = pki_ca_digest(m->st.root_ca_pem, strlen(m->st.root_ca_pem), digest);
+    if (r < 0)
+        return r;
+    if (strcmp(t.digest, digest) != 0) {
+        snprintf(err, size,
+                 "the join token is for another swarm or an older root CA (CA digest mismatch); "
+                 "get a current token with 'swarmctl join-token'");
+        sw_erase(&t, sizeof(t));
+        return -EPERM;
+    }
+    sw_erase(&t, sizeof(t));
+    Swarm__Cluster *c = NULL;
+    r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return r;
+    bool is_worker = pki_token_equal(token, c->join_tokens->worker);
+    bool is_manager = pki_token_equal(token, c->join_tokens->manager);
+    sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
+    sw_erase(c->join_tokens->worker, strlen(c->join_tokens->worker));
+    sw_erase(c->join_tokens->manager, strlen(c->join_tokens->manager));
+    swarm__cluster__free_unpacked(c, NULL);
+    if (!is_worker && !is_manager) {
+        snprintf(err, size,
+                 "the join token is invalid or has been rotated; get a current token with "
+                 "'swarmctl join-token'");
+        return -EPERM;
+    }
+    *ret = is_manager ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
+    return 0;
+}
+
+static void h_issue_node_certificate(net_call *call,
+                                     const uint8_t *payload,
+                                     size_t len,
+                                     void *userdata)
+{
+    struct mgr *m = userdata;
+    char err[256] = "";
+    Swarm__Node *n = NULL;
+    _cleanup_free_ uint8_t *buf = NULL;
+    bool handed = false;
+    int r;
+
+    if (!m->serving || !m->ca)
+        return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
+    Swarm__IssueNodeCertificateRequest *req =
+        swarm__issue_node_certificate_request__unpack(NULL, len, payload);
+    if (!req)
+        return net_call_reply(call, -EINVAL, "malformed IssueNodeCertificateRequest", NULL, 0);
+
+    struct issue_call *ic = calloc(1, sizeof(*ic));
+    if (!ic) {
+        r = -ENOMEM;
+        snprintf(err, sizeof(err), "out of memory");
+        goto out;
+    }
+    ic->call = call;
+    r = token_role(m, req->token, &ic->role, err, sizeof(err));
+    if (r < 0)
+        goto out;
+    if (req->node_id[0] != '\0') {
+        r = -EOPNOTSUPP;
+        snprintf(err, sizeof(err), "certificate renewal is not supported yet");
+        goto out;
+    }
+    if (!valid_hostname(req->hostname)) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "invalid hostname");
+        goto out;
+    }
+    struct sw_addr addr;
+    if (req->addr[0] && sw_addr_parse(req->addr, 2377, 0, &addr) < 0) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "invalid node address %.64s", req->addr);
+        goto out;
+    }
+    size_t csr_len = strlen(req->csr_pem);
+    if (csr_len == 0 || csr_len > CSR_MAX) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "a certificate signing request of at most %d bytes is required",
+                 CSR_MAX);
+        goto out;
+    }
+    Swarm__Cluster *c = NULL;
+    r = mgr__get_cluster(m, &c);
+    if (r < 0) {
+        snprintf(err, sizeof(err), "cannot read the cluster: %s", strerror(-r));
+        goto out;
+    }
+    uint64_t validity = c->spec->cert_expiry_ns;
+    sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
+    swarm__cluster__free_unpacked(c, NULL);
+
+    r = sw_id_generate(ic->node_id);
+    if (r < 0)
+        goto out;
+    struct pki_sign_request sr = {.node_id = ic->node_id,
+                                  .cluster_id = m->st.cluster_id,
+                                  .role = ic->role,
+                                  .validity_ns = validity};
+    r = pki_ca_sign_csr(m->ca, req->csr_pem, csr_len, &sr, &ic->cert_pem, err, sizeof(err));
+    if (r < 0)
+        goto out;
+
+    /* the node object: known, not yet connected */
+    n = calloc(1, sizeof(*n));
+    Swarm__Meta *meta = calloc(1, sizeof(*meta));
+    Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
+    if (!n || !meta || !cert) {
+        free(n);
+        free(meta);
+        free(cert);
+        n = NULL;
+        r = -ENOMEM;
+        goto out;
+    }
+    swarm__node__init(n);
+    swarm__meta__init(meta);
+    swarm__node_certificate__init(cert);
+    meta->created_at = meta->updated_at = sw_now_realtime_ns();
+    n->meta = meta;
+    n->id = strdup(ic->node_id);
+    n->role = n->desired_role = ic->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
+                                                             : SWARM__NODE_ROLE__ROLE_WORKER;
+    n->hostname = strdup(req->hostname);
+    char abuf[80] = "";
+    if (req->addr[0])
+        sw_addr_format(&addr, abuf, sizeof(abuf));
+    n->addr = strdup(abuf);
+    n->state = SWARM__NODE_STATE__NODE_UNKNOWN;
+    mgr__fill_cert_info(cert, ic->cert_pem);
+    n->certificate = cert;
+    if (!n->id || !n->hostname || !n->addr) {
+        r = -ENOMEM;
+        goto out;
+    }
+    size_t blen;
+    r = proto_pack(&n->base, &buf, &blen);
+    if (r < 0)
+        goto out;
+    struct store_action a = {
+        .kind = STORE_CREATE, .table = STORE_NODES, .id = ic->node_id, .value = buf, .len = blen};
+    r = mgr__propose(m, &a, 1, issue_committed, ic);
+    if (r < 0) {
+        snprintf(err, sizeof(err), "cannot record the new node: %s", strerror(-r));
+        goto out;
+    }
+    handed = true; /* ic is owned by the proposal now */
+out:
+    if (n)
+        swarm__node__free_unpacked(n, NULL);
+    if (req->token)
+        sw_erase(req->token, strlen(req->token));
+    swarm__issue_node_certificate_request__free_unpacked(req, NULL);
+    if (!handed) {
+        if (!err[0])
+            snprintf(err, sizeof(err), "%s", strerror(-r));
+        net_call_reply(call, r, err, NULL, 0);
+        if (ic)
+            free(ic->cert_pem);
+        free(ic);
+    }
+}
+
+int mgr__ca_register(struct mgr *m)
+{
+    int r = net_server_register(m->server, "CA.GetRootCA", NET_AUTH_ANY, h_get_root_ca, m);
+    if (r >= 0)
+        r = net_server_register(m->server, "CA.IssueNodeCertificate", NET_AUTH_ANY,
+                                h_issue_node_certificate, m);
+    return r;
+}

@@ -1,0 +1,146 @@
+/* manager/ internals shared across its files. */
+#pragma once
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/ids.h"
+#include "manager/manager.h"
+#include "net/rpc.h"
+#include "pki/pki.h"
+#include "proto/swarm.pb-c.h"
+#include "store/store.h"
+
+#define MGR_STATE_FILE "node.conf"
+#define MGR_CERT_DIR "certificates"
+#define MGR_ROOT_CA_FILE "certificates/swarm-root-ca.crt"
+#define MGR_NODE_CERT_FILE "certificates/swarm-node.crt"
+#define MGR_NODE_KEY_FILE "certificates/swarm-node.key"
+#define MGR_KEYS_DIR "keys"
+#define MGR_KEK_FILE "keys/kek"
+#define MGR_DEK_FILE "keys/dek"
+#define MGR_RAFT_DIR "raft"
+#define MGR_STORE_DIR "store"
+#define MGR_SOCKET_FILE "swarmd.sock"
+
+#define MGR_HEARTBEAT_DEFAULT_NS (5ULL * 1000000000ULL)
+#define MGR_SNAPSHOT_INTERVAL_DEFAULT 10000
+#define MGR_TASK_HISTORY_DEFAULT 5
+
+/* The node's identity and keys as kept in the state dir. */
+struct mgr_node_state {
+    char node_id[SW_ID_LEN + 1];
+    char cluster_id[SW_ID_LEN + 1];
+    uint64_t raft_id;
+    enum pki_role role;
+    struct sw_addr listen_addr;
+    struct sw_addr advertise_addr;
+    char hostname[256];
+    struct pki_aead_key kek;
+    struct pki_aead_key dek;
+    pki_key *node_key;
+    char *node_cert_pem;
+    char *root_ca_pem;
+};
+
+typedef void (*mgr_commit_fn)(struct mgr *m, int status, void *userdata);
+
+/* A queued read-modify-write of the cluster object. mutate edits *c in place and returns
+ * 0, or <0 to abort (then cb gets that status). */
+typedef int (*mgr_cluster_mutate_fn)(struct mgr *m, Swarm__Cluster *c, void *userdata);
+struct mgr_cluster_op {
+    mgr_cluster_mutate_fn mutate;
+    mgr_commit_fn cb;
+    void *userdata;
+    struct mgr_cluster_op *next;
+};
+
+struct mgr {
+    uv_loop_t *loop;
+    char *state_dir;
+    int lock_fd;
+    bool init;
+    bool conf_changed;       /* resume with new addresses or hostname: rewrite node.conf */
+    uint64_t cert_expiry_ns; /* init only */
+    struct mgr_node_state st;
+
+    store *store;
+    pki_ca *ca; /* signing root, from the cluster object */
+
+    struct raft raft;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft_uv_transport transport;
+    bool raft_io_inited, raft_inited;
+    uv_timer_t leader_timer;
+    uint64_t leader_wait_start;
+
+    net_server *server;
+    SSL_CTX *server_ctx;
+    struct sw_addr bound_addr;
+
+    struct mgr_cluster_op *cluster_ops_head, *cluster_ops_tail;
+    bool cluster_op_running;
+
+    mgr_ready_fn ready;
+    void *ready_userdata;
+    bool serving;
+    bool stopping;
+    void (*stop_cb)(void *userdata);
+    void *stop_userdata;
+    unsigned pending_closes;
+
+    uint64_t next_request_id;
+    char errmsg[256];
+};
+
+/* state.c */
+int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size);
+int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size);
+void mgr__state_finish(struct mgr_node_state *st);
+/* Rewrite node.conf only (addresses, hostname). */
+int mgr__state_save_conf(const char *dir,
+                         const struct mgr_node_state *st,
+                         char *errmsg,
+                         size_t size);
+uint64_t mgr__raft_id_from_node_id(const char *node_id);
+
+/* raft.c */
+int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size);
+/* Starts closing raft; mgr__close_done runs when it is closed. */
+void mgr__raft_close(struct mgr *m);
+bool mgr__is_leader(struct mgr *m);
+uint64_t mgr__leader_raft_id(struct mgr *m);
+/* Seal and submit a batch; cb gets 0 once committed and applied, or a negative errno
+ * (-EEXIST/-ENOENT from the store, -ENOTCONN when not leader, -EIO otherwise). */
+int mgr__propose(struct mgr *m,
+                 const struct store_action *actions,
+                 size_t n,
+                 mgr_commit_fn cb,
+                 void *userdata);
+/* Queue a read-modify-write of the cluster object (serialised, so concurrent edits
+ * do not overwrite each other). */
+int mgr__cluster_update(struct mgr *m,
+                        mgr_cluster_mutate_fn mutate,
+                        mgr_commit_fn cb,
+                        void *userdata);
+
+/* manager.c */
+/* One asynchronous close finished (pending_closes--); frees m after the last one. */
+void mgr__close_done(struct mgr *m);
+
+/* objects.c: typed reads */
+int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret);
+int mgr__get_node(struct mgr *m, const char *id, Swarm__Node **ret);
+/* A node as the local machine sees itself (for init and resume). */
+int mgr__self_node(struct mgr *m, Swarm__Node **ret);
+/* Fill c (strdup'd fields) from a certificate PEM. */
+void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
+
+/* control.c / ca.c: RPC handlers */
+int mgr__control_register(struct mgr *m);
+int mgr__ca_register(struct mgr *m);
+int mgr__ca_reload(struct mgr *m);

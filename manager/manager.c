@@ -1,0 +1,610 @@
+/* A manager node's life: create a cluster or resume one, serve, stop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/file.h>
+#include <ifaddrs.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "manager/internal.h"
+#include "proto/frame.h"
+
+#define LEADER_WAIT_MS 10000
+
+static void fail(struct mgr *m, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(struct mgr *m, int r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->errmsg, sizeof(m->errmsg), fmt, ap);
+    va_end(ap);
+    if (m->ready) {
+        mgr_ready_fn cb = m->ready;
+        m->ready = NULL;
+        cb(m, r, m->errmsg, m->ready_userdata);
+    }
+}
+
+static void become_ready(struct mgr *m)
+{
+    m->serving = true;
+    if (m->ready) {
+        mgr_ready_fn cb = m->ready;
+        m->ready = NULL;
+        cb(m, 0, "", m->ready_userdata);
+    }
+}
+
+int mgr_state_probe(const char *state_dir,
+                    enum mgr_state_kind *ret,
+                    char *node_id,
+                    char *cluster_id)
+{
+    struct mgr_node_state st;
+    char err[256];
+    char path[4096];
+    int r = sw_path_join(path, sizeof(path), state_dir, MGR_STATE_FILE);
+    if (r < 0)
+        return r;
+    if (!sw_file_exists(path)) {
+        *ret = MGR_STATE_EMPTY;
+        return 0;
+    }
+    r = mgr__state_load(state_dir, &st, err, sizeof(err));
+    if (r >= 0) {
+        if (node_id)
+            memcpy(node_id, st.node_id, SW_ID_LEN + 1);
+        if (cluster_id)
+            memcpy(cluster_id, st.cluster_id, SW_ID_LEN + 1);
+    }
+    mgr__state_finish(&st);
+    *ret = MGR_STATE_NODE;
+    return 0;
+}
+
+/* Choose the address to advertise when none was given: the listen address if it is a
+ * specific one, else the machine's only non-loopback IPv4 address. */
+static int choose_advertise(const struct sw_addr *listen,
+                            struct sw_addr *ret,
+                            char *errmsg,
+                            size_t size)
+{
+    if (strcmp(listen->host, "0.0.0.0") != 0 && strcmp(listen->host, "::") != 0) {
+        *ret = *listen;
+        return 0;
+    }
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) < 0) {
+        snprintf(errmsg, size, "cannot list network interfaces: %s; use --advertise-addr",
+                 strerror(errno));
+        return -errno;
+    }
+    char found[SW_ADDR_HOST_MAX] = "";
+    int n = 0;
+    for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
+            !(i->ifa_flags & IFF_UP))
+            continue;
+        char buf[SW_ADDR_HOST_MAX];
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, sizeof(buf));
+        if (n == 0 || strcmp(buf, found) != 0) {
+            if (n == 0)
+                memcpy(found, buf, sizeof(buf));
+            n++;
+        }
+    }
+    freeifaddrs(ifa);
+    if (n != 1) {
+        snprintf(errmsg, size,
+                 n == 0 ? "could not choose an IP address to advertise: this machine has no "
+                          "non-loopback IPv4 address; use --advertise-addr"
+                        : "could not choose an IP address to advertise: this machine has several; "
+                          "use --advertise-addr");
+        return -EADDRNOTAVAIL;
+    }
+    ret->family = AF_INET;
+    memcpy(ret->host, found, sizeof(found));
+    ret->port = listen->port;
+    return 0;
+}
+
+/* Everything a new cluster needs, in memory: IDs, keys, root CA, this node's certificate. */
+static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg, size_t size)
+{
+    struct mgr_node_state *st = &m->st;
+    int r;
+    _cleanup_free_ char *csr = NULL;
+
+    if ((r = sw_id_generate(st->node_id)) < 0 || (r = sw_id_generate(st->cluster_id)) < 0 ||
+        (r = pki_aead_key_generate(&st->kek)) < 0 || (r = pki_aead_key_generate(&st->dek)) < 0) {
+        snprintf(errmsg, size, "cannot generate identifiers and keys: %s", strerror(-r));
+        return r;
+    }
+    st->raft_id = mgr__raft_id_from_node_id(st->node_id);
+    st->role = PKI_ROLE_MANAGER;
+    r = pki_ca_create(&m->ca);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create the root CA: %s", strerror(-r));
+        return r;
+    }
+    r = pki_key_generate(&st->node_key);
+    if (r >= 0)
+        r = pki_csr_create(st->node_key, &csr);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+        return r;
+    }
+    struct pki_sign_request req = {.node_id = st->node_id,
+                                   .cluster_id = st->cluster_id,
+                                   .role = PKI_ROLE_MANAGER,
+                                   .validity_ns = cfg->cert_expiry_ns};
+    char err[256] = "";
+    r = pki_ca_sign_csr(m->ca, csr, strlen(csr), &req, &st->node_cert_pem, err, sizeof(err));
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot sign the node certificate: %s", err);
+        return r;
+    }
+    st->root_ca_pem = strdup(pki_ca_cert_pem(m->ca));
+    if (!st->root_ca_pem)
+        return -ENOMEM;
+    return 0;
+}
+
+/* The first raft entry: the cluster object and this node. */
+static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
+{
+    const struct mgr_node_state *st = &m->st;
+    _cleanup_free_ char *key_pem = NULL;
+    size_t key_len = 0;
+    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    char wtok[PKI_TOKEN_LEN + 1], mtok[PKI_TOKEN_LEN + 1];
+    const char *bundle = st->root_ca_pem;
+    int r;
+
+    if ((r = pki_key_to_pem(pki_ca_key(m->ca), &key_pem, &key_len)) < 0 ||
+        (r = pki_ca_digest(bundle, strlen(bundle), digest)) < 0 ||
+        (r = pki_token_generate(bundle, strlen(bundle), wtok)) < 0 ||
+        (r = pki_token_generate(bundle, strlen(bundle), mtok)) < 0)
+        goto out;
+
+    uint64_t now = sw_now_realtime_ns();
+    Swarm__Meta meta = SWARM__META__INIT;
+    meta.created_at = meta.updated_at = now;
+    Swarm__ClusterSpec spec = SWARM__CLUSTER_SPEC__INIT;
+    spec.name = "default";
+    spec.cert_expiry_ns = m->cert_expiry_ns ? m->cert_expiry_ns : PKI_CERT_VALIDITY_DEFAULT_NS;
+    spec.heartbeat_period_ns = MGR_HEARTBEAT_DEFAULT_NS;
+    spec.snapshot_interval = MGR_SNAPSHOT_INTERVAL_DEFAULT;
+    spec.task_history_limit = MGR_TASK_HISTORY_DEFAULT;
+    Swarm__RootCA ca = SWARM__ROOT_CA__INIT;
+    ca.ca_cert_pem = (char *)bundle;
+    ca.ca_key_pem.data = (uint8_t *)key_pem;
+    ca.ca_key_pem.len = key_len;
+    ca.digest = digest;
+    Swarm__JoinTokens tokens = SWARM__JOIN_TOKENS__INIT;
+    tokens.worker = wtok;
+    tokens.manager = mtok;
+    Swarm__Cluster c = SWARM__CLUSTER__INIT;
+    c.id = (char *)st->cluster_id;
+    c.meta = &meta;
+    c.spec = &spec;
+    c.root_ca = &ca;
+    c.join_tokens = &tokens;
+
+    _cleanup_free_ uint8_t *cbuf = NULL, *nbuf = NULL;
+    size_t clen, nlen;
+    Swarm__Node *node = NULL;
+    r = proto_pack(&c.base, &cbuf, &clen);
+    if (r < 0)
+        goto out;
+    r = mgr__self_node(m, &node);
+    if (r < 0)
+        goto out_wipe;
+    node->manager_status->leader = true;
+    r = proto_pack(&node->base, &nbuf, &nlen);
+    swarm__node__free_unpacked(node, NULL);
+    if (r < 0)
+        goto out_wipe;
+    struct store_action a[2] = {
+        {.kind = STORE_CREATE,
+         .table = STORE_CLUSTER,
+         .id = st->cluster_id,
+         .value = cbuf,
+         .len = clen},
+        {.kind = STORE_CREATE, .table = STORE_NODES, .id = st->node_id, .value = nbuf, .len = nlen},
+    };
+    r = mgr__propose(m, a, 2, cb, NULL);
+out_wipe:
+    sw_erase(cbuf, clen);
+out:
+    if (key_pem)
+        sw_erase(key_pem, key_len);
+    sw_erase(wtok, sizeof(wtok));
+    sw_erase(mtok, sizeof(mtok));
+    return r;
+}
+
+static void init_committed(struct mgr *m, int status, void *userdata)
+{
+    char err[256] = "";
+    if (status < 0)
+        return fail(m, status, "cannot commit the new cluster: %s", strerror(-status));
+    int r = mgr__state_create(m->state_dir, &m->st, err, sizeof(err));
+    if (r < 0)
+        return fail(m, r, "%s", err);
+    become_ready(m);
+}
+
+static void resume_committed(struct mgr *m, int status, void *userdata)
+{
+    char err[256] = "";
+    if (status < 0)
+        return fail(m, status, "cannot record this node as ready: %s", strerror(-status));
+    if (m->conf_changed) {
+        int r = mgr__state_save_conf(m->state_dir, &m->st, err, sizeof(err));
+        if (r < 0)
+            return fail(m, r, "%s", err);
+    }
+    become_ready(m);
+}
+
+/* On resume: this node is Ready again, at its current address and hostname. */
+static int propose_self_update(struct mgr *m)
+{
+    Swarm__Node *cur = NULL, *self = NULL;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    int r = mgr__get_node(m, m->st.node_id, &cur);
+    if (r < 0)
+        return r;
+    r = mgr__self_node(m, &self);
+    if (r < 0) {
+        swarm__node__free_unpacked(cur, NULL);
+        return r;
+    }
+    /* keep what the operator decided and the creation time */
+    self->availability = cur->availability;
+    self->desired_role = cur->desired_role;
+    if (cur->meta)
+        self->meta->created_at = cur->meta->created_at;
+    self->manager_status->leader = true;
+    Swarm__Label **labels = self->labels;
+    size_t n_labels = self->n_labels;
+    self->labels = cur->labels;
+    self->n_labels = cur->n_labels;
+    r = proto_pack(&self->base, &buf, &len);
+    self->labels = labels;
+    self->n_labels = n_labels;
+    swarm__node__free_unpacked(self, NULL);
+    swarm__node__free_unpacked(cur, NULL);
+    if (r < 0)
+        return r;
+    struct store_action a = {
+        .kind = STORE_UPDATE, .table = STORE_NODES, .id = m->st.node_id, .value = buf, .len = len};
+    return mgr__propose(m, &a, 1, resume_committed, NULL);
+}
+
+static void on_leader(struct mgr *m)
+{
+    int r;
+    if (m->init) {
+        r = propose_cluster(m, init_committed);
+        if (r < 0)
+            fail(m, r, "cannot propose the new cluster: %s", strerror(-r));
+        return;
+    }
+    r = mgr__ca_reload(m);
+    if (r < 0)
+        return fail(m, r, "cannot load the root CA from the store: %s", strerror(-r));
+    r = propose_self_update(m);
+    if (r < 0)
+        fail(m, r, "cannot record this node as ready: %s", strerror(-r));
+}
+
+static void leader_timer_cb(uv_timer_t *t)
+{
+    struct mgr *m = t->data;
+    if (mgr__is_leader(m)) {
+        uv_timer_stop(t);
+        on_leader(m);
+        return;
+    }
+    if (sw_now_monotonic_ns() - m->leader_wait_start > LEADER_WAIT_MS * SW_NSEC_PER_MSEC) {
+        uv_timer_stop(t);
+        fail(m, -ETIMEDOUT, "raft did not elect this manager leader within %d s",
+             LEADER_WAIT_MS / 1000);
+    }
+}
+
+static int authorize_peer(const struct net_peer *peer, void *userdata)
+{
+    struct mgr *m = userdata;
+    Swarm__Node *n = NULL;
+    /* A certificate of a node the cluster does not know (removed) is refused. */
+    int r = mgr__get_node(m, peer->id.node_id, &n);
+    if (r < 0)
+        return -EPERM;
+    swarm__node__free_unpacked(n, NULL);
+    return 0;
+}
+
+static int start_server(struct mgr *m, char *errmsg, size_t size)
+{
+    struct net_server_config sc = {.cluster_id = m->st.cluster_id};
+    char path[4096];
+    int r;
+
+    r = net_server_create(m->loop, &sc, &m->server);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create the RPC server: %s", strerror(-r));
+        return r;
+    }
+    net_server_set_authorize(m->server, authorize_peer, m);
+    if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0) {
+        snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
+        return r;
+    }
+    const char *bundle = m->st.root_ca_pem, *cert = m->st.node_cert_pem;
+    r = pki_tls_server_ctx(bundle, strlen(bundle), cert, strlen(cert), m->st.node_key,
+                           &m->server_ctx, errmsg, size);
+    if (r < 0)
+        return r;
+    char err[256] = "";
+    r = net_server_listen_tcp(m->server, &m->st.listen_addr, m->server_ctx, &m->bound_addr, err,
+                              sizeof(err));
+    if (r < 0) {
+        char a[80];
+        sw_addr_format(&m->st.listen_addr, a, sizeof(a));
+        snprintf(errmsg, size, "cannot listen on %s: %s", a, err);
+        return r;
+    }
+    /* an ephemeral port is kept for good: resume listens on the same one */
+    if (m->st.listen_addr.port == 0)
+        m->st.listen_addr.port = m->bound_addr.port;
+    if (m->st.advertise_addr.port == 0)
+        m->st.advertise_addr.port = m->bound_addr.port;
+    if ((r = sw_path_join(path, sizeof(path), m->state_dir, MGR_SOCKET_FILE)) < 0 ||
+        (r = net_server_listen_unix(m->server, path, 0600, err, sizeof(err))) < 0) {
+        snprintf(errmsg, size, "cannot listen on %s: %s", path, err[0] ? err : strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+/* One swarmd per state dir: a second one would steal the control socket. */
+static int take_lock(struct mgr *m, char *errmsg, size_t size)
+{
+    char path[4096];
+    int r = sw_path_join(path, sizeof(path), m->state_dir, "swarmd.lock");
+    if (r < 0)
+        return r;
+    m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (m->lock_fd < 0) {
+        r = -errno;
+        snprintf(errmsg, size, "cannot open %s: %s", path, strerror(errno));
+        return r;
+    }
+    if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        r = -errno;
+        snprintf(errmsg, size,
+                 errno == EWOULDBLOCK ? "another swarmd is already running with state directory %s"
+                                      : "cannot lock state directory %s",
+                 m->state_dir);
+        return r;
+    }
+    return 0;
+}
+
+int mgr_start(uv_loop_t *loop,
+              const struct mgr_config *cfg,
+              bool init,
+              mgr_ready_fn ready,
+              void *userdata,
+              mgr **ret,
+              char *errmsg,
+              size_t size)
+{
+    struct mgr *m = calloc(1, sizeof(*m));
+    int r;
+    if (!m)
+        return -ENOMEM;
+    m->loop = loop;
+    m->lock_fd = -1;
+    m->init = init;
+    m->cert_expiry_ns = cfg->cert_expiry_ns;
+    m->state_dir = strdup(cfg->state_dir);
+    if (!m->state_dir) {
+        free(m);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, &m->leader_timer);
+    m->leader_timer.data = m;
+
+    enum mgr_state_kind kind;
+    char node_id[SW_ID_LEN + 1] = "?", cluster_id[SW_ID_LEN + 1] = "?";
+    r = mgr_state_probe(cfg->state_dir, &kind, node_id, cluster_id);
+    if (r < 0) {
+        snprintf(errmsg, size, "state directory %s: %s", cfg->state_dir, strerror(-r));
+        goto fail;
+    }
+    if (init) {
+        if (kind == MGR_STATE_NODE) {
+            snprintf(errmsg, size,
+                     "%s already holds node %s of cluster %s; start it with 'swarmd --state-dir "
+                     "%s', or remove the directory to create a new swarm",
+                     cfg->state_dir, node_id, cluster_id, cfg->state_dir);
+            r = -EEXIST;
+            goto fail;
+        }
+        m->st.listen_addr = cfg->listen_addr;
+        if (cfg->advertise_addr_set)
+            m->st.advertise_addr = cfg->advertise_addr;
+        else if ((r = choose_advertise(&cfg->listen_addr, &m->st.advertise_addr, errmsg, size)) < 0)
+            goto fail;
+        if (m->st.advertise_addr.port == 0 && cfg->listen_addr.port != 0)
+            m->st.advertise_addr.port = cfg->listen_addr.port;
+        if (cfg->hostname)
+            snprintf(m->st.hostname, sizeof(m->st.hostname), "%s", cfg->hostname);
+        else if (gethostname(m->st.hostname, sizeof(m->st.hostname) - 1) < 0)
+            snprintf(m->st.hostname, sizeof(m->st.hostname), "localhost");
+        r = prepare_new(m, cfg, errmsg, size);
+        if (r < 0)
+            goto fail;
+        r = sw_mkdir_p(cfg->state_dir, 0700);
+        if (r < 0) {
+            snprintf(errmsg, size, "cannot create state directory %s: %s", cfg->state_dir,
+                     strerror(-r));
+            goto fail;
+        }
+    } else {
+        r = mgr__state_load(cfg->state_dir, &m->st, errmsg, size);
+        if (r < 0)
+            goto fail;
+        if (m->st.role != PKI_ROLE_MANAGER) {
+            snprintf(errmsg, size, "%s holds a worker node; workers arrive with the cluster issue",
+                     cfg->state_dir);
+            r = -EOPNOTSUPP;
+            goto fail;
+        }
+        if (cfg->listen_addr_set)
+            m->st.listen_addr = cfg->listen_addr;
+        if (cfg->advertise_addr_set)
+            m->st.advertise_addr = cfg->advertise_addr;
+        if (cfg->hostname)
+            snprintf(m->st.hostname, sizeof(m->st.hostname), "%s", cfg->hostname);
+        m->conf_changed = cfg->listen_addr_set || cfg->advertise_addr_set || cfg->hostname;
+    }
+
+    r = take_lock(m, errmsg, size);
+    if (r < 0)
+        goto fail;
+    r = start_server(m, errmsg, size);
+    if (r < 0)
+        goto fail;
+
+    char dir[4096], err[256] = "";
+    snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, MGR_STORE_DIR);
+    r = store_open(dir, m->st.cluster_id, &m->st.dek, &m->store, err, sizeof(err));
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);
+        goto fail;
+    }
+    r = mgr__raft_start(m, init, errmsg, size);
+    if (r < 0)
+        goto fail;
+
+    m->ready = ready;
+    m->ready_userdata = userdata;
+    m->leader_wait_start = sw_now_monotonic_ns();
+    uv_timer_start(&m->leader_timer, leader_timer_cb, 0, 1);
+    *ret = m;
+    return 0;
+
+fail:
+    /* Tear down synchronously enough for the caller: it runs the loop to finish closes. */
+    mgr_stop(m, NULL, NULL);
+    return r;
+}
+
+static void free_mgr(struct mgr *m)
+{
+    void (*cb)(void *) = m->stop_cb;
+    void *ud = m->stop_userdata;
+    while (m->cluster_ops_head) {
+        struct mgr_cluster_op *op = m->cluster_ops_head;
+        m->cluster_ops_head = op->next;
+        free(op);
+    }
+    store_close(m->store);
+    pki_ca_free(m->ca);
+    if (m->server_ctx)
+        pki_tls_ctx_free(m->server_ctx);
+    mgr__state_finish(&m->st);
+    if (m->lock_fd >= 0)
+        close(m->lock_fd);
+    free(m->state_dir);
+    free(m);
+    if (cb)
+        cb(ud);
+}
+
+void mgr__close_done(struct mgr *m)
+{
+    if (m->pending_closes > 0)
+        m->pending_closes--;
+    if (m->pending_closes == 0 && m->stopping)
+        free_mgr(m);
+}
+
+static void server_closed(void *userdata)
+{
+    mgr__close_done(userdata);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    mgr__close_done(h->data);
+}
+
+void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
+{
+    if (!m || m->stopping)
+        return;
+    m->stopping = true;
+    m->serving = false;
+    m->ready = NULL;
+    m->stop_cb = cb;
+    m->stop_userdata = userdata;
+    m->pending_closes++; /* held until every close below has been started */
+    m->pending_closes++;
+    uv_close((uv_handle_t *)&m->leader_timer, timer_closed);
+    if (m->server) {
+        m->pending_closes++;
+        net_server_close(m->server, server_closed, m);
+        m->server = NULL;
+    }
+    mgr__raft_close(m);
+    mgr__close_done(m);
+}
+
+const char *mgr_node_id(const mgr *m)
+{
+    return m->st.node_id;
+}
+
+const char *mgr_cluster_id(const mgr *m)
+{
+    return m->st.cluster_id;
+}
+
+void mgr_listen_addr(const mgr *m, char *buf, unsigned size)
+{
+    sw_addr_format(&m->bound_addr, buf, size);
+}
+
+void mgr_advertise_addr(const mgr *m, char *buf, unsigned size)
+{
+    sw_addr_format(&m->st.advertise_addr, buf, size);
+}
+
+int mgr_join_token(mgr *m, int role, char *buf, unsigned size)
+{
+    Swarm__Cluster *c;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return r;
+    snprintf(buf, size, "%s", role ? c->join_tokens->manager : c->join_tokens->worker);
+    swarm__cluster__free_unpacked(c, NULL);
+    return 0;
+}

@@ -1,0 +1,56 @@
+/* manager: one manager node — raft (canonical/raft) over the sealed store, the control API
+ * on the local socket, the CA server, and the node's own identity under the state dir. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/addr.h"
+
+struct mgr_config {
+    const char *state_dir;
+    struct sw_addr listen_addr;
+    bool listen_addr_set; /* given on the command line (resume keeps the stored one otherwise) */
+    struct sw_addr advertise_addr;
+    bool advertise_addr_set;
+    const char *hostname;    /* NULL: the machine's */
+    uint64_t cert_expiry_ns; /* init only; 0: 90 days */
+};
+
+typedef struct mgr mgr;
+
+/* Outcome of mgr_start: status 0 once the manager serves (raft leader, control socket and
+ * TCP listener up), else a negative errno with a one-line errmsg. */
+typedef void (*mgr_ready_fn)(mgr *m, int status, const char *errmsg, void *userdata);
+
+/* What the state dir holds. */
+enum mgr_state_kind {
+    MGR_STATE_EMPTY = 0, /* no node yet */
+    MGR_STATE_NODE = 1,  /* a node: resume it */
+};
+int mgr_state_probe(const char *state_dir,
+                    enum mgr_state_kind *ret,
+                    char *node_id,
+                    char *cluster_id);
+
+/* Create a new cluster (init=true) or resume the node in state_dir (init=false).
+ * Returns <0 with errmsg if it cannot even begin; otherwise ready is called once. */
+int mgr_start(uv_loop_t *loop,
+              const struct mgr_config *cfg,
+              bool init,
+              mgr_ready_fn ready,
+              void *userdata,
+              mgr **ret,
+              char *errmsg,
+              size_t errmsg_size);
+/* Stop serving, close raft and the store; cb runs when everything is closed and m freed. */
+void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata);
+
+const char *mgr_node_id(const mgr *m);
+const char *mgr_cluster_id(const mgr *m);
+/* The bound TCP address (real port when 0 was asked) and the advertised one. */
+void mgr_listen_addr(const mgr *m, char *buf, unsigned size);
+void mgr_advertise_addr(const mgr *m, char *buf, unsigned size);
+/* Current join token for a role (0 worker, 1 manager); -ENOENT before ready. */
+int mgr_join_token(mgr *m, int role, char *buf, unsigned size);

@@ -1,0 +1,133 @@
+/* Typed reads of store objects and the node object describing this machine. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/swtime.h"
+#include "manager/internal.h"
+
+int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret)
+{
+    store_txn *t;
+    uint8_t *val = NULL;
+    size_t len = 0;
+    int r = store_read_begin(m->store, &t);
+    if (r < 0)
+        return r;
+    r = store_get(t, STORE_CLUSTER, m->st.cluster_id, &val, &len);
+    store_read_end(t);
+    if (r < 0)
+        return r;
+    Swarm__Cluster *c = swarm__cluster__unpack(NULL, len, val);
+    sw_erase(val, len);
+    free(val);
+    if (!c)
+        return -EBADMSG;
+    if (!c->meta || !c->spec || !c->root_ca || !c->join_tokens) {
+        swarm__cluster__free_unpacked(c, NULL);
+        return -EBADMSG;
+    }
+    *ret = c;
+    return 0;
+}
+
+int mgr__get_node(struct mgr *m, const char *id, Swarm__Node **ret)
+{
+    store_txn *t;
+    uint8_t *val = NULL;
+    size_t len = 0;
+    int r = store_read_begin(m->store, &t);
+    if (r < 0)
+        return r;
+    r = store_get(t, STORE_NODES, id, &val, &len);
+    store_read_end(t);
+    if (r < 0)
+        return r;
+    Swarm__Node *n = swarm__node__unpack(NULL, len, val);
+    free(val);
+    if (!n)
+        return -EBADMSG;
+    *ret = n;
+    return 0;
+}
+
+void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem)
+{
+    struct pki_identity id;
+    c->cert_pem = strdup(cert_pem);
+    if (pki_identity_from_pem(cert_pem, strlen(cert_pem), &id) >= 0) {
+        c->issuer = strdup(id.issuer);
+        c->serial = strdup(id.serial);
+        c->not_before = id.not_before_ns;
+        c->not_after = id.not_after_ns;
+    }
+}
+
+/* A fresh node object for this machine; free with swarm__node__free_unpacked(n, NULL). */
+int mgr__self_node(struct mgr *m, Swarm__Node **ret)
+{
+    Swarm__Node *n = calloc(1, sizeof(*n));
+    Swarm__Meta *meta = calloc(1, sizeof(*meta));
+    Swarm__Resources *res = calloc(1, sizeof(*res));
+    Swarm__ManagerStatus *ms = calloc(1, sizeof(*ms));
+    Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
+    char addr[80];
+    struct utsname u;
+
+    if (!n || !meta || !res || !ms || !cert) {
+        free(n);
+        free(meta);
+        free(res);
+        free(ms);
+        free(cert);
+        return -ENOMEM;
+    }
+    swarm__node__init(n);
+    swarm__meta__init(meta);
+    swarm__resources__init(res);
+    swarm__manager_status__init(ms);
+    swarm__node_certificate__init(cert);
+
+    uint64_t now = sw_now_realtime_ns();
+    meta->created_at = now;
+    meta->updated_at = now;
+    n->meta = meta;
+    n->id = strdup(m->st.node_id);
+    n->role = n->desired_role = m->st.role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
+                                                               : SWARM__NODE_ROLE__ROLE_WORKER;
+    n->availability = SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE;
+    n->hostname = strdup(m->st.hostname);
+    sw_addr_format(&m->st.advertise_addr, addr, sizeof(addr));
+    n->addr = strdup(addr);
+    n->state = SWARM__NODE_STATE__NODE_READY;
+    n->state_message = strdup("");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    res->nano_cpus = (ncpu > 0 ? ncpu : 1) * 1000000000LL;
+    res->memory_bytes = pages > 0 && psize > 0 ? (int64_t)pages * psize : 0;
+    n->resources = res;
+    if (m->st.role == PKI_ROLE_MANAGER) {
+        ms->raft_id = m->st.raft_id;
+        ms->addr = strdup(addr);
+        ms->leader = mgr__is_leader(m);
+        ms->reachability = SWARM__REACHABILITY__REACH_REACHABLE;
+        n->manager_status = ms;
+    } else {
+        free(ms);
+    }
+    mgr__fill_cert_info(cert, m->st.node_cert_pem);
+    n->certificate = cert;
+    n->os = strdup("linux");
+    n->arch = strdup(uname(&u) == 0 ? u.machine : "unknown");
+    if (!n->id || !n->hostname || !n->addr || !n->os || !n->arch || !cert->cert_pem) {
+        /* protobuf-c's free handles NULL strings and our malloc'd fields alike */
+        swarm__node__free_unpacked(n, NULL);
+        return -ENOMEM;
+    }
+    *ret = n;
+    return 0;
+}

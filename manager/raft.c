@@ -1,0 +1,406 @@
+/* Raft: canonical/raft with raft_uv under <state-dir>/raft, the FSM that applies sealed
+ * proposals to the store, proposals with commit callbacks, and serialised edits of the
+ * cluster object. The transport is a placeholder that neither listens nor connects: a
+ * single manager never needs peers (the HA issue brings the mTLS transport). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/swtime.h"
+#include "proto/frame.h"
+#include "common/log.h"
+#include "manager/internal.h"
+
+/* ------------------------------------------------------------------ transport */
+
+static int transport_init(struct raft_uv_transport *t, raft_id id, const char *address)
+{
+    return 0;
+}
+
+static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    return 0;
+}
+
+static int transport_connect(struct raft_uv_transport *t,
+                             struct raft_uv_connect *req,
+                             raft_id id,
+                             const char *address,
+                             raft_uv_connect_cb cb)
+{
+    snprintf(t->errmsg, sizeof(t->errmsg), "no raft transport to %s yet", address);
+    return RAFT_NOCONNECTION;
+}
+
+static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    if (cb)
+        cb(t);
+}
+
+/* ------------------------------------------------------------------ FSM */
+
+/* A raft entry: "SWE1" | payload length (4 bytes, big-endian) | sealed proposal | zero
+ * padding to a multiple of 8. raft 0.15's segment encoder requires 8-byte multiples (it
+ * does not pad; with its asserts compiled out an odd length corrupts the closed segment). */
+#define ENTRY_MAGIC "SWE1"
+#define ENTRY_HEADER 8
+
+static int entry_payload(const struct raft_buffer *buf, const uint8_t **ret, size_t *ret_len)
+{
+    const uint8_t *p = buf->base;
+    if (buf->len < ENTRY_HEADER || memcmp(p, ENTRY_MAGIC, 4) != 0)
+        return -EBADMSG;
+    size_t n = ((size_t)p[4] << 24) | ((size_t)p[5] << 16) | ((size_t)p[6] << 8) | p[7];
+    if (n > buf->len - ENTRY_HEADER)
+        return -EBADMSG;
+    *ret = p + ENTRY_HEADER;
+    *ret_len = n;
+    return 0;
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct mgr *m = fsm->data;
+    uint64_t index = raft_last_applied(&m->raft) + 1;
+    char err[256] = "bad entry framing";
+    const uint8_t *payload = NULL;
+    size_t len = 0;
+    int r = entry_payload(buf, &payload, &len);
+    if (r >= 0)
+        r = store_apply(m->store, index, payload, len, NULL, err, sizeof(err));
+    if (r == -EBADMSG) {
+        /* Only ciphertext we cannot open lands here: a wrong data key or tampering. */
+        log_error("raft entry %" PRIu64 " cannot be opened with the cluster data key: %s", index,
+                  err);
+    } else if (r < 0) {
+        log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
+    }
+    *result = (void *)(intptr_t)(r > 0 ? 0 : r);
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct mgr *m = fsm->data;
+    uint8_t *data;
+    size_t len;
+    int r = store_snapshot(m->store, &data, &len);
+    if (r < 0) {
+        log_warn_errno(r, "cannot take a store snapshot");
+        return RAFT_NOMEM;
+    }
+    struct raft_buffer *b = raft_malloc(sizeof(*b));
+    if (!b) {
+        free(data);
+        return RAFT_NOMEM;
+    }
+    b->base = data;
+    b->len = len;
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    if (*bufs) {
+        for (unsigned i = 0; i < *n_bufs; i++)
+            free((*bufs)[i].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct mgr *m = fsm->data;
+    char err[256] = "";
+    int r = store_restore(m->store, buf->base, buf->len, err, sizeof(err));
+    if (r < 0) {
+        log_error("cannot restore the store from a raft snapshot: %s", err);
+        return RAFT_CORRUPT;
+    }
+    raft_free(buf->base); /* on success the FSM owns the buffer */
+    return 0;
+}
+
+/* ------------------------------------------------------------------ start / close */
+
+int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
+{
+    char dir[4096], addr[80];
+    int r;
+
+    snprintf(dir, sizeof(dir), "%s/%s", m->state_dir, MGR_RAFT_DIR);
+    r = sw_mkdir_p(dir, 0700);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create %s: %s", dir, strerror(-r));
+        return r;
+    }
+    sw_addr_format(&m->st.advertise_addr, addr, sizeof(addr));
+
+    m->transport = (struct raft_uv_transport){0};
+    m->transport.data = m;
+    m->transport.init = transport_init;
+    m->transport.listen = transport_listen;
+    m->transport.connect = transport_connect;
+    m->transport.close = transport_close;
+
+    m->fsm = (struct raft_fsm){0};
+    m->fsm.version = 2;
+    m->fsm.data = m;
+    m->fsm.apply = fsm_apply;
+    m->fsm.snapshot = fsm_snapshot;
+    m->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    m->fsm.restore = fsm_restore;
+
+    r = raft_uv_init(&m->io, m->loop, dir, &m->transport);
+    if (r != 0) {
+        snprintf(errmsg, size, "raft storage in %s: %s", dir, m->io.errmsg);
+        return -EIO;
+    }
+    m->raft_io_inited = true;
+    /* Snapshots are sealed, so compressing them would gain nothing. */
+    raft_uv_set_snapshot_compression(&m->io, false);
+
+    r = raft_init(&m->raft, &m->io, &m->fsm, m->st.raft_id, addr);
+    if (r != 0) {
+        snprintf(errmsg, size, "raft: %s", raft_errmsg(&m->raft));
+        return -EIO;
+    }
+    m->raft_inited = true;
+    m->raft.data = m;
+    raft_set_election_timeout(&m->raft, 1000);
+    raft_set_heartbeat_timeout(&m->raft, 100);
+    raft_set_snapshot_threshold(&m->raft, MGR_SNAPSHOT_INTERVAL_DEFAULT);
+    raft_set_snapshot_trailing(&m->raft, 500);
+
+    if (bootstrap) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        r = raft_configuration_add(&conf, m->st.raft_id, addr, RAFT_VOTER);
+        if (r == 0)
+            r = raft_bootstrap(&m->raft, &conf);
+        raft_configuration_close(&conf);
+        if (r != 0) {
+            snprintf(errmsg, size,
+                     r == RAFT_CANTBOOTSTRAP
+                         ? "%s already holds raft data from an earlier, incomplete init; remove "
+                           "the state directory and run swarmd init again"
+                         : "cannot bootstrap raft in %s: %s",
+                     dir, raft_strerror(r));
+            return -EEXIST;
+        }
+    }
+    r = raft_start(&m->raft);
+    if (r != 0) {
+        snprintf(errmsg, size, "cannot start raft from %s: %s", dir, raft_errmsg(&m->raft));
+        return -EIO;
+    }
+    return 0;
+}
+
+static void raft_closed(struct raft *raft)
+{
+    struct mgr *m = raft->data;
+    raft_uv_close(&m->io);
+    m->raft_io_inited = false;
+    m->raft_inited = false;
+    mgr__close_done(m);
+}
+
+void mgr__raft_close(struct mgr *m)
+{
+    if (m->raft_inited) {
+        m->pending_closes++;
+        m->raft.data = m;
+        raft_close(&m->raft, raft_closed);
+    } else if (m->raft_io_inited) {
+        raft_uv_close(&m->io);
+        m->raft_io_inited = false;
+    }
+}
+
+bool mgr__is_leader(struct mgr *m)
+{
+    return m->raft_inited && raft_state(&m->raft) == RAFT_LEADER;
+}
+
+uint64_t mgr__leader_raft_id(struct mgr *m)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    if (!m->raft_inited)
+        return 0;
+    raft_leader(&m->raft, &id, &addr);
+    return id;
+}
+
+/* ------------------------------------------------------------------ proposals */
+
+struct propose_req {
+    struct raft_apply req;
+    struct mgr *m;
+    mgr_commit_fn cb;
+    void *userdata;
+};
+
+static int raft_status_to_errno(int status)
+{
+    switch (status) {
+        case 0:
+            return 0;
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST:
+            return -ENOTCONN;
+        case RAFT_SHUTDOWN:
+            return -ECANCELED;
+        case RAFT_NOMEM:
+            return -ENOMEM;
+        case RAFT_TOOBIG:
+            return -EMSGSIZE;
+        default:
+            return -EIO;
+    }
+}
+
+static void propose_done(struct raft_apply *req, int status, void *result)
+{
+    struct propose_req *p = (struct propose_req *)req;
+    int r = status ? raft_status_to_errno(status) : (int)(intptr_t)result;
+    if (p->cb)
+        p->cb(p->m, r, p->userdata);
+    free(p);
+}
+
+int mgr__propose(struct mgr *m,
+                 const struct store_action *actions,
+                 size_t n,
+                 mgr_commit_fn cb,
+                 void *userdata)
+{
+    uint8_t *sealed;
+    size_t len;
+    int r;
+
+    if (!mgr__is_leader(m))
+        return -ENOTCONN;
+    r = store_proposal_seal(m->store, ++m->next_request_id, actions, n, &sealed, &len);
+    if (r < 0)
+        return r;
+    size_t total = (ENTRY_HEADER + len + 7) & ~(size_t)7;
+    if (len > UINT32_MAX) {
+        free(sealed);
+        return -EMSGSIZE;
+    }
+    struct raft_buffer buf = {.base = raft_calloc(1, total), .len = total};
+    if (!buf.base) {
+        free(sealed);
+        return -ENOMEM;
+    }
+    uint8_t *e = buf.base;
+    memcpy(e, ENTRY_MAGIC, 4);
+    e[4] = (uint8_t)(len >> 24);
+    e[5] = (uint8_t)(len >> 16);
+    e[6] = (uint8_t)(len >> 8);
+    e[7] = (uint8_t)len;
+    memcpy(e + ENTRY_HEADER, sealed, len);
+    free(sealed);
+    struct propose_req *p = calloc(1, sizeof(*p));
+    if (!p) {
+        raft_free(buf.base);
+        return -ENOMEM;
+    }
+    p->m = m;
+    p->cb = cb;
+    p->userdata = userdata;
+    r = raft_apply(&m->raft, &p->req, &buf, 1, propose_done);
+    if (r != 0) {
+        raft_free(buf.base);
+        free(p);
+        return raft_status_to_errno(r);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ cluster edits */
+
+static void cluster_op_next(struct mgr *m);
+
+static void cluster_op_committed(struct mgr *m, int status, void *userdata)
+{
+    struct mgr_cluster_op *op = userdata;
+    m->cluster_op_running = false;
+    if (op->cb)
+        op->cb(m, status, op->userdata);
+    free(op);
+    cluster_op_next(m);
+}
+
+static void cluster_op_next(struct mgr *m)
+{
+    while (!m->cluster_op_running && m->cluster_ops_head) {
+        struct mgr_cluster_op *op = m->cluster_ops_head;
+        m->cluster_ops_head = op->next;
+        if (!m->cluster_ops_head)
+            m->cluster_ops_tail = NULL;
+
+        Swarm__Cluster *c = NULL;
+        int r = mgr__get_cluster(m, &c);
+        if (r >= 0)
+            r = op->mutate(m, c, op->userdata);
+        if (r >= 0) {
+            c->meta->updated_at = sw_now_realtime_ns();
+            _cleanup_free_ uint8_t *buf = NULL;
+            size_t len;
+            r = proto_pack(&c->base, &buf, &len);
+            if (r >= 0) {
+                struct store_action a = {.kind = STORE_UPDATE,
+                                         .table = STORE_CLUSTER,
+                                         .id = c->id,
+                                         .value = buf,
+                                         .len = len};
+                m->cluster_op_running = true;
+                r = mgr__propose(m, &a, 1, cluster_op_committed, op);
+                if (r < 0)
+                    m->cluster_op_running = false;
+                sw_erase(buf, len);
+            }
+        }
+        if (c)
+            swarm__cluster__free_unpacked(c, NULL);
+        if (r < 0) {
+            if (op->cb)
+                op->cb(m, r, op->userdata);
+            free(op);
+        }
+    }
+}
+
+int mgr__cluster_update(struct mgr *m,
+                        mgr_cluster_mutate_fn mutate,
+                        mgr_commit_fn cb,
+                        void *userdata)
+{
+    struct mgr_cluster_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->mutate = mutate;
+    op->cb = cb;
+    op->userdata = userdata;
+    if (m->cluster_ops_tail)
+        m->cluster_ops_tail->next = op;
+    else
+        m->cluster_ops_head = op;
+    m->cluster_ops_tail = op;
+    cluster_op_next(m);
+    return 0;
+}
