@@ -56,25 +56,25 @@ static inline void sw_secret_finish(struct sw_secret *s)
 #define _cleanup_secret_ _cleanup_(sw_secret_finish)
 
 /* Define foo_freep(struct foo **) calling foo_free on non-NULL. */
-#define SW_DEFINE_FREEP(type, func)         \
-    static inline void func##p(type **p)    \
-    {                                       \
-        if (*p)                             \
-            func(*p);                       \
+#define SW_DEFINE_FREEP(type, func)      \
+    static inline void func##p(type **p) \
+    {                                    \
+        if (*p)                          \
+            func(*p);                    \
     }
 
 /* Move ownership out of a cleanup variable. */
-#define TAKE_PTR(p)                         \
-    ({                                      \
-        __typeof__(p) _tp_ = (p);           \
-        (p) = NULL;                         \
-        _tp_;                               \
+#define TAKE_PTR(p)               \
+    ({                            \
+        __typeof__(p) _tp_ = (p); \
+        (p) = NULL;               \
+        _tp_;                     \
     })
-#define TAKE_FD(fd)                         \
-    ({                                      \
-        int _tf_ = (fd);                    \
-        (fd) = -1;                          \
-        _tf_;                               \
+#define TAKE_FD(fd)      \
+    ({                   \
+        int _tf_ = (fd); \
+        (fd) = -1;       \
+        _tf_;            \
     })
 
 #define SW_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -17,7 +17,9 @@ int proto_pack(const ProtobufCMessage *m, uint8_t **ret_buf, size_t *ret_len)
     return 0;
 }
 
-int proto_frame_encode(const struct proto_frame *f, size_t max_frame, uint8_t **ret_buf,
+int proto_frame_encode(const struct proto_frame *f,
+                       size_t max_frame,
+                       uint8_t **ret_buf,
                        size_t *ret_len)
 {
     Swarm__Frame m = SWARM__FRAME__INIT;

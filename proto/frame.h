@@ -20,7 +20,9 @@ struct proto_frame {
 };
 
 /* Encode header + Frame into a new malloc'd buffer. -EMSGSIZE if above max_frame. */
-int proto_frame_encode(const struct proto_frame *f, size_t max_frame, uint8_t **ret_buf,
+int proto_frame_encode(const struct proto_frame *f,
+                       size_t max_frame,
+                       uint8_t **ret_buf,
                        size_t *ret_len);
 
 /* Incremental decoder: feed whatever bytes arrived, then take whole frames out. */
