@@ -49,6 +49,7 @@ struct net_transport {
     bool reading;
     bool closing;
     bool shutting_down;
+    bool error_frames; /* server side: a bad frame gets a RESPONSE id 0 before the close */
     int handles_open;
     int err; /* first error recorded (negative errno), 0 if none */
     char errmsg[256];

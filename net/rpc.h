@@ -44,11 +44,11 @@ typedef struct net_server net_server;
 typedef struct net_call net_call;
 
 struct net_server_config {
-    size_t max_frame;              /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
-    uint64_t handshake_timeout_ms; /* 0: 10 s */
-    uint64_t idle_timeout_ms; /* 0: 5 min without a frame (open streams do not count as idle) */
-    unsigned max_connections; /* 0: 1024; extra connections are accepted and closed at once */
-    const char *cluster_id;   /* certificate peers must carry O = this */
+    size_t max_frame;             /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
+    uint64_t handshake_timeout_ms;/* 0: 10 s */
+    uint64_t idle_timeout_ms;     /* 0: 5 min without a frame (open streams do not count as idle) */
+    unsigned max_connections;     /* 0: 1024; extra connections are accepted and closed at once */
+    const char *cluster_id;       /* certificate peers must carry O = this (NULL: not checked) */
 };
 
 /* A handler runs on the loop thread. It must end the call exactly once with
@@ -56,35 +56,25 @@ struct net_server_config {
  * send any number of messages with net_call_send. If the connection goes away, the
  * call stays valid until replied: net_call_reply then only frees it. */
 typedef void (*net_handler_fn)(net_call *call, const uint8_t *payload, size_t len, void *userdata);
-/* (payload is valid only during the handler call.) */
+/* (payload is valid only while the handler runs; copy what a deferred reply needs.) */
 
 /* Extra check run for every certificate peer after the handshake (e.g. removed nodes).
  * Return 0 to accept, <0 to close the connection. */
 typedef int (*net_authorize_fn)(const struct net_peer *peer, void *userdata);
 
 int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_server **ret);
-int net_server_register(net_server *s,
-                        const char *method,
-                        enum net_auth auth,
-                        net_handler_fn fn,
-                        void *userdata);
+int net_server_register(net_server *s, const char *method, enum net_auth auth,
+                        net_handler_fn fn, void *userdata);
 void net_server_set_authorize(net_server *s, net_authorize_fn fn, void *userdata);
 /* Listen for TLS on addr (port 0: ephemeral); *ret_bound (optional) gets the real address.
  * ctx from pki_tls_server_ctx; the server takes a reference (SSL_CTX_up_ref). */
-int net_server_listen_tcp(net_server *s,
-                          const struct sw_addr *addr,
-                          SSL_CTX *ctx,
-                          struct sw_addr *ret_bound,
-                          char *errmsg,
-                          size_t errmsg_size);
+int net_server_listen_tcp(net_server *s, const struct sw_addr *addr, SSL_CTX *ctx,
+                          struct sw_addr *ret_bound, char *errmsg, size_t errmsg_size);
 /* Replace the TLS context for new connections (certificate renewal). */
 void net_server_set_tls_ctx(net_server *s, SSL_CTX *ctx);
 /* Listen on a Unix socket (plaintext, peers are NET_PEER_LOCAL); an existing stale socket
  * file is replaced; the file gets the given mode (0600). */
-int net_server_listen_unix(net_server *s,
-                           const char *path,
-                           unsigned mode,
-                           char *errmsg,
+int net_server_listen_unix(net_server *s, const char *path, unsigned mode, char *errmsg,
                            size_t errmsg_size);
 /* Close listeners and every connection; cb (optional) runs once all handles are closed,
  * after which the server is freed. */
@@ -98,10 +88,7 @@ const char *net_call_method(const net_call *call);
 int net_call_send(net_call *call, const uint8_t *payload, size_t len);
 /* End the call: status 0 with payload, or a negative errno with a one-line error. Frees
  * the call. */
-void net_call_reply(net_call *call,
-                    int status,
-                    const char *error,
-                    const uint8_t *payload,
+void net_call_reply(net_call *call, int status, const char *error, const uint8_t *payload,
                     size_t len);
 /* The peer went away or cancelled: replies are dropped. */
 bool net_call_gone(const net_call *call);
@@ -117,13 +104,8 @@ typedef struct net_client net_client;
 typedef void (*net_connect_fn)(net_client *c, int status, const char *error, void *userdata);
 /* For each stream message: final=false, status 0. Then once: final=true with the status,
  * error and payload of the RESPONSE (or status <0 and an error if the connection died). */
-typedef void (*net_reply_fn)(net_client *c,
-                             int status,
-                             const char *error,
-                             const uint8_t *payload,
-                             size_t len,
-                             bool final,
-                             void *userdata);
+typedef void (*net_reply_fn)(net_client *c, int status, const char *error, const uint8_t *payload,
+                             size_t len, bool final, void *userdata);
 
 /* Connect and handshake; cb gets the outcome exactly once: status 0 once the server has
  * accepted this peer (it greets with a RESPONSE frame id 0, status 0; a RESPONSE id 0
@@ -132,31 +114,18 @@ typedef void (*net_reply_fn)(net_client *c,
  * Whatever happens, end with net_client_close (allowed inside any callback); after a
  * connection loss the object stays valid (calls fail with -EPIPE) until then.
  * ctx from pki_tls_client_ctx; the client takes a reference. */
-int net_client_connect_tcp(uv_loop_t *loop,
-                           const struct sw_addr *addr,
-                           SSL_CTX *ctx,
-                           uint64_t timeout_ms,
-                           net_connect_fn cb,
-                           void *userdata,
+int net_client_connect_tcp(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
+                           uint64_t timeout_ms, net_connect_fn cb, void *userdata,
                            net_client **ret);
-int net_client_connect_unix(uv_loop_t *loop,
-                            const char *path,
-                            uint64_t timeout_ms,
-                            net_connect_fn cb,
-                            void *userdata,
-                            net_client **ret);
+int net_client_connect_unix(uv_loop_t *loop, const char *path, uint64_t timeout_ms,
+                            net_connect_fn cb, void *userdata, net_client **ret);
 /* The server's identity (NET_PEER_NODE if it showed a swarm node certificate) and its
  * certificate chain as PEM (for pinning during join); valid after a successful connect.
  * Over Unix the peer is NET_PEER_LOCAL and the PEM is NULL. */
 const struct net_peer *net_client_server_peer(const net_client *c);
 const char *net_client_server_cert_pem(const net_client *c);
-int net_client_call(net_client *c,
-                    const char *method,
-                    const uint8_t *payload,
-                    size_t len,
-                    net_reply_fn cb,
-                    void *userdata,
-                    uint64_t *ret_id);
+int net_client_call(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                    net_reply_fn cb, void *userdata, uint64_t *ret_id);
 /* Stop a call: sends CANCEL; its callback is not called again. -ENOENT if not pending. */
 int net_client_cancel(net_client *c, uint64_t id);
 /* Close; pending calls get a final reply with -ECANCELED; freed after the handles close. */
@@ -167,27 +136,15 @@ void net_client_close(net_client *c);
 /* For CLIs (swarmctl) and tests: one connection, one call at a time, blocking I/O. */
 typedef struct net_sync net_sync;
 
-int net_sync_connect_unix(const char *path,
-                          uint64_t timeout_ms,
-                          net_sync **ret,
-                          char *errmsg,
+int net_sync_connect_unix(const char *path, uint64_t timeout_ms, net_sync **ret, char *errmsg,
                           size_t errmsg_size);
-int net_sync_connect_tcp(const struct sw_addr *addr,
-                         SSL_CTX *ctx,
-                         uint64_t timeout_ms,
-                         net_sync **ret,
-                         char *errmsg,
-                         size_t errmsg_size);
-/* Unary call. Returns <0 on a transport error (errmsg says what); otherwise 0 and
+int net_sync_connect_tcp(const struct sw_addr *addr, SSL_CTX *ctx, uint64_t timeout_ms,
+                         net_sync **ret, char *errmsg, size_t errmsg_size);
+/* Unary call (timeout_ms of the connect applies to each call; stream messages are
+ * skipped). Returns <0 on a transport error (ret_error says what); otherwise 0 and
  * *ret_status/ret_error carry the server's answer and *ret_payload (malloc'd, may be NULL
  * when empty) its payload. */
-int net_sync_call(net_sync *c,
-                  const char *method,
-                  const uint8_t *payload,
-                  size_t len,
-                  int *ret_status,
-                  char *ret_error,
-                  size_t error_size,
-                  uint8_t **ret_payload,
+int net_sync_call(net_sync *c, const char *method, const uint8_t *payload, size_t len,
+                  int *ret_status, char *ret_error, size_t error_size, uint8_t **ret_payload,
                   size_t *ret_len);
 void net_sync_close(net_sync *c);

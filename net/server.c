@@ -562,6 +562,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     c->s = s;
+    c->t.error_frames = true;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

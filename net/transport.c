@@ -232,10 +232,20 @@ static void dispatch_frames(struct net_transport *t)
         if (r == 0)
             return;
         if (r < 0) {
+            char msg[96];
             if (r == -EMSGSIZE)
-                net__transport_close(t, r, "frame larger than %zu bytes", t->max_frame);
+                snprintf(msg, sizeof(msg), "frame larger than %zu bytes", t->max_frame);
             else
-                net__transport_close(t, r, "frame does not decode");
+                snprintf(msg, sizeof(msg), "frame does not decode");
+            if (t->error_frames) {
+                /* tell the peer why, then close once that is written */
+                struct proto_frame ef = {
+                    .id = 0, .kind = SWARM__FRAME_KIND__FRAME_RESPONSE, .status = r, .error = msg};
+                net__transport_send(t, &ef);
+                net__transport_close_flush(t, r, "%s", msg);
+            } else {
+                net__transport_close(t, r, "%s", msg);
+            }
             return;
         }
         t->ops->on_frame(t, f);

@@ -84,7 +84,8 @@ struct th_reply {
     unsigned n_msgs;
     char msgs[16][64];
     uint8_t payload[256];
-    size_t len;
+    size_t len;   /* bytes kept in payload */
+    size_t total; /* the reply's full length */
 };
 
 static inline void th_on_reply(net_client *c,
@@ -105,6 +106,7 @@ static inline void th_on_reply(net_client *c,
     }
     r->status = status;
     snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
+    r->total = len;
     r->len = len < sizeof(r->payload) ? len : sizeof(r->payload);
     if (payload && r->len)
         memcpy(r->payload, payload, r->len);
