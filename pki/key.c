@@ -36,7 +36,10 @@ void pki_openssl_error(char *buf, size_t size)
     }
 }
 
-static void vformat(char *errmsg, size_t size, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(char *errmsg,
+                                                          size_t size,
+                                                          const char *fmt,
+                                                          va_list ap)
 {
     int n = vsnprintf(errmsg, size, fmt, ap);
     if (n < 0)
