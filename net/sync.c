@@ -180,10 +180,8 @@ static int sync_read_some(net_sync *c, uint64_t deadline, char *errmsg, size_t e
                     return r;
                 }
                 int r = wait_fd(c->fd, POLLIN, deadline);
-                if (r < 0) {
-                    errno = -r;
+                if (r < 0)
                     goto timeout_or_error;
-                }
                 continue;
             }
         }

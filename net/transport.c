@@ -12,6 +12,7 @@
 #include "net/internal.h"
 
 #define READ_CHUNK (64u * 1024u)
+#define WRITE_QUEUE_SLACK (1u << 20)
 
 struct wreq {
     uv_write_t req;
@@ -359,6 +360,12 @@ int net__transport_send(struct net_transport *t, const struct proto_frame *f)
 
     if (t->closing)
         return -EPIPE;
+    /* a peer that stops reading must not make us buffer without bound */
+    size_t queued = uv_stream_get_write_queue_size(&t->h.stream);
+    if (queued > 4 * t->max_frame + WRITE_QUEUE_SLACK) {
+        net__transport_close(t, -ENOBUFS, "peer is not reading (%zu bytes queued)", queued);
+        return -EPIPE;
+    }
     r = proto_frame_encode(f, t->max_frame, &buf, &len);
     if (r < 0)
         return r;

@@ -48,6 +48,14 @@ static inline void th_run_for(uv_loop_t *loop, uint64_t ms)
     th_run_until(loop, &never, ms);
 }
 
+/* Run the loop until the server has n open connections (at most 3 s). */
+static inline bool th_wait_conns(uv_loop_t *loop, const net_server *s, unsigned n)
+{
+    for (int i = 0; i < 600 && net_server_connections(s) != n; i++)
+        th_run_for(loop, 5);
+    return net_server_connections(s) == n;
+}
+
 static int th_rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;

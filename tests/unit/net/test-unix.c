@@ -144,8 +144,7 @@ static void test_unary_and_auth(void **state)
     assert_int_equal(r.status, 0);
     assert_int_equal(net_server_connections(f->s), 1);
     net_client_close(c);
-    th_run_for(&f->loop, 50);
-    assert_int_equal(net_server_connections(f->s), 0);
+    assert_true(th_wait_conns(&f->loop, f->s, 0));
 }
 
 static void test_stream_and_deferred(void **state)
@@ -366,16 +365,14 @@ static void bad_bytes_case(struct fx *f, const uint8_t *bytes, size_t n, bool sh
     struct raw_reader rr;
     int fd = raw_connect(f->path);
     raw_watch(&f->loop, &rr, fd);
-    th_run_for(&f->loop, 20);
-    assert_int_equal(net_server_connections(f->s), 2);
+    assert_true(th_wait_conns(&f->loop, f->s, 2));
     assert_int_equal(send(fd, bytes, n, MSG_NOSIGNAL), (ssize_t)n);
     if (shut)
         shutdown(fd, SHUT_WR);
     assert_true(th_run_until(&f->loop, &rr.eof, 3000));
     assert_closed_with(&rr, status);
     raw_unwatch(&f->loop, &rr);
-    th_run_for(&f->loop, 20);
-    assert_int_equal(net_server_connections(f->s), 1);
+    assert_true(th_wait_conns(&f->loop, f->s, 1));
     struct th_reply r;
     call_ok(f, good, "Test.Echo", "still", &r);
     assert_int_equal(r.status, 0);
@@ -422,6 +419,51 @@ static void test_bad_frames(void **state)
     free(buf);
 }
 
+/* A handler streams to a peer that never reads: the connection is closed once too much
+ * is queued, the stream sees -EPIPE, the server keeps serving. */
+static int flood_result;
+static unsigned flood_sent;
+static void flood(net_call *call, const uint8_t *p, size_t len, void *ud)
+{
+    uint8_t msg[900];
+    memset(msg, 'f', sizeof(msg));
+    flood_result = 0;
+    for (flood_sent = 0; flood_sent < 20000; flood_sent++) {
+        int r = net_call_send(call, msg, sizeof(msg));
+        if (r < 0) {
+            flood_result = r;
+            break;
+        }
+    }
+    net_call_reply(call, 0, NULL, NULL, 0);
+}
+
+static void test_slow_reader(void **state)
+{
+    struct net_server_config cfg = {.max_frame = 1024};
+    struct fx *f = *state = fx_new(&cfg);
+    assert_int_equal(net_server_register(f->s, "Test.Flood", NET_AUTH_ANY, flood, NULL), 0);
+    net_client *good = connect_ok(f);
+    int fd = raw_connect(f->path);
+    struct proto_frame pf = {
+        .id = 1, .kind = SWARM__FRAME_KIND__FRAME_REQUEST, .method = "Test.Flood"};
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(proto_frame_encode(&pf, 1024, &buf, &len), 0);
+    assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+    free(buf);
+    for (int i = 0; i < 300 && flood_result == 0; i++)
+        th_run_for(&f->loop, 10);
+    assert_int_equal(flood_result, -EPIPE);
+    assert_true(flood_sent > 100);
+    assert_int_equal(net_server_connections(f->s), 1);
+    close(fd);
+    struct th_reply r;
+    call_ok(f, good, "Test.Echo", "ok", &r);
+    assert_int_equal(r.status, 0);
+    net_client_close(good);
+}
+
 static void test_idle_timeout(void **state)
 {
     struct net_server_config cfg = {.idle_timeout_ms = 100};
@@ -431,7 +473,8 @@ static void test_idle_timeout(void **state)
     struct th_reply r = {0};
     /* an open stream keeps its connection alive past the idle timeout */
     assert_int_equal(net_client_call(busy, "Test.Hang", NULL, 0, th_on_reply, &r, NULL), 0);
-    th_run_for(&f->loop, 300);
+    assert_true(th_wait_conns(&f->loop, f->s, 1));
+    th_run_for(&f->loop, 250); /* well past the idle timeout: the open stream keeps it */
     assert_int_equal(net_server_connections(f->s), 1);
     assert_false(atomic_load(&r.done));
     struct th_reply e;
@@ -543,6 +586,7 @@ int main(void)
         cmocka_unit_test_teardown(test_client_close_with_calls, fx_teardown),
         cmocka_unit_test_teardown(test_connect_errors, fx_teardown),
         cmocka_unit_test_teardown(test_bad_frames, fx_teardown),
+        cmocka_unit_test_teardown(test_slow_reader, fx_teardown),
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_max_connections, fx_teardown),
         cmocka_unit_test_teardown(test_sync_client, fx_teardown),
