@@ -478,6 +478,64 @@ static void test_server_close_in_flight(void **state)
     th_run_for(&f->loop, 10);
 }
 
+/* Certificate renewal: new connections get the new context, open ones keep working. */
+static void test_tls_ctx_swap(void **state)
+{
+    struct fx *f = *state = fx_new(NULL);
+    net_client *before = connect_ok(f, G.worker_ctx);
+    /* the server now presents the manager certificate */
+    const char *bundle = pki_ca_cert_pem(G.ca);
+    SSL_CTX *ctx = NULL;
+    char err[256];
+    assert_int_equal(
+        pki_tls_server_ctx(bundle, strlen(bundle), G.manager.pem, strlen(G.manager.pem),
+                           G.manager.key, &ctx, err, sizeof(err)),
+        0);
+    net_server_set_tls_ctx(f->s, ctx);
+    pki_tls_ctx_free(ctx); /* the server holds its own reference */
+    net_client *after = connect_ok(f, G.worker_ctx);
+    assert_string_equal(net_client_server_peer(after)->id.node_id, G.manager.node_id);
+    assert_string_equal(net_client_server_peer(before)->id.node_id, G.server.node_id);
+    struct th_reply r;
+    call(f, before, "Test.Echo", "old", 3, &r);
+    assert_payload(&r, "old");
+    call(f, after, "Test.Echo", "new", 3, &r);
+    assert_payload(&r, "new");
+    net_client_close(before);
+    net_client_close(after);
+}
+
+static void test_ipv6(void **state)
+{
+    struct fx *f = *state = fx_new(NULL);
+    struct sw_addr any6, bound;
+    char err[256];
+    assert_int_equal(sw_addr_parse("[::1]:0", -1, 1, &any6), 0);
+    int r = net_server_listen_tcp(f->s, &any6, G.server_ctx, &bound, err, sizeof(err));
+    if (r < 0) {
+        skip(); /* no IPv6 loopback here */
+        return;
+    }
+    assert_int_equal(bound.family, AF_INET6);
+    assert_true(bound.port != 0);
+    struct th_conn_result cr;
+    net_client *c = NULL;
+    memset(&cr, 0, sizeof(cr));
+    assert_int_equal(
+        net_client_connect_tcp(&f->loop, &bound, G.manager_ctx, 3000, th_on_connect, &cr, &c), 0);
+    assert_true(th_run_until(&f->loop, &cr.done, 5000));
+    assert_int_equal(cr.status, 0);
+    struct th_reply rep;
+    call(f, c, "Test.WhoAmI", NULL, 0, &rep);
+    assert_int_equal(rep.status, 0);
+    net_client_close(c);
+
+    /* a port already in use: a clear error */
+    r = net_server_listen_tcp(f->s, &bound, G.server_ctx, NULL, err, sizeof(err));
+    assert_true(r < 0);
+    assert_non_null(strstr(err, "cannot listen on [::1]:"));
+}
+
 /* ---------------------------------------------------------------- blocking TLS client */
 
 struct sync_job {
@@ -526,6 +584,21 @@ static void *sync_thread(void *arg)
     net_sync_close(c);
     c = NULL;
 
+    /* a call the server never answers: the per-call timeout */
+    if (net_sync_connect_tcp(&j->addr, G.worker_ctx, 200, &c, j->err, sizeof(j->err)) < 0) {
+        j->failures += 100;
+        goto done;
+    }
+    out = NULL;
+    if (net_sync_call(c, "Test.Hang", NULL, 0, &status, err, sizeof(err), &out, &len) !=
+            -ETIMEDOUT ||
+        !strstr(err, "no answer within 200 ms")) {
+        snprintf(j->err, sizeof(j->err), "hang: %.200s", err);
+        j->failures++;
+    }
+    net_sync_close(c);
+    c = NULL;
+
     /* foreign CA: the connect fails with a TLS reason */
     if (net_sync_connect_tcp(&j->addr, G.foreign_ctx, 3000, &c, err, sizeof(err)) >= 0 ||
         !strstr(err, "TLS")) {
@@ -565,6 +638,8 @@ int main(void)
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_connect_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_server_close_in_flight, fx_teardown),
+        cmocka_unit_test_teardown(test_tls_ctx_swap, fx_teardown),
+        cmocka_unit_test_teardown(test_ipv6, fx_teardown),
         cmocka_unit_test_teardown(test_sync_tls, fx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
