@@ -221,6 +221,37 @@ static const char *role_ou(enum pki_role role)
     return NULL;
 }
 
+/* Copy the CSR's SubjectPublicKeyInfo into x as it is: OpenSSL 3.0's X509_set_pubkey
+ * re-encodes the key through the provider encoders, which costs more than the signature. */
+static int copy_pubkey(X509 *x, X509_REQ *csr)
+{
+    X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(csr);
+    X509_PUBKEY *to = X509_get_X509_PUBKEY(x);
+    const ASN1_OBJECT *alg_obj = NULL;
+    const unsigned char *pk = NULL;
+    int pklen = 0;
+    X509_ALGOR *alg = NULL;
+    if (!from || !to || !X509_PUBKEY_get0_param(NULL, &pk, &pklen, &alg, from) || pklen <= 0)
+        return -EINVAL;
+    int ptype = V_ASN1_UNDEF;
+    const void *pval = NULL;
+    X509_ALGOR_get0(&alg_obj, &ptype, &pval, alg);
+    /* P-256 was checked by the caller: named-curve parameters are an OID. */
+    if (ptype != V_ASN1_OBJECT || !pval)
+        return -EINVAL;
+    ASN1_OBJECT *obj = OBJ_dup(alg_obj);
+    ASN1_OBJECT *curve = OBJ_dup(pval);
+    unsigned char *bits = OPENSSL_memdup(pk, (size_t)pklen);
+    if (!obj || !curve || !bits ||
+        !X509_PUBKEY_set0_param(to, obj, V_ASN1_OBJECT, curve, bits, pklen)) {
+        ASN1_OBJECT_free(obj);
+        ASN1_OBJECT_free(curve);
+        OPENSSL_free(bits);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int pki_ca_sign_csr(const pki_ca *ca,
                     const char *csr_pem,
                     size_t csr_len,
@@ -296,7 +327,7 @@ int pki_ca_sign_csr(const pki_ca *ca,
         goto fail;
     if (!X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
         goto fail;
-    if (!X509_set_pubkey(x, pub))
+    if (copy_pubkey(x, csr) < 0)
         goto fail;
     char san[160];
     int n = snprintf(san, sizeof(san), "DNS:%s,DNS:%s%s", ou, req->node_id,
