@@ -1,0 +1,446 @@
+/* swarmctl node ls|inspect: node tables, JSON and the human-readable view. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cli.h"
+#include "cmd/swarmctl.h"
+#include "common/cleanup.h"
+#include "common/swtime.h"
+#include "proto/swarm.pb-c.h"
+
+static const char help_node[] =
+    "Usage:  swarmctl node COMMAND\n"
+    "\n"
+    "Manage swarm nodes\n"
+    "\n"
+    "Commands:\n"
+    "  inspect     Display detailed information on one or more nodes\n"
+    "  ls          List nodes in the swarm\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help  Print usage\n"
+    "\n"
+    "Run 'swarmctl node COMMAND --help' for more information on a command.\n";
+
+static const char help_node_ls[] =
+    "Usage:  swarmctl node ls [OPTIONS]\n"
+    "\n"
+    "List nodes in the swarm\n"
+    "\n"
+    "Aliases:\n"
+    "  ls, list\n"
+    "\n"
+    "Options:\n"
+    "      --format string   Output format: table (default) or json (an array of objects)\n"
+    "  -h, --help            Print usage\n"
+    "  -q, --quiet           Only display node IDs\n";
+
+static const char help_node_inspect[] =
+    "Usage:  swarmctl node inspect [OPTIONS] NODE [NODE...]\n"
+    "\n"
+    "Display detailed information on one or more nodes (by ID, unique ID prefix or\n"
+    "hostname), as a JSON array unless --pretty is given\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     Print usage\n"
+    "      --pretty   Print the information in a human friendly format\n";
+
+static const char *role_str(Swarm__NodeRole role, bool title)
+{
+    if (role == SWARM__NODE_ROLE__ROLE_MANAGER)
+        return title ? "Manager" : "manager";
+    if (role == SWARM__NODE_ROLE__ROLE_WORKER)
+        return title ? "Worker" : "worker";
+    return title ? "Unknown" : "unknown";
+}
+
+static const char *state_str(Swarm__NodeState s, bool title)
+{
+    switch (s) {
+        case SWARM__NODE_STATE__NODE_READY:
+            return title ? "Ready" : "ready";
+        case SWARM__NODE_STATE__NODE_DOWN:
+            return title ? "Down" : "down";
+        case SWARM__NODE_STATE__NODE_DISCONNECTED:
+            return title ? "Disconnected" : "disconnected";
+        default:
+            return title ? "Unknown" : "unknown";
+    }
+}
+
+static const char *availability_str(Swarm__NodeAvailability a, bool title)
+{
+    switch (a) {
+        case SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE:
+            return title ? "Active" : "active";
+        case SWARM__NODE_AVAILABILITY__AVAILABILITY_PAUSE:
+            return title ? "Pause" : "pause";
+        case SWARM__NODE_AVAILABILITY__AVAILABILITY_DRAIN:
+            return title ? "Drain" : "drain";
+        default:
+            return title ? "Unknown" : "unknown";
+    }
+}
+
+static const char *reachability_str(Swarm__Reachability r, bool title)
+{
+    switch (r) {
+        case SWARM__REACHABILITY__REACH_REACHABLE:
+            return title ? "Reachable" : "reachable";
+        case SWARM__REACHABILITY__REACH_UNREACHABLE:
+            return title ? "Unreachable" : "unreachable";
+        default:
+            return title ? "Unknown" : "unknown";
+    }
+}
+
+/* "Leader", "Reachable", "Unreachable" for managers; "" for workers. */
+static const char *manager_status_str(const Swarm__Node *n, bool title)
+{
+    if (n->role != SWARM__NODE_ROLE__ROLE_MANAGER)
+        return "";
+    if (!n->manager_status)
+        return title ? "Unknown" : "unknown";
+    if (n->manager_status->leader)
+        return title ? "Leader" : "leader";
+    return reachability_str(n->manager_status->reachability, title);
+}
+
+static int node_cmp(const void *a, const void *b)
+{
+    const Swarm__Node *x = *(Swarm__Node *const *)a;
+    const Swarm__Node *y = *(Swarm__Node *const *)b;
+    int c = strcmp(x->hostname, y->hostname);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+static void node_json(struct cli_json *j, const Swarm__Node *n, bool full)
+{
+    cli_json_begin_object(j);
+    cli_json_kv_string(j, "id", n->id);
+    if (full && n->meta)
+        cli_json_kv_uint(j, "version", n->meta->version);
+    if (n->meta) {
+        ctl_json_time(j, "created_at", n->meta->created_at);
+        ctl_json_time(j, "updated_at", n->meta->updated_at);
+    }
+    cli_json_kv_string(j, "hostname", n->hostname);
+    cli_json_kv_string(j, "role", role_str(n->role, false));
+    if (full)
+        cli_json_kv_string(j, "desired_role", role_str(n->desired_role, false));
+    cli_json_kv_string(j, "status", state_str(n->state, false));
+    if (full)
+        cli_json_kv_string(j, "status_message", n->state_message);
+    cli_json_kv_string(j, "availability", availability_str(n->availability, false));
+    cli_json_kv_string(j, "manager_status", manager_status_str(n, false));
+    cli_json_kv_string(j, "addr", n->addr);
+    if (full) {
+        cli_json_key(j, "labels");
+        cli_json_begin_object(j);
+        for (size_t i = 0; i < n->n_labels; i++)
+            cli_json_kv_string(j, n->labels[i]->key, n->labels[i]->value);
+        cli_json_end_object(j);
+        cli_json_kv_string(j, "os", n->os);
+        cli_json_kv_string(j, "arch", n->arch);
+        if (n->resources) {
+            cli_json_key(j, "resources");
+            cli_json_begin_object(j);
+            cli_json_kv_int(j, "nano_cpus", n->resources->nano_cpus);
+            cli_json_kv_int(j, "memory_bytes", n->resources->memory_bytes);
+            cli_json_end_object(j);
+        }
+        if (n->manager_status) {
+            const Swarm__ManagerStatus *m = n->manager_status;
+            cli_json_key(j, "manager");
+            cli_json_begin_object(j);
+            cli_json_kv_uint(j, "raft_id", m->raft_id);
+            cli_json_kv_string(j, "addr", m->addr);
+            cli_json_kv_bool(j, "leader", m->leader);
+            cli_json_kv_string(j, "reachability", reachability_str(m->reachability, false));
+            cli_json_end_object(j);
+        }
+    }
+    if (n->certificate) {
+        const Swarm__NodeCertificate *c = n->certificate;
+        cli_json_key(j, "certificate");
+        cli_json_begin_object(j);
+        cli_json_kv_string(j, "issuer", c->issuer);
+        cli_json_kv_string(j, "serial", c->serial);
+        ctl_json_time(j, "not_before", c->not_before);
+        ctl_json_time(j, "not_after", c->not_after);
+        if (full)
+            cli_json_kv_string(j, "pem", c->cert_pem);
+        cli_json_end_object(j);
+    }
+    cli_json_end_object(j);
+}
+
+/* Docker's units.BytesSize: "%.4g" of the largest binary unit. */
+static void fmt_bytes(int64_t v, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double d = (double)v;
+    size_t u = 0;
+    while (d >= 1024.0 && u + 1 < SW_ARRAY_SIZE(units)) {
+        d /= 1024.0;
+        u++;
+    }
+    snprintf(buf, size, "%.4g%s", d, units[u]);
+}
+
+static void node_pretty(const Swarm__Node *n)
+{
+    char t[64];
+    printf("ID:\t\t\t%s\n", n->id);
+    printf("Hostname:\t\t%s\n", n->hostname);
+    if (n->meta) {
+        ctl_fmt_time(n->meta->created_at, t, sizeof(t));
+        printf("Joined at:\t\t%s\n", t);
+    }
+    if (n->n_labels) {
+        printf("Labels:\n");
+        for (size_t i = 0; i < n->n_labels; i++)
+            printf(" - %s=%s\n", n->labels[i]->key, n->labels[i]->value);
+    }
+    printf("Status:\n");
+    printf(" State:\t\t\t%s\n", state_str(n->state, true));
+    if (n->state_message[0])
+        printf(" Message:\t\t%s\n", n->state_message);
+    printf(" Availability:\t\t%s\n", availability_str(n->availability, true));
+    printf(" Address:\t\t%s\n", n->addr);
+    printf(" Role:\t\t\t%s\n", role_str(n->role, true));
+    if (n->role == SWARM__NODE_ROLE__ROLE_MANAGER) {
+        printf("Manager Status:\n");
+        if (n->manager_status) {
+            printf(" Address:\t\t%s\n", n->manager_status->addr);
+            printf(" Raft Status:\t\t%s\n",
+                   reachability_str(n->manager_status->reachability, true));
+            printf(" Leader:\t\t%s\n", n->manager_status->leader ? "Yes" : "No");
+        } else {
+            printf(" Raft Status:\t\tUnknown\n");
+        }
+    }
+    printf("Platform:\n");
+    printf(" Operating System:\t%s\n", n->os);
+    printf(" Architecture:\t\t%s\n", n->arch);
+    if (n->resources) {
+        printf("Resources:\n");
+        printf(" CPUs:\t\t\t%g\n", (double)n->resources->nano_cpus / 1e9);
+        fmt_bytes(n->resources->memory_bytes, t, sizeof(t));
+        printf(" Memory:\t\t%s\n", t);
+    }
+    if (n->certificate) {
+        printf("TLS Info:\n");
+        printf(" Issuer:\t\t%s\n", n->certificate->issuer);
+        printf(" Serial:\t\t%s\n", n->certificate->serial);
+        ctl_fmt_time(n->certificate->not_before, t, sizeof(t));
+        printf(" Not Before:\t\t%s\n", t);
+        ctl_fmt_time(n->certificate->not_after, t, sizeof(t));
+        printf(" Not After:\t\t%s\n", t);
+    }
+}
+
+/* ------------------------------------------------------------------ node ls */
+
+static int cmd_node_ls(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"quiet", no_argument, NULL, 'q'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool quiet = false;
+    enum ctl_format format = FORMAT_TABLE;
+    int c, r;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+        switch (c) {
+            case 'q':
+                quiet = true;
+                break;
+            case 'f':
+                r = ctl_parse_format(optarg, true, false, &format, "node ls");
+                if (r != CLI_EXIT_OK)
+                    return r;
+                break;
+            case 'h':
+                return ctl_print_help(help_node_ls);
+            default:
+                return ctl_getopt_usage(c, argv, opts, "node ls");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(PROG, "node ls", "\"swarmctl node ls\" accepts no arguments");
+    if (quiet && format == FORMAT_JSON)
+        return cli_usage_error(PROG, "node ls", "-q and --format json cannot be used together");
+
+    r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+    Swarm__ListNodesRequest req = SWARM__LIST_NODES_REQUEST__INIT;
+    ProtobufCMessage *m = NULL;
+    int status;
+    char error[ERRMSG_SIZE];
+    r = ctl_call(ctl, "Control.ListNodes", &req.base, &swarm__list_nodes_response__descriptor, &m,
+                 &status, error, sizeof(error));
+    if (r != CALL_OK)
+        return ctl_call_failure(r, error);
+    Swarm__ListNodesResponse *resp = (Swarm__ListNodesResponse *)m;
+    if (resp->n_nodes > 1)
+        qsort(resp->nodes, resp->n_nodes, sizeof(resp->nodes[0]), node_cmp);
+
+    int code = CLI_EXIT_OK;
+    if (quiet) {
+        for (size_t i = 0; i < resp->n_nodes; i++)
+            printf("%s\n", resp->nodes[i]->id);
+    } else if (format == FORMAT_JSON) {
+        struct cli_json j;
+        cli_json_init(&j, stdout, true);
+        cli_json_begin_array(&j);
+        for (size_t i = 0; i < resp->n_nodes; i++)
+            node_json(&j, resp->nodes[i], false);
+        cli_json_end_array(&j);
+        if (cli_json_finish(&j) == -EINVAL)
+            code = CLI_EXIT_FAILURE;
+    } else {
+        static const char *const headers[] = {"ID",           "HOSTNAME",       "STATUS",
+                                              "AVAILABILITY", "MANAGER STATUS", "ADDR"};
+        cli_table *t = NULL;
+        r = cli_table_create(SW_ARRAY_SIZE(headers), headers, &t);
+        for (size_t i = 0; r >= 0 && i < resp->n_nodes; i++) {
+            const Swarm__Node *n = resp->nodes[i];
+            const char *row[] = {n->id,
+                                 n->hostname,
+                                 state_str(n->state, true),
+                                 availability_str(n->availability, true),
+                                 manager_status_str(n, true),
+                                 n->addr};
+            r = cli_table_add_row(t, row);
+        }
+        if (r >= 0)
+            cli_table_print(t, stdout);
+        else
+            fprintf(stderr, PROG ": %s\n", strerror(-r));
+        if (r < 0)
+            code = CLI_EXIT_FAILURE;
+        cli_table_free(t);
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    return ctl_finish_output(code);
+}
+
+/* ------------------------------------------------------------------ node inspect */
+
+static int cmd_node_inspect(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"pretty", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool pretty = false;
+    int c, r;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+            case 'p':
+                pretty = true;
+                break;
+            case 'h':
+                return ctl_print_help(help_node_inspect);
+            default:
+                return ctl_getopt_usage(c, argv, opts, "node inspect");
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(PROG, "node inspect",
+                               "\"swarmctl node inspect\" requires at least 1 argument");
+    for (int i = optind; i < argc; i++)
+        if (!argv[i][0])
+            return cli_usage_error(PROG, "node inspect", "a node name must not be empty");
+
+    r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+
+    int code = CLI_EXIT_OK;
+    struct cli_json j;
+    cli_json_init(&j, stdout, true);
+    if (!pretty)
+        cli_json_begin_array(&j);
+    bool first = true;
+    for (int i = optind; i < argc; i++) {
+        Swarm__GetNodeRequest req = SWARM__GET_NODE_REQUEST__INIT;
+        req.id = argv[i];
+        ProtobufCMessage *m = NULL;
+        int status = 0;
+        char error[ERRMSG_SIZE];
+        r = ctl_call(ctl, "Control.GetNode", &req.base, &swarm__get_node_response__descriptor, &m,
+                     &status, error, sizeof(error));
+        if (r == CALL_FAILED) {
+            code = CLI_EXIT_FAILURE;
+            break;
+        }
+        if (r == CALL_SERVER_ERROR) {
+            if (status == -ENOENT)
+                fprintf(stderr, PROG ": no such node: %s\n", argv[i]);
+            else
+                fprintf(stderr, PROG ": %s\n", error);
+            code = CLI_EXIT_FAILURE;
+            continue;
+        }
+        Swarm__GetNodeResponse *resp = (Swarm__GetNodeResponse *)m;
+        if (!resp->node) {
+            fprintf(stderr, PROG ": no such node: %s\n", argv[i]);
+            code = CLI_EXIT_FAILURE;
+        } else if (pretty) {
+            if (!first)
+                printf("\n");
+            node_pretty(resp->node);
+            first = false;
+        } else {
+            node_json(&j, resp->node, true);
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    if (!pretty) {
+        cli_json_end_array(&j);
+        if (cli_json_finish(&j) == -EINVAL)
+            code = CLI_EXIT_FAILURE;
+    }
+    return ctl_finish_output(code);
+}
+
+/* ------------------------------------------------------------------ node */
+
+int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_help(help_node);
+        return ctl_getopt_usage(c, argv, opts, "node");
+    }
+    if (optind >= argc)
+        return cli_usage_error(PROG, "node", "\"swarmctl node\" requires a command");
+    const char *sub = argv[optind];
+    argc -= optind;
+    argv += optind;
+    if (strcmp(sub, "ls") == 0 || strcmp(sub, "list") == 0)
+        return cmd_node_ls(ctl, argc, argv);
+    if (strcmp(sub, "inspect") == 0)
+        return cmd_node_inspect(ctl, argc, argv);
+    return cli_usage_error(PROG, "node", "unknown command \"node %s\"", sub);
+}
