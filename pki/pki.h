@@ -35,7 +35,9 @@ void pki_key_free(pki_key *k);
 /* PKCS#8 PEM, unencrypted; the caller seals it and wipes it (sw_erase) before free. */
 int pki_key_to_pem(const pki_key *k, char **ret_pem, size_t *ret_len);
 int pki_key_from_pem(const char *pem, size_t len, pki_key **ret);
-/* PKCS#8 PEM encrypted with AES-256-CBC under a passphrase (the KEK), and back. */
+/* PKCS#8 PEM encrypted with AES-256-CBC under a passphrase (the KEK), and back. The
+ * passphrase is binary (1..1024 bytes). Reading: -EINVAL for anything but an ENCRYPTED
+ * PRIVATE KEY block, -EBADMSG for a wrong passphrase or a damaged key. */
 int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len,
                              char **ret_pem, size_t *ret_len);
 int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass,
@@ -61,7 +63,7 @@ struct pki_sign_request {
     const char *node_id;    /* CN, SW_ID_LEN chars */
     const char *cluster_id; /* O */
     enum pki_role role;     /* OU */
-    uint64_t validity_ns;   /* clamped up to PKI_CERT_VALIDITY_MIN_NS; 0 = default */
+    uint64_t validity_ns;   /* clamped to [PKI_CERT_VALIDITY_MIN_NS, PKI_CA_VALIDITY_NS]; 0 = default */
 };
 
 /* Verify the CSR's self-signature and key type (EC P-256 only), then issue a leaf:
@@ -93,7 +95,9 @@ struct pki_identity {
 int pki_identity_from_x509(X509 *cert, struct pki_identity *ret);
 int pki_identity_from_pem(const char *cert_pem, size_t len, struct pki_identity *ret);
 /* Verify cert_pem chains to one of the roots in bundle_pem at the current time, then
- * read its identity. -EPERM with errmsg if the chain does not verify. */
+ * read its identity (ret may be NULL). -EPERM with errmsg if the chain does not verify,
+ * -EINVAL if the certificate is not PEM or not a swarm node certificate. Certificates after
+ * the first in cert_pem are used as untrusted intermediates. */
 int pki_verify_cert(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
                     size_t cert_len, struct pki_identity *ret, char *errmsg, size_t errmsg_size);
 /* NotAfter of the first certificate in a PEM (unix ns). */
@@ -162,7 +166,9 @@ int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id);
  * (SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT); a presented certificate must chain to
  * the bundle or the handshake fails.
  * Client: presents cert/key if given (NULL for a joining node); if bundle_pem is NULL the
- * server is not verified (join bootstrap: the caller pins the CA digest instead). */
+ * server is not verified (join bootstrap: the caller pins the CA digest instead).
+ * cert_pem may carry chain certificates after the leaf. The server needs all of bundle,
+ * cert and key; cert and key come together or not at all. -EINVAL with errmsg. */
 int pki_tls_server_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
                        size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                        size_t errmsg_size);
