@@ -63,7 +63,7 @@ struct pki_sign_request {
     const char *node_id;    /* CN, SW_ID_LEN chars */
     const char *cluster_id; /* O */
     enum pki_role role;     /* OU */
-    uint64_t validity_ns;   /* clamped to [PKI_CERT_VALIDITY_MIN_NS, PKI_CA_VALIDITY_NS]; 0 = default */
+    uint64_t validity_ns;   /* clamped to [VALIDITY_MIN, CA_VALIDITY]; 0 = default */
 };
 
 /* Verify the CSR's self-signature and key type (EC P-256 only), then issue a leaf:
