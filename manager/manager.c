@@ -240,6 +240,7 @@ static void init_committed(struct mgr *m, int status, void *userdata)
     char err[256] = "";
     if (status < 0)
         return fail(m, status, "cannot commit the new cluster: %s", strerror(-status));
+    log_debug("init: cluster committed");
     int r = mgr__state_create(m->state_dir, &m->st, err, sizeof(err));
     if (r < 0)
         return fail(m, r, "%s", err);
@@ -298,6 +299,7 @@ static int propose_self_update(struct mgr *m)
 static void on_leader(struct mgr *m)
 {
     int r;
+    log_debug("raft leader");
     if (m->init) {
         r = propose_cluster(m, init_committed);
         if (r < 0)
@@ -419,6 +421,7 @@ int mgr_start(uv_loop_t *loop,
     int r;
     if (!m)
         return -ENOMEM;
+    log_debug("starting");
     m->loop = loop;
     m->lock_fd = -1;
     m->init = init;
@@ -461,6 +464,7 @@ int mgr_start(uv_loop_t *loop,
         r = prepare_new(m, cfg, errmsg, size);
         if (r < 0)
             goto fail;
+        log_debug("init: identities, keys and root CA ready");
         r = sw_mkdir_p(cfg->state_dir, 0700);
         if (r < 0) {
             snprintf(errmsg, size, "cannot create state directory %s: %s", cfg->state_dir,
@@ -495,14 +499,17 @@ int mgr_start(uv_loop_t *loop,
 
     char dir[4096], err[256] = "";
     snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, MGR_STORE_DIR);
+    log_debug("listening");
     r = store_open(dir, m->st.cluster_id, &m->st.dek, &m->store, err, sizeof(err));
     if (r < 0) {
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);
         goto fail;
     }
+    log_debug("store open");
     r = mgr__raft_start(m, init, errmsg, size);
     if (r < 0)
         goto fail;
+    log_debug("raft started");
 
     m->ready = ready;
     m->ready_userdata = userdata;

@@ -168,6 +168,7 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
         return -EIO;
     }
     m->raft_io_inited = true;
+    log_debug("raft: storage initialised");
     /* Snapshots are sealed, so compressing them would gain nothing. */
     raft_uv_set_snapshot_compression(&m->io, false);
 
@@ -200,6 +201,7 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
             return -EEXIST;
         }
     }
+    log_debug("raft: configured");
     r = raft_start(&m->raft);
     if (r != 0) {
         snprintf(errmsg, size, "cannot start raft from %s: %s", dir, raft_errmsg(&m->raft));
