@@ -43,6 +43,9 @@ int sw_log_level_parse(const char *s, enum sw_log_level *ret_level)
 }
 
 static void vlog(enum sw_log_level level, int err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vlog(enum sw_log_level level, int err, const char *fmt, va_list ap)
 {
     char msg[1024];
     struct timespec ts;

@@ -170,6 +170,9 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
     char wtok[PKI_TOKEN_LEN + 1], mtok[PKI_TOKEN_LEN + 1];
     const char *bundle = st->root_ca_pem;
+    _cleanup_free_ uint8_t *cbuf = NULL, *nbuf = NULL;
+    size_t clen = 0, nlen = 0;
+    Swarm__Node *node = NULL;
     int r;
 
     if ((r = pki_key_to_pem(pki_ca_key(m->ca), &key_pem, &key_len)) < 0 ||
@@ -202,9 +205,6 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     c.root_ca = &ca;
     c.join_tokens = &tokens;
 
-    _cleanup_free_ uint8_t *cbuf = NULL, *nbuf = NULL;
-    size_t clen, nlen;
-    Swarm__Node *node = NULL;
     r = proto_pack(&c.base, &cbuf, &clen);
     if (r < 0)
         goto out;

@@ -62,6 +62,9 @@ int net__transport_init(struct net_transport *t,
 }
 
 static void set_error_v(struct net_transport *t, int err, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void set_error_v(struct net_transport *t, int err, const char *fmt, va_list ap)
 {
     if (t->err || err == 0)
         return;
