@@ -65,6 +65,7 @@ struct mgr {
     bool init;
     bool conf_changed;       /* resume with new addresses or hostname: rewrite node.conf */
     uint64_t cert_expiry_ns; /* init only */
+    unsigned snapshot_threshold, snapshot_trailing;
     struct mgr_node_state st;
 
     store *store;

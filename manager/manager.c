@@ -426,6 +426,9 @@ int mgr_start(uv_loop_t *loop,
     m->lock_fd = -1;
     m->init = init;
     m->cert_expiry_ns = cfg->cert_expiry_ns;
+    m->snapshot_threshold =
+        cfg->snapshot_threshold ? cfg->snapshot_threshold : MGR_SNAPSHOT_INTERVAL_DEFAULT;
+    m->snapshot_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 500;
     m->state_dir = strdup(cfg->state_dir);
     if (!m->state_dir) {
         free(m);

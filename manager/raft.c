@@ -181,8 +181,8 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     m->raft.data = m;
     raft_set_election_timeout(&m->raft, 1000);
     raft_set_heartbeat_timeout(&m->raft, 100);
-    raft_set_snapshot_threshold(&m->raft, MGR_SNAPSHOT_INTERVAL_DEFAULT);
-    raft_set_snapshot_trailing(&m->raft, 500);
+    raft_set_snapshot_threshold(&m->raft, m->snapshot_threshold);
+    raft_set_snapshot_trailing(&m->raft, m->snapshot_trailing);
 
     if (bootstrap) {
         struct raft_configuration conf;
