@@ -72,18 +72,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-static bool valid_hostname(const char *h)
-{
-    size_t n = strlen(h);
-    if (n == 0 || n > 253)
-        return false;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '.' || *p == '_'))
-            return false;
-    return true;
-}
-
 struct daemon {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
@@ -201,7 +189,7 @@ int main(int argc, char **argv)
                 cfg.advertise_addr_set = true;
                 break;
             case OPT_HOSTNAME:
-                if (!valid_hostname(optarg))
+                if (!sw_hostname_valid(optarg))
                     return usage_error(
                         "invalid --hostname '%s': letters, digits, '-', '.', '_' only", optarg);
                 cfg.hostname = optarg;

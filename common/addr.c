@@ -80,3 +80,15 @@ void sw_addr_format(const struct sw_addr *a, char *buf, unsigned size)
     else
         snprintf(buf, size, "%s:%u", a->host, a->port);
 }
+
+bool sw_hostname_valid(const char *h)
+{
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '.' || *p == '_'))
+            return false;
+    return true;
+}

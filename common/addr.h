@@ -1,6 +1,7 @@
 /* IP[:PORT] address parsing for flags such as --listen-addr and join targets. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define SW_ADDR_HOST_MAX 46 /* INET6_ADDRSTRLEN */
@@ -18,3 +19,6 @@ struct sw_addr {
 int sw_addr_parse(const char *s, int default_port, int allow_zero_port, struct sw_addr *ret);
 /* "IP:PORT" or "[IPv6]:PORT". */
 void sw_addr_format(const struct sw_addr *a, char *buf, unsigned size);
+
+/* A node hostname as swarmd accepts it: 1..253 chars of [A-Za-z0-9._-]. */
+bool sw_hostname_valid(const char *h);

@@ -82,18 +82,6 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
     free(ic);
 }
 
-static bool valid_hostname(const char *h)
-{
-    size_t n = strlen(h);
-    if (n == 0 || n > 253)
-        return false;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '.' || *p == '_'))
-            return false;
-    return true;
-}
-
 /* Which role a presented token grants, checked in constant time against both. */
 static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char *err, size_t size)
 {
@@ -167,7 +155,7 @@ static void h_issue_node_certificate(net_call *call,
         snprintf(err, sizeof(err), "certificate renewal is not supported yet");
         goto out;
     }
-    if (!valid_hostname(req->hostname)) {
+    if (!sw_hostname_valid(req->hostname)) {
         r = -EINVAL;
         snprintf(err, sizeof(err), "invalid hostname");
         goto out;

@@ -39,6 +39,22 @@ static void kek_passphrase(const struct pki_aead_key *kek, char out[2 * PKI_KEY_
     out[2 * PKI_KEY_BYTES] = '\0';
 }
 
+/* A key on disk: id (4 bytes, big-endian) | key bytes. */
+static void key_encode(const struct pki_aead_key *k, uint8_t out[KEK_FILE_LEN])
+{
+    out[0] = (uint8_t)(k->id >> 24);
+    out[1] = (uint8_t)(k->id >> 16);
+    out[2] = (uint8_t)(k->id >> 8);
+    out[3] = (uint8_t)k->id;
+    memcpy(out + 4, k->key, PKI_KEY_BYTES);
+}
+
+static void key_decode(const uint8_t in[KEK_FILE_LEN], struct pki_aead_key *k)
+{
+    k->id = ((uint32_t)in[0] << 24) | ((uint32_t)in[1] << 16) | ((uint32_t)in[2] << 8) | in[3];
+    memcpy(k->key, in + 4, PKI_KEY_BYTES);
+}
+
 static void dek_aad(const char *cluster_id, char *buf, size_t size)
 {
     snprintf(buf, size, "swarmd-dek/%s", cluster_id);
@@ -102,11 +118,7 @@ int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, 
 
     /* KEK: id | key, 0600 (autolock, in the HA issue, replaces this file) */
     uint8_t kekbuf[KEK_FILE_LEN];
-    kekbuf[0] = (uint8_t)(st->kek.id >> 24);
-    kekbuf[1] = (uint8_t)(st->kek.id >> 16);
-    kekbuf[2] = (uint8_t)(st->kek.id >> 8);
-    kekbuf[3] = (uint8_t)st->kek.id;
-    memcpy(kekbuf + 4, st->kek.key, PKI_KEY_BYTES);
+    key_encode(&st->kek, kekbuf);
     path_of(path, sizeof(path), dir, MGR_KEK_FILE);
     r = sw_write_file_atomic(path, kekbuf, sizeof(kekbuf), 0600);
     sw_erase(kekbuf, sizeof(kekbuf));
@@ -118,11 +130,7 @@ int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, 
         char aad[64];
         _cleanup_free_ uint8_t *sealed = NULL;
         size_t sealed_len;
-        dekbuf[0] = (uint8_t)(st->dek.id >> 24);
-        dekbuf[1] = (uint8_t)(st->dek.id >> 16);
-        dekbuf[2] = (uint8_t)(st->dek.id >> 8);
-        dekbuf[3] = (uint8_t)st->dek.id;
-        memcpy(dekbuf + 4, st->dek.key, PKI_KEY_BYTES);
+        key_encode(&st->dek, dekbuf);
         dek_aad(st->cluster_id, aad, sizeof(aad));
         r = pki_seal(&st->kek, aad, strlen(aad), dekbuf, sizeof(dekbuf), &sealed, &sealed_len);
         sw_erase(dekbuf, sizeof(dekbuf));
@@ -273,9 +281,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
             sw_erase(kek, kek_len);
         return r < 0 ? r : -EINVAL;
     }
-    const uint8_t *kb = (const uint8_t *)kek;
-    st->kek.id = ((uint32_t)kb[0] << 24) | ((uint32_t)kb[1] << 16) | ((uint32_t)kb[2] << 8) | kb[3];
-    memcpy(st->kek.key, kb + 4, PKI_KEY_BYTES);
+    key_decode((const uint8_t *)kek, &st->kek);
     sw_erase(kek, kek_len);
 
     if (st->role == PKI_ROLE_MANAGER) {
@@ -303,9 +309,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
             }
             return r < 0 ? r : -EINVAL;
         }
-        st->dek.id = ((uint32_t)plain[0] << 24) | ((uint32_t)plain[1] << 16) |
-                     ((uint32_t)plain[2] << 8) | plain[3];
-        memcpy(st->dek.key, plain + 4, PKI_KEY_BYTES);
+        key_decode(plain, &st->dek);
         sw_erase(plain, plain_len);
         free(plain);
     }

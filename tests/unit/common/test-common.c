@@ -125,6 +125,23 @@ static void test_addr(void **state)
     assert_int_equal(sw_addr_parse("[::1", 1, 0, &a), -EINVAL);
 }
 
+static void test_hostname(void **state)
+{
+    char big[300];
+    assert_true(sw_hostname_valid("web-1.example_x"));
+    assert_false(sw_hostname_valid(""));
+    assert_false(sw_hostname_valid(NULL));
+    assert_false(sw_hostname_valid("a b"));
+    assert_false(sw_hostname_valid("a/b"));
+    assert_false(sw_hostname_valid("caf\xc3\xa9"));
+    memset(big, 'a', sizeof(big));
+    big[253] = '\0';
+    assert_true(sw_hostname_valid(big));
+    big[253] = 'a';
+    big[254] = '\0';
+    assert_false(sw_hostname_valid(big));
+}
+
 static void test_log_level(void **state)
 {
     enum sw_log_level l;
@@ -139,10 +156,14 @@ static void test_log_level(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base36_roundtrip), cmocka_unit_test(test_base36_decode_rejects),
-        cmocka_unit_test(test_ids),              cmocka_unit_test(test_duration_parse),
-        cmocka_unit_test(test_duration_format),  cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_base36_roundtrip),
+        cmocka_unit_test(test_base36_decode_rejects),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_duration_format),
+        cmocka_unit_test(test_addr),
         cmocka_unit_test(test_log_level),
+        cmocka_unit_test(test_hostname),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
