@@ -531,11 +531,6 @@ static void free_mgr(struct mgr *m)
 {
     void (*cb)(void *) = m->stop_cb;
     void *ud = m->stop_userdata;
-    while (m->cluster_ops_head) {
-        struct mgr_cluster_op *op = m->cluster_ops_head;
-        m->cluster_ops_head = op->next;
-        free(op);
-    }
     store_close(m->store);
     pki_ca_free(m->ca);
     if (m->server_ctx)
@@ -576,6 +571,16 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
     m->ready = NULL;
     m->stop_cb = cb;
     m->stop_userdata = userdata;
+    /* queued cluster edits will not run: their callers get an answer */
+    while (m->cluster_ops_head) {
+        struct mgr_cluster_op *op = m->cluster_ops_head;
+        m->cluster_ops_head = op->next;
+        if (!m->cluster_ops_head)
+            m->cluster_ops_tail = NULL;
+        if (op->cb)
+            op->cb(m, -ECANCELED, op->userdata);
+        free(op);
+    }
     m->pending_closes++; /* held until every close below has been started */
     m->pending_closes++;
     uv_close((uv_handle_t *)&m->leader_timer, timer_closed);

@@ -293,6 +293,8 @@ int mgr__propose(struct mgr *m,
     size_t len;
     int r;
 
+    if (m->stopping)
+        return -ECANCELED;
     if (!mgr__is_leader(m))
         return -ENOTCONN;
     r = store_proposal_seal(m->store, ++m->next_request_id, actions, n, &sealed, &len);
@@ -392,6 +394,8 @@ int mgr__cluster_update(struct mgr *m,
                         mgr_commit_fn cb,
                         void *userdata)
 {
+    if (m->stopping)
+        return -ECANCELED;
     struct mgr_cluster_op *op = calloc(1, sizeof(*op));
     if (!op)
         return -ENOMEM;
