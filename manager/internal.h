@@ -77,6 +77,10 @@ struct mgr {
     struct raft_uv_transport transport;
     bool raft_io_inited, raft_inited;
     uv_timer_t leader_timer;
+    uv_work_t files_work; /* init: writing the key and certificate files */
+    int files_status;     /* 1 while in flight, then 0 or a negative errno */
+    bool init_committed;
+    char files_err[256];
     uint64_t leader_wait_start;
 
     net_server *server;
@@ -100,7 +104,13 @@ struct mgr {
 
 /* state.c */
 int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size);
-int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size);
+/* Everything but node.conf: KEK, wrapped DEK, encrypted node key, certificates. Blocking
+ * (fsyncs): run it off the loop. node.conf comes last (mgr__state_save_conf): its presence
+ * means the node is complete. */
+int mgr__state_write_keys(const char *dir,
+                          const struct mgr_node_state *st,
+                          char *errmsg,
+                          size_t size);
 void mgr__state_finish(struct mgr_node_state *st);
 /* Rewrite node.conf only (addresses, hostname). */
 int mgr__state_save_conf(const char *dir,

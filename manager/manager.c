@@ -235,16 +235,47 @@ out:
     return r;
 }
 
-static void init_committed(struct mgr *m, int status, void *userdata)
+/* init is complete once the cluster is committed and the key files are durable: then
+ * node.conf, last. */
+static void init_finish(struct mgr *m)
 {
     char err[256] = "";
-    if (status < 0)
-        return fail(m, status, "cannot commit the new cluster: %s", strerror(-status));
-    log_debug("init: cluster committed");
-    int r = mgr__state_create(m->state_dir, &m->st, err, sizeof(err));
+    if (!m->init_committed || m->files_status > 0 || m->stopping)
+        return;
+    if (m->files_status < 0)
+        return fail(m, m->files_status, "%s", m->files_err);
+    int r = mgr__state_save_conf(m->state_dir, &m->st, err, sizeof(err));
     if (r < 0)
         return fail(m, r, "%s", err);
     become_ready(m);
+}
+
+static void init_committed(struct mgr *m, int status, void *userdata)
+{
+    if (status < 0)
+        return fail(m, status, "cannot commit the new cluster: %s", strerror(-status));
+    log_debug("init: cluster committed");
+    m->init_committed = true;
+    init_finish(m);
+}
+
+static void files_work(uv_work_t *w)
+{
+    struct mgr *m = w->data;
+    int r = mgr__state_write_keys(m->state_dir, &m->st, m->files_err, sizeof(m->files_err));
+    m->files_status = r < 0 ? r : 0;
+}
+
+static void files_done(uv_work_t *w, int status)
+{
+    struct mgr *m = w->data;
+    if (status < 0 && m->files_status > 0) {
+        m->files_status = status;
+        snprintf(m->files_err, sizeof(m->files_err), "cannot write the node's key files");
+    }
+    log_debug("init: key and certificate files written");
+    init_finish(m);
+    mgr__close_done(m);
 }
 
 static void resume_committed(struct mgr *m, int status, void *userdata)
@@ -503,6 +534,18 @@ int mgr_start(uv_loop_t *loop,
     char dir[4096], err[256] = "";
     snprintf(dir, sizeof(dir), "%s/%s", cfg->state_dir, MGR_STORE_DIR);
     log_debug("listening");
+    if (init) {
+        /* the fsync-heavy key files are written on the thread pool while raft starts */
+        m->files_status = 1;
+        m->files_work.data = m;
+        m->pending_closes++; /* released in files_done */
+        r = uv_queue_work(loop, &m->files_work, files_work, files_done);
+        if (r < 0) {
+            m->pending_closes--;
+            snprintf(errmsg, size, "cannot queue work: %s", uv_strerror(r));
+            goto fail;
+        }
+    }
     r = store_open(dir, m->st.cluster_id, &m->st.dek, &m->store, err, sizeof(err));
     if (r < 0) {
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);

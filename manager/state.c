@@ -101,7 +101,10 @@ int mgr__state_save_conf(const char *dir,
     return r;
 }
 
-int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size)
+int mgr__state_write_keys(const char *dir,
+                          const struct mgr_node_state *st,
+                          char *errmsg,
+                          size_t size)
 {
     char path[4096];
     int r;
@@ -163,10 +166,6 @@ int mgr__state_create(const char *dir, struct mgr_node_state *st, char *errmsg, 
         goto fail_write;
     path_of(path, sizeof(path), dir, MGR_ROOT_CA_FILE);
     r = sw_write_file_atomic(path, st->root_ca_pem, strlen(st->root_ca_pem), 0644);
-    if (r < 0)
-        goto fail_write;
-    /* node.conf last: its presence means the node is complete */
-    r = write_conf(dir, st);
     if (r < 0)
         goto fail_write;
     return 0;
