@@ -1,0 +1,15 @@
+/* test-manager: runs every manager/ test group. */
+#include <signal.h>
+
+#include "common/log.h"
+#include "tests.h"
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sw_log_set_level(SW_LOG_ERROR);
+    int failed = 0;
+    failed +=
+        _cmocka_run_group_tests("manager-control", mt_control_tests, mt_control_n, NULL, NULL);
+    return failed ? 1 : 0;
+}

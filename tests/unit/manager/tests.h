@@ -1,0 +1,10 @@
+/* The test groups of test-manager, run by main.c. */
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+extern const struct CMUnitTest mt_control_tests[];
+extern const size_t mt_control_n;
