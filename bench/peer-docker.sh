@@ -23,6 +23,8 @@ die() {
 }
 
 dk() { "$DOCKER" -H "unix://$SOCK" "$@"; }
+# Bounded query: a socket that exists but does not answer must not hang us.
+dk_info() { timeout 5 "$DOCKER" -H "unix://$SOCK" info "$@"; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -55,7 +57,7 @@ wait_for() {
 }
 
 start() {
-    if alive "$DIR/dockerd.pid" && dk info >/dev/null 2>&1; then
+    if alive "$DIR/dockerd.pid" && dk_info >/dev/null 2>&1; then
         echo "peer-docker: already running; export DOCKER_HOST=unix://$SOCK"
         return 0
     fi
@@ -101,7 +103,7 @@ EOF
         --bridge=none --ip-masq=false --userland-proxy=false \
         >"$DIR/dockerd.log" 2>&1 &
     echo $! >"$DIR/dockerd.pid"
-    wait_for "$START_TIMEOUT" "$DIR/dockerd.pid" dk info
+    wait_for "$START_TIMEOUT" "$DIR/dockerd.pid" dk_info
     case $? in
     0) ;;
     2) tail -n 15 "$DIR/dockerd.log" >&2; stop >/dev/null 2>&1; die "dockerd exited (log kept above)" ;;
@@ -147,6 +149,7 @@ stop() {
         timeout 20 "$DOCKER" -H "unix://$SOCK" swarm leave --force >/dev/null 2>&1
         # Containers this engine started (their shims outlive dockerd otherwise).
         ids=$(timeout 10 "$DOCKER" -H "unix://$SOCK" ps -aq 2>/dev/null)
+        # shellcheck disable=SC2086 # one argument per container ID
         [ -n "$ids" ] && timeout 30 "$DOCKER" -H "unix://$SOCK" rm -f $ids >/dev/null 2>&1
         timeout 10 "$DOCKER" -H "unix://$SOCK" network rm docker_gwbridge >/dev/null 2>&1
     fi
@@ -165,8 +168,8 @@ stop() {
 }
 
 status() {
-    if alive "$DIR/dockerd.pid" && dk info >/dev/null 2>&1; then
-        echo "peer-docker: running, swarm $(dk info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
+    if alive "$DIR/dockerd.pid" && dk_info >/dev/null 2>&1; then
+        echo "peer-docker: running, swarm $(dk_info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)"
         echo "export DOCKER_HOST=unix://$SOCK"
         return 0
     fi
