@@ -10,3 +10,5 @@ extern const struct CMUnitTest mt_control_tests[];
 extern const size_t mt_control_n;
 extern const struct CMUnitTest mt_state_tests[];
 extern const size_t mt_state_n;
+extern const struct CMUnitTest mt_ca_tests[];
+extern const size_t mt_ca_n;

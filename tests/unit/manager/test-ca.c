@@ -1,0 +1,407 @@
+/* manager/ CA server: certificates for holders of a join token over the (open) control
+ * socket, refusals of bad tokens and requests, the new nodes in the node list, and the
+ * TLS listener refusing certificates of nodes the cluster does not know. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "tests.h"
+
+struct issued {
+    int status;
+    char error[512];
+    Swarm__IssueNodeCertificateResponse *resp;
+};
+
+static int issue(struct mt *t,
+                 const char *token,
+                 const char *csr,
+                 const char *hostname,
+                 const char *addr,
+                 const char *node_id,
+                 struct issued *out)
+{
+    struct mt_reply r;
+    Swarm__IssueNodeCertificateRequest req = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
+    req.token = (char *)token;
+    req.csr_pem = (char *)csr;
+    req.hostname = (char *)hostname;
+    req.addr = (char *)(addr ? addr : "");
+    req.node_id = (char *)(node_id ? node_id : "");
+    memset(out, 0, sizeof(*out));
+    out->status = mt_call(t, "CA.IssueNodeCertificate", &req.base, &r);
+    snprintf(out->error, sizeof(out->error), "%s", r.error);
+    if (out->status == 0) {
+        out->resp = swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
+        assert_non_null(out->resp);
+    }
+    mt_reply_clear(&r);
+    return out->status;
+}
+
+static void issued_clear(struct issued *i)
+{
+    if (i->resp)
+        swarm__issue_node_certificate_response__free_unpacked(i->resp, NULL);
+    i->resp = NULL;
+}
+
+static void expect_refused(struct mt *t,
+                           const char *token,
+                           const char *csr,
+                           const char *hostname,
+                           const char *addr,
+                           const char *node_id,
+                           int want,
+                           const char *needle)
+{
+    struct issued i;
+    int r = issue(t, token, csr, hostname, addr, node_id, &i);
+    issued_clear(&i);
+    if (r != want)
+        fail_msg("IssueNodeCertificate: got %d '%s', wanted %d", r, i.error, want);
+    if (needle && !strstr(i.error, needle))
+        fail_msg("error '%s' does not mention '%s'", i.error, needle);
+}
+
+static size_t count_nodes(struct mt *t)
+{
+    Swarm__ListNodesResponse *l = mt_list_nodes(t);
+    size_t n = l->n_nodes;
+    swarm__list_nodes_response__free_unpacked(l, NULL);
+    return n;
+}
+
+static Swarm__Node *find_node(struct mt *t, const char *id)
+{
+    Swarm__ListNodesResponse *l = mt_list_nodes(t);
+    Swarm__Node *found = NULL;
+    for (size_t i = 0; i < l->n_nodes; i++)
+        if (strcmp(l->nodes[i]->id, id) == 0) {
+            found = l->nodes[i];
+            l->nodes[i] = l->nodes[--l->n_nodes];
+            break;
+        }
+    swarm__list_nodes_response__free_unpacked(l, NULL);
+    return found;
+}
+
+/* Check an issued certificate: chains to the root, names the node, role and cluster,
+ * and holds the CSR's key. */
+static void check_cert(struct mt *t, const struct issued *i, pki_key *key, enum pki_role role)
+{
+    const Swarm__IssueNodeCertificateResponse *resp = i->resp;
+    struct pki_identity id;
+    char err[256];
+    assert_int_equal(strlen(resp->node_id), SW_ID_LEN);
+    assert_string_equal(resp->cluster_id, mgr_cluster_id(t->m));
+    assert_int_equal(resp->role, role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
+                                                          : SWARM__NODE_ROLE__ROLE_WORKER);
+    assert_string_equal(resp->ca_cert_pem, t->m->st.root_ca_pem);
+    int r = pki_verify_cert(resp->ca_cert_pem, strlen(resp->ca_cert_pem), resp->cert_pem,
+                            strlen(resp->cert_pem), &id, err, sizeof(err));
+    if (r < 0)
+        fail_msg("issued certificate does not verify: %s", err);
+    assert_string_equal(id.node_id, resp->node_id);
+    assert_string_equal(id.cluster_id, mgr_cluster_id(t->m));
+    assert_int_equal(id.role, role);
+    assert_true(pki_cert_matches_key(resp->cert_pem, strlen(resp->cert_pem), key));
+}
+
+static void test_issue_worker_and_manager(void **state)
+{
+    struct mt *t = *state;
+    char wtok[PKI_TOKEN_LEN + 1], mtok[PKI_TOKEN_LEN + 1];
+    pki_key *wkey = NULL, *mkey = NULL;
+    char *wcsr = NULL, *mcsr = NULL;
+    struct issued wi, mi;
+    mt_start_ok(t, true);
+    mt_join_token(t, 0, false, wtok, sizeof(wtok));
+    mt_join_token(t, 1, false, mtok, sizeof(mtok));
+    assert_int_equal(pki_key_generate(&wkey), 0);
+    assert_int_equal(pki_csr_create(wkey, &wcsr), 0);
+    assert_int_equal(pki_key_generate(&mkey), 0);
+    assert_int_equal(pki_csr_create(mkey, &mcsr), 0);
+
+    if (issue(t, wtok, wcsr, "worker-1", "192.0.2.10", NULL, &wi) != 0)
+        fail_msg("worker: %d %s", wi.status, wi.error);
+    check_cert(t, &wi, wkey, PKI_ROLE_WORKER);
+    if (issue(t, mtok, mcsr, "manager-2", NULL, NULL, &mi) != 0)
+        fail_msg("manager: %d %s", mi.status, mi.error);
+    check_cert(t, &mi, mkey, PKI_ROLE_MANAGER);
+    assert_string_not_equal(wi.resp->node_id, mi.resp->node_id);
+
+    /* both are in the node list, known but not yet seen */
+    assert_int_equal(count_nodes(t), 3);
+    Swarm__Node *n = find_node(t, wi.resp->node_id);
+    assert_non_null(n);
+    assert_int_equal(n->role, SWARM__NODE_ROLE__ROLE_WORKER);
+    assert_int_equal(n->desired_role, SWARM__NODE_ROLE__ROLE_WORKER);
+    assert_int_equal(n->state, SWARM__NODE_STATE__NODE_UNKNOWN);
+    assert_string_equal(n->hostname, "worker-1");
+    assert_string_equal(n->addr, "192.0.2.10:2377");
+    assert_null(n->manager_status);
+    assert_non_null(n->certificate);
+    assert_string_equal(n->certificate->cert_pem, wi.resp->cert_pem);
+    assert_true(n->certificate->not_after > n->certificate->not_before);
+    assert_true(n->meta && n->meta->created_at > 0);
+    swarm__node__free_unpacked(n, NULL);
+    n = find_node(t, mi.resp->node_id);
+    assert_non_null(n);
+    assert_int_equal(n->role, SWARM__NODE_ROLE__ROLE_MANAGER);
+    assert_int_equal(n->state, SWARM__NODE_STATE__NODE_UNKNOWN);
+    assert_string_equal(n->addr, "");
+    swarm__node__free_unpacked(n, NULL);
+
+    /* GetNode finds the worker by hostname */
+    struct mt_reply r;
+    Swarm__GetNodeRequest gq = SWARM__GET_NODE_REQUEST__INIT;
+    gq.id = "worker-1";
+    assert_int_equal(mt_call(t, "Control.GetNode", &gq.base, &r), 0);
+    Swarm__GetNodeResponse *g = swarm__get_node_response__unpack(NULL, r.len, r.payload);
+    mt_reply_clear(&r);
+    assert_non_null(g);
+    assert_string_equal(g->node->id, wi.resp->node_id);
+    swarm__get_node_response__free_unpacked(g, NULL);
+
+    /* the same token may be used again (several workers join with one token) */
+    struct issued again;
+    assert_int_equal(issue(t, wtok, wcsr, "worker-1", NULL, NULL, &again), 0);
+    assert_string_not_equal(again.resp->node_id, wi.resp->node_id);
+    issued_clear(&again);
+    /* two nodes called worker-1: a hostname lookup is ambiguous, not a guess */
+    assert_int_equal(mt_call(t, "Control.GetNode", &gq.base, &r), -EINVAL);
+    assert_non_null(strstr(r.error, "ambiguous"));
+    mt_reply_clear(&r);
+
+    /* the new nodes outlive a restart */
+    char wid[SW_ID_LEN + 1];
+    snprintf(wid, sizeof(wid), "%s", wi.resp->node_id);
+    mt_stop(t);
+    t->cfg.listen_addr_set = false;
+    mt_start_ok(t, false);
+    assert_int_equal(count_nodes(t), 4);
+    n = find_node(t, wid);
+    assert_non_null(n);
+    assert_int_equal(n->role, SWARM__NODE_ROLE__ROLE_WORKER);
+    swarm__node__free_unpacked(n, NULL);
+
+    issued_clear(&wi);
+    issued_clear(&mi);
+    free(wcsr);
+    free(mcsr);
+    pki_key_free(wkey);
+    pki_key_free(mkey);
+}
+
+static void test_issue_refusals(void **state)
+{
+    struct mt *t = *state;
+    char wtok[PKI_TOKEN_LEN + 1], old[PKI_TOKEN_LEN + 1], foreign[PKI_TOKEN_LEN + 1];
+    mt_start_ok(t, true);
+    char *csr = mt_csr();
+    mt_join_token(t, 0, false, old, sizeof(old));
+    mt_join_token(t, 0, true, wtok, sizeof(wtok));
+    size_t before = count_nodes(t);
+
+    /* a rotated token */
+    expect_refused(t, old, csr, "w", NULL, NULL, -EPERM, "rotated");
+    /* a token of another swarm: same shape, another CA digest */
+    snprintf(foreign, sizeof(foreign), "%s", wtok);
+    size_t d = strlen(PKI_TOKEN_PREFIX);
+    foreign[d + 10] = foreign[d + 10] == 'a' ? 'b' : 'a';
+    expect_refused(t, foreign, csr, "w", NULL, NULL, -EPERM, "digest");
+    /* another swarm's real token */
+    pki_ca *other = NULL;
+    char otok[PKI_TOKEN_LEN + 1];
+    assert_int_equal(pki_ca_create(&other), 0);
+    const char *ob = pki_ca_cert_pem(other);
+    assert_int_equal(pki_token_generate(ob, strlen(ob), otok), 0);
+    pki_ca_free(other);
+    expect_refused(t, otok, csr, "w", NULL, NULL, -EPERM, "digest");
+    /* malformed tokens */
+    expect_refused(t, "SWMTKN-1-abc", csr, "w", NULL, NULL, -EINVAL, NULL);
+    expect_refused(t, "", csr, "w", NULL, NULL, -EINVAL, NULL);
+    expect_refused(t, "not a token at all", csr, "w", NULL, NULL, -EINVAL, NULL);
+    /* a secret of the right shape that is neither token */
+    snprintf(foreign, sizeof(foreign), "%s", wtok);
+    foreign[PKI_TOKEN_LEN - 1] = foreign[PKI_TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
+    expect_refused(t, foreign, csr, "w", NULL, NULL, -EPERM, "rotated");
+
+    /* bad CSRs */
+    static const char garbage[] =
+        "-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----\n";
+    struct issued i;
+    assert_true(issue(t, wtok, garbage, "w", NULL, NULL, &i) < 0);
+    issued_clear(&i);
+    assert_true(issue(t, wtok, "hello", "w", NULL, NULL, &i) < 0);
+    issued_clear(&i);
+    expect_refused(t, wtok, "", "w", NULL, NULL, -EINVAL, NULL);
+    size_t big_len = 16 * 1024 + 100;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    snprintf(big, big_len + 1, "%s", csr);
+    for (size_t k = strlen(csr); k < big_len; k++)
+        big[k] = k % 65 == 64 ? '\n' : 'A';
+    big[big_len] = '\0';
+    expect_refused(t, wtok, big, "w", NULL, NULL, -EINVAL, "16384");
+    free(big);
+
+    /* bad hostnames and addresses */
+    expect_refused(t, wtok, csr, "", NULL, NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "bad host!", NULL, NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "a/b", NULL, NULL, -EINVAL, "hostname");
+    char longname[300];
+    memset(longname, 'h', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    expect_refused(t, wtok, csr, longname, NULL, NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "w", "not-an-ip", NULL, -EINVAL, "address");
+    expect_refused(t, wtok, csr, "w", "192.0.2.1:99999", NULL, -EINVAL, "address");
+
+    /* renewal is not there yet */
+    expect_refused(t, wtok, csr, "w", NULL, mgr_node_id(t->m), -EOPNOTSUPP, "renewal");
+
+    /* an undecodable request */
+    struct mt_reply r;
+    assert_int_equal(
+        mt_call_raw(t, "CA.IssueNodeCertificate", (const uint8_t *)"\xff\xff\xff", 3, &r), -EINVAL);
+    mt_reply_clear(&r);
+
+    /* none of these left a node behind */
+    assert_int_equal(count_nodes(t), before);
+    /* and the current token still works */
+    assert_int_equal(issue(t, wtok, csr, "w", NULL, NULL, &i), 0);
+    issued_clear(&i);
+    assert_int_equal(count_nodes(t), before + 1);
+    free(csr);
+}
+
+/* ------------------------------------------------------------------ TLS listener */
+
+struct conn {
+    bool done;
+    int status;
+    char error[512];
+};
+
+static void on_conn(net_client *c, int status, const char *error, void *ud)
+{
+    struct conn *r = ud;
+    r->status = status;
+    snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
+    r->done = true;
+}
+
+static void on_call(net_client *c,
+                    int status,
+                    const char *error,
+                    const uint8_t *payload,
+                    size_t len,
+                    bool final,
+                    void *ud)
+{
+    struct conn *r = ud;
+    if (!final)
+        return;
+    r->status = status;
+    snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
+    r->done = true;
+}
+
+/* Connect over TLS with a certificate for node_id (signed by the cluster CA) and call
+ * Control.ListNodes; returns the connect status, or the call's. */
+static int tls_list_nodes(struct mt *t,
+                          const char *cert,
+                          const pki_key *key,
+                          char *err,
+                          size_t size)
+{
+    SSL_CTX *ctx = NULL;
+    const char *bundle = t->m->st.root_ca_pem;
+    assert_int_equal(
+        pki_tls_client_ctx(bundle, strlen(bundle), cert, strlen(cert), key, &ctx, err, size), 0);
+    struct sw_addr addr = t->m->bound_addr;
+    struct conn cr = {0};
+    net_client *c = NULL;
+    assert_int_equal(net_client_connect_tcp(&t->loop, &addr, ctx, 5000, on_conn, &cr, &c), 0);
+    pki_tls_ctx_free(ctx);
+    assert_true(mt_run_until(t, &cr.done, MT_WAIT_MS));
+    int r = cr.status;
+    if (r == 0) {
+        struct conn call = {0};
+        if (net_client_call(c, "Control.ListNodes", NULL, 0, on_call, &call, NULL) == 0) {
+            assert_true(mt_run_until(t, &call.done, MT_WAIT_MS));
+            r = call.status;
+            snprintf(err, size, "%s", call.error);
+        }
+    } else {
+        snprintf(err, size, "%s", cr.error);
+    }
+    net_client_close(c);
+    mt_run_for(t, 10);
+    return r;
+}
+
+static char *sign_for(struct mt *t, const char *node_id, enum pki_role role, pki_key **ret_key)
+{
+    char *csr = NULL, *cert = NULL, err[256];
+    assert_int_equal(pki_key_generate(ret_key), 0);
+    assert_int_equal(pki_csr_create(*ret_key, &csr), 0);
+    struct pki_sign_request sr = {
+        .node_id = node_id, .cluster_id = mgr_cluster_id(t->m), .role = role};
+    assert_int_equal(pki_ca_sign_csr(t->m->ca, csr, strlen(csr), &sr, &cert, err, sizeof(err)), 0);
+    free(csr);
+    return cert;
+}
+
+static void test_tls_known_and_unknown_nodes(void **state)
+{
+    struct mt *t = *state;
+    char tok[PKI_TOKEN_LEN + 1], err[512];
+    mt_start_ok(t, true);
+
+    /* a manager certificate of a node the cluster knows: control calls work over TLS */
+    pki_key *key = NULL;
+    char *csr = NULL;
+    struct issued mi;
+    mt_join_token(t, 1, false, tok, sizeof(tok));
+    assert_int_equal(pki_key_generate(&key), 0);
+    assert_int_equal(pki_csr_create(key, &csr), 0);
+    assert_int_equal(issue(t, tok, csr, "m2", NULL, NULL, &mi), 0);
+    int r = tls_list_nodes(t, mi.resp->cert_pem, key, err, sizeof(err));
+    if (r != 0)
+        fail_msg("known manager over TLS: %d %s", r, err);
+    issued_clear(&mi);
+    free(csr);
+    pki_key_free(key);
+
+    /* a worker certificate: the control API is for managers */
+    mt_join_token(t, 0, false, tok, sizeof(tok));
+    assert_int_equal(pki_key_generate(&key), 0);
+    assert_int_equal(pki_csr_create(key, &csr), 0);
+    struct issued wi;
+    assert_int_equal(issue(t, tok, csr, "w2", NULL, NULL, &wi), 0);
+    r = tls_list_nodes(t, wi.resp->cert_pem, key, err, sizeof(err));
+    assert_int_equal(r, -EPERM);
+    issued_clear(&wi);
+    free(csr);
+    pki_key_free(key);
+
+    /* a valid manager certificate of a node the store does not hold (removed): refused */
+    char ghost[SW_ID_LEN + 1];
+    assert_int_equal(sw_id_generate(ghost), 0);
+    char *cert = sign_for(t, ghost, PKI_ROLE_MANAGER, &key);
+    r = tls_list_nodes(t, cert, key, err, sizeof(err));
+    assert_true(r < 0);
+    free(cert);
+    pki_key_free(key);
+}
+
+const struct CMUnitTest mt_ca_tests[] = {
+    cmocka_unit_test_setup_teardown(test_issue_worker_and_manager, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_issue_refusals, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_tls_known_and_unknown_nodes, mt_setup, mt_teardown),
+};
+const size_t mt_ca_n = sizeof(mt_ca_tests) / sizeof(mt_ca_tests[0]);
