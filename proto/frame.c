@@ -2,6 +2,7 @@
 #include "proto/frame.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,14 @@ int proto_frame_decoder_feed(struct proto_frame_decoder *d, const uint8_t *data,
 {
     if (len == 0)
         return 0;
+    if (d->off > 0) {
+        /* drop the frames already taken, once per feed (not once per frame) */
+        memmove(d->buf, d->buf + d->off, d->len - d->off);
+        d->len -= d->off;
+        d->off = 0;
+    }
+    if (len > SIZE_MAX / 2 - d->len)
+        return -ENOMEM;
     if (d->len + len > d->cap) {
         size_t cap = d->cap ? d->cap : 4096;
         while (cap < d->len + len)
@@ -80,18 +89,19 @@ int proto_frame_decoder_feed(struct proto_frame_decoder *d, const uint8_t *data,
 
 int proto_frame_decoder_next(struct proto_frame_decoder *d, Swarm__Frame **ret)
 {
-    if (d->len < PROTO_FRAME_HEADER)
+    size_t avail = d->len - d->off;
+    const uint8_t *p = d->buf + d->off;
+    if (avail < PROTO_FRAME_HEADER)
         return 0;
-    size_t n = ((size_t)d->buf[0] << 24) | ((size_t)d->buf[1] << 16) | ((size_t)d->buf[2] << 8) |
-               (size_t)d->buf[3];
+    size_t n = ((size_t)p[0] << 24) | ((size_t)p[1] << 16) | ((size_t)p[2] << 8) | (size_t)p[3];
     if (n > d->max_frame)
         return -EMSGSIZE;
-    if (d->len < PROTO_FRAME_HEADER + n)
+    if (avail - PROTO_FRAME_HEADER < n)
         return 0;
-    Swarm__Frame *f = swarm__frame__unpack(NULL, n, d->buf + PROTO_FRAME_HEADER);
-    size_t used = PROTO_FRAME_HEADER + n;
-    memmove(d->buf, d->buf + used, d->len - used);
-    d->len -= used;
+    Swarm__Frame *f = swarm__frame__unpack(NULL, n, p + PROTO_FRAME_HEADER);
+    d->off += PROTO_FRAME_HEADER + n;
+    if (d->off == d->len)
+        d->off = d->len = 0;
     if (!f)
         return -EBADMSG;
     if (f->kind > SWARM__FRAME_KIND__FRAME_CANCEL || f->kind < 0) {
@@ -104,5 +114,5 @@ int proto_frame_decoder_next(struct proto_frame_decoder *d, Swarm__Frame **ret)
 
 size_t proto_frame_decoder_pending(const struct proto_frame_decoder *d)
 {
-    return d->len;
+    return d->len - d->off;
 }

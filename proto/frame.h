@@ -28,7 +28,8 @@ int proto_frame_encode(const struct proto_frame *f,
 /* Incremental decoder: feed whatever bytes arrived, then take whole frames out. */
 struct proto_frame_decoder {
     uint8_t *buf;
-    size_t len;
+    size_t off; /* start of the bytes not yet taken (frames are taken without moving data) */
+    size_t len; /* end of the buffered bytes */
     size_t cap;
     size_t max_frame;
 };
