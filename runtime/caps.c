@@ -1,0 +1,1 @@
+/* runtime/caps.c: placeholder until it lands. */

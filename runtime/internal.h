@@ -1,0 +1,85 @@
+/* runtime/ internals shared across its files: cgroups, seccomp, capabilities, the task. */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "runtime/runtime.h"
+
+/* ------------------------------------------------------------------ cgroup.c */
+
+#define RT_CGROUP_PATH_MAX 512
+
+/* The detected layout. */
+struct rt_cgroup_layout {
+    enum rt_cgroup_mode mode;    /* V1 or V2 after detection */
+    char root[RT_CGROUP_PATH_MAX]; /* mount root, "/sys/fs/cgroup" */
+    /* V2: the unified mount (root itself, or root/unified is NOT used for limits: that is
+     * the hybrid layout, treated as V1). V1: one mount per controller. */
+    char v2_mount[RT_CGROUP_PATH_MAX];
+    char v1_memory[RT_CGROUP_PATH_MAX];
+    char v1_cpu[RT_CGROUP_PATH_MAX];
+    char v1_pids[RT_CGROUP_PATH_MAX];
+    /* This process's own cgroup path per hierarchy (from /proc/self/cgroup); tasks nest
+     * below it, under the parent name. */
+    char self_v2[RT_CGROUP_PATH_MAX];
+    char self_memory[RT_CGROUP_PATH_MAX];
+    char self_cpu[RT_CGROUP_PATH_MAX];
+    char self_pids[RT_CGROUP_PATH_MAX];
+};
+
+struct rt_cgroup_limits {
+    int64_t memory_bytes; /* 0: none */
+    int64_t nano_cpus;    /* 0: none; quota = nano_cpus * period / 1e9, period 100000 us */
+    int64_t pids;         /* 0: none */
+};
+
+/* A task's cgroup: directories per hierarchy (V2: one). */
+struct rt_cgroup {
+    enum rt_cgroup_mode mode;
+    char v2[RT_CGROUP_PATH_MAX];
+    char memory[RT_CGROUP_PATH_MAX];
+    char cpu[RT_CGROUP_PATH_MAX];
+    char pids[RT_CGROUP_PATH_MAX];
+    int v2_fd; /* V2: O_DIRECTORY fd of the cgroup, for CLONE_INTO_CGROUP; -1 otherwise */
+};
+
+/* Detect from mountinfo under root (mode AUTO) or take the forced mode; read
+ * self paths from proc_self_cgroup ("/proc/self/cgroup"; tests pass a file). */
+int rt__cgroup_detect(const char *root, enum rt_cgroup_mode mode, const char *proc_self_cgroup,
+                      const char *mountinfo, struct rt_cgroup_layout *ret, char *errmsg,
+                      size_t errmsg_size);
+/* mkdir -p <self>/<parent> in every hierarchy (V2: enable +memory +cpu +pids in
+ * subtree_control along the way where available). */
+int rt__cgroup_prepare_parent(const struct rt_cgroup_layout *l, const char *parent, char *errmsg,
+                              size_t errmsg_size);
+/* Create <self>/<parent>/<name> and write the limits (before the task runs). */
+int rt__cgroup_create(const struct rt_cgroup_layout *l, const char *parent, const char *name,
+                      const struct rt_cgroup_limits *lim, struct rt_cgroup *ret, char *errmsg,
+                      size_t errmsg_size);
+/* Move pid into the cgroup (every hierarchy). */
+int rt__cgroup_attach(const struct rt_cgroup *cg, pid_t pid, char *errmsg, size_t errmsg_size);
+/* Did the OOM killer kill something in this cgroup? (v2 memory.events oom_kill, v1
+ * memory.oom_control oom_kill). 1 yes, 0 no, <0 unknown. */
+int rt__cgroup_oom_killed(const struct rt_cgroup *cg);
+/* Kill whatever is left (cgroup.kill on v2 when present, else SIGKILL each pid in
+ * cgroup.procs), then rmdir every directory, retrying briefly while the kernel empties it.
+ * Safe on a half-created cgroup. */
+int rt__cgroup_destroy(struct rt_cgroup *cg);
+
+/* ------------------------------------------------------------------ seccomp.c */
+
+struct rt_seccomp {
+    struct sock_filter *filter;
+    unsigned short len;
+};
+
+/* ------------------------------------------------------------------ caps.c */
+
+/* Drop every bounding-set capability not in caps. Before setresuid (needs CAP_SETPCAP). */
+int rt__caps_bound(uint64_t caps);
+/* permitted = effective = caps, inheritable = 0, ambient cleared. After setresuid, for
+ * root (a non-root uid keeps the empty sets the uid change left). Raw syscalls only. */
+int rt__caps_set(uint64_t caps);

@@ -1,0 +1,1 @@
+/* runtime/runtime.c: placeholder until it lands. */

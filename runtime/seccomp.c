@@ -1,0 +1,1 @@
+/* runtime/seccomp.c: placeholder until it lands. */

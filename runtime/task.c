@@ -1,0 +1,1 @@
+/* runtime/task.c: placeholder until it lands. */
