@@ -47,7 +47,8 @@ struct net_server_config {
     size_t max_frame;             /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
     uint64_t handshake_timeout_ms;/* 0: 10 s */
     uint64_t idle_timeout_ms;     /* 0: 5 min without a frame (open streams do not count as idle) */
-    unsigned max_connections;     /* 0: 1024; extra connections are accepted and closed at once */
+    unsigned max_connections;     /* 0: 1024, counted for TCP and for Unix peers separately;
+                                   * extra connections are accepted and closed at once */
     const char *cluster_id;       /* certificate peers must carry O = this (NULL: not checked) */
 };
 

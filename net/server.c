@@ -85,6 +85,7 @@ struct net_server {
     struct net_listener *listeners;
     struct net_conn *conns;
     unsigned n_conns;       /* open, not closing */
+    unsigned n_tcp_conns;   /* of which TCP: TCP and Unix peers have separate budgets */
     unsigned n_handles;     /* everything not yet through its close callback */
     uv_timer_t close_timer; /* makes net_server_close complete asynchronously */
     bool closing;
@@ -480,6 +481,8 @@ static void conn_on_closing(struct net_transport *t)
     if (t->err && t->err != -ECONNRESET)
         log_debug("net: connection %s closed: %s", c->peer.addr, t->errmsg);
     c->s->n_conns--;
+    if (t->is_tcp)
+        c->s->n_tcp_conns--;
     c->ready = false;
     /* detach every open call first: on_gone may reply (and free) any of them */
     while (c->calls)
@@ -546,7 +549,10 @@ static void on_connection(uv_stream_t *server, int status)
         log_debug("net: accept failed: %s", uv_strerror(status));
         return;
     }
-    if (s->n_conns >= s->max_connections || (l->is_tcp && !s->ctx)) {
+    /* max_connections applies to TCP and to Unix peers separately, so that anonymous
+     * network peers cannot lock the operator out of the local control socket */
+    unsigned used = l->is_tcp ? s->n_tcp_conns : s->n_conns - s->n_tcp_conns;
+    if (used >= s->max_connections || (l->is_tcp && !s->ctx)) {
         reject_one(l);
         return;
     }
@@ -568,6 +574,8 @@ static void on_connection(uv_stream_t *server, int status)
         s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
+    if (l->is_tcp)
+        s->n_tcp_conns++;
     s->n_handles++;
 
     r = uv_accept(server, &c->t.h.stream);

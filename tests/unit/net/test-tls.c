@@ -105,6 +105,7 @@ struct fx {
     uv_loop_t loop;
     net_server *s;
     struct sw_addr addr;
+    char dir[64]; /* a temp dir removed at teardown, if a test made one */
 };
 
 static struct fx *fx_new(const struct net_server_config *cfg_in)
@@ -131,6 +132,8 @@ static int fx_teardown(void **state)
     if (!f)
         return 0;
     th_teardown_loop(&f->loop, f->s);
+    if (f->dir[0])
+        th_rm_rf(f->dir);
     free(f);
     *state = NULL;
     return 0;
@@ -397,6 +400,44 @@ static void test_handshake_limits(void **state)
     net_client_close(b3);
 }
 
+/* Unauthenticated TCP peers filling max_connections must not lock the operator out of
+ * the local control socket: the two kinds of listener have separate budgets. */
+static void test_tcp_flood_spares_unix(void **state)
+{
+    struct net_server_config cfg = {.max_connections = 2};
+    struct fx *f = *state = fx_new(&cfg);
+    char path[96], err[256];
+    snprintf(f->dir, sizeof(f->dir), "/tmp/net-tls-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(path, sizeof(path), "%s/ctl.sock", f->dir);
+    assert_int_equal(net_server_listen_unix(f->s, path, 0600, err, sizeof(err)), 0);
+
+    int flood[2] = {raw_tcp(&f->addr), raw_tcp(&f->addr)}; /* never handshake */
+    assert_true(th_wait_conns(&f->loop, f->s, 2));
+
+    struct th_conn_result cr = {0};
+    net_client *local = NULL;
+    assert_int_equal(
+        net_client_connect_unix(&f->loop, path, 3000, th_on_connect, &cr, &local), 0);
+    assert_true(th_run_until(&f->loop, &cr.done, 5000));
+    if (cr.status != 0)
+        fprintf(stderr, "unix connect: %s\n", cr.error);
+    assert_int_equal(cr.status, 0);
+    struct th_reply r;
+    call(f, local, "Test.Local", NULL, 0, &r);
+    assert_int_equal(r.status, 0);
+    net_client_close(local);
+
+    /* and the TCP budget itself still holds: a third TCP peer is refused */
+    struct th_conn_result cr3;
+    net_client *third = NULL;
+    assert_true(tls_connect(f, G.worker_ctx, &cr3, &third) < 0);
+    net_client_close(third);
+
+    close(flood[0]);
+    close(flood[1]);
+}
+
 static void test_idle_timeout(void **state)
 {
     struct net_server_config cfg = {.idle_timeout_ms = 100};
@@ -635,6 +676,7 @@ int main(void)
         cmocka_unit_test_teardown(test_streams_and_large, fx_teardown),
         cmocka_unit_test_teardown(test_oversize_frame, fx_teardown),
         cmocka_unit_test_teardown(test_handshake_limits, fx_teardown),
+        cmocka_unit_test_teardown(test_tcp_flood_spares_unix, fx_teardown),
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_connect_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_server_close_in_flight, fx_teardown),
