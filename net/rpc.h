@@ -30,6 +30,10 @@ struct net_peer {
     char addr[64];          /* "IP:PORT" of the remote end, or "unix" */
 };
 
+/* Frames from a peer without a certificate (NET_PEER_ANONYMOUS) are capped at this size
+ * (or max_frame if lower): such a peer may only fetch the root CA and ask for a certificate. */
+#define NET_ANONYMOUS_MAX_FRAME (64u * 1024u)
+
 /* Who may call a method. */
 enum net_auth {
     NET_AUTH_ANY = 0,     /* anyone, also without a certificate (GetRootCA, IssueNodeCertificate) */

@@ -359,6 +359,8 @@ static void conn_on_handshake(struct net_transport *t)
         conn_fail(c, -EPERM, "client certificate is not a swarm node certificate");
         return;
     }
+    if (c->peer.kind == NET_PEER_ANONYMOUS && t->dec.max_frame > NET_ANONYMOUS_MAX_FRAME)
+        t->dec.max_frame = NET_ANONYMOUS_MAX_FRAME; /* before any frame is decoded */
     if (c->peer.kind == NET_PEER_NODE && s->cluster_id &&
         strcmp(c->peer.id.cluster_id, s->cluster_id) != 0) {
         char msg[160];

@@ -238,7 +238,7 @@ static void dispatch_frames(struct net_transport *t)
         if (r < 0) {
             char msg[96];
             if (r == -EMSGSIZE)
-                snprintf(msg, sizeof(msg), "frame larger than %zu bytes", t->max_frame);
+                snprintf(msg, sizeof(msg), "frame larger than %zu bytes", t->dec.max_frame);
             else
                 snprintf(msg, sizeof(msg), "frame does not decode");
             if (t->error_frames) {

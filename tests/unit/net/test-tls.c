@@ -341,6 +341,33 @@ static void test_oversize_frame(void **state)
     net_client_close(good);
 }
 
+/* A peer without a certificate may only join: its frames are capped far below max_frame,
+ * so 1024 anonymous connections cannot make the server buffer 16 MiB each. */
+static void test_anonymous_frame_cap(void **state)
+{
+    struct fx *f = *state = fx_new(NULL);
+    net_client *anon = connect_ok(f, G.anon_ctx);
+    net_client *node = connect_ok(f, G.worker_ctx);
+    size_t big = NET_ANONYMOUS_MAX_FRAME + 1024;
+    uint8_t *buf = calloc(1, big);
+    assert_non_null(buf);
+    struct th_reply r;
+    call(f, node, "Test.Echo", buf, big, &r); /* a node certificate: the full limit */
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.total, big);
+    call(f, anon, "Test.Echo", buf, 4096, &r); /* small join-sized calls are fine */
+    assert_int_equal(r.status, 0);
+    call(f, anon, "Test.Echo", buf, big, &r);
+    assert_true(r.status < 0);
+    char want[64];
+    snprintf(want, sizeof(want), "frame larger than %u", (unsigned)NET_ANONYMOUS_MAX_FRAME);
+    assert_non_null(strstr(r.error, want));
+    assert_true(th_wait_conns(&f->loop, f->s, 1));
+    free(buf);
+    net_client_close(anon);
+    net_client_close(node);
+}
+
 /* ---------------------------------------------------------------- raw TCP peers */
 
 static int raw_tcp(const struct sw_addr *a)
@@ -417,8 +444,7 @@ static void test_tcp_flood_spares_unix(void **state)
 
     struct th_conn_result cr = {0};
     net_client *local = NULL;
-    assert_int_equal(
-        net_client_connect_unix(&f->loop, path, 3000, th_on_connect, &cr, &local), 0);
+    assert_int_equal(net_client_connect_unix(&f->loop, path, 3000, th_on_connect, &cr, &local), 0);
     assert_true(th_run_until(&f->loop, &cr.done, 5000));
     if (cr.status != 0)
         fprintf(stderr, "unix connect: %s\n", cr.error);
@@ -675,6 +701,7 @@ int main(void)
         cmocka_unit_test_teardown(test_authorize_hook, fx_teardown),
         cmocka_unit_test_teardown(test_streams_and_large, fx_teardown),
         cmocka_unit_test_teardown(test_oversize_frame, fx_teardown),
+        cmocka_unit_test_teardown(test_anonymous_frame_cap, fx_teardown),
         cmocka_unit_test_teardown(test_handshake_limits, fx_teardown),
         cmocka_unit_test_teardown(test_tcp_flood_spares_unix, fx_teardown),
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
