@@ -81,7 +81,14 @@ static int ctx_new(bool server,
         pki__errmsg_ssl(errmsg, errmsg_size, "cannot configure TLS 1.3 with P-256");
         goto fail;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+    /* No resumption: a resumed session would skip the certificate check against the current
+     * roots and clock (an expired or rotated-out certificate would keep working). */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (server && !SSL_CTX_set_num_tickets(ctx, 0)) {
+        pki__errmsg_ssl(errmsg, errmsg_size, "cannot disable TLS session tickets");
+        goto fail;
+    }
     if (cert_pem) {
         r = use_cert_chain(ctx, cert_pem, cert_len, errmsg, errmsg_size);
         if (r < 0)

@@ -218,6 +218,46 @@ static void test_ctx_errors(void **state)
     assert_null(ctx);
 }
 
+/* No session resumption: every connection presents (and has verified, against the current
+ * roots and clock) a certificate. A resumed TLS 1.3 session would carry the identity of a
+ * certificate that has since expired or whose root was rotated out. */
+static void test_no_session_tickets(void **state)
+{
+    SSL_CTX *sctx = server_ctx(ca, &server_node), *cctx = client_ctx(ca, &client_node);
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    assert_non_null(s);
+    assert_non_null(c);
+    BIO *sb = NULL, *cb = NULL;
+    assert_true(BIO_new_bio_pair(&sb, 0, &cb, 0));
+    SSL_set_bio(s, sb, sb);
+    SSL_set_bio(c, cb, cb);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    bool sdone = false, cdone = false;
+    for (int i = 0; i < 50 && !(sdone && cdone); i++) {
+        if (!cdone)
+            cdone = SSL_do_handshake(c) == 1;
+        if (!sdone)
+            sdone = SSL_do_handshake(s) == 1;
+    }
+    assert_true(sdone && cdone);
+    /* the server writes after its handshake (tickets, if any, go first); the client reads */
+    size_t n = 0;
+    assert_true(SSL_write_ex(s, "x", 1, &n));
+    char buf[8];
+    assert_true(SSL_read_ex(c, buf, sizeof(buf), &n));
+    assert_int_equal(n, 1);
+    SSL_SESSION *sess = SSL_get1_session(c);
+    assert_non_null(sess);
+    assert_false(SSL_SESSION_is_resumable(sess));
+    SSL_SESSION_free(sess);
+    ERR_clear_error();
+    SSL_free(s);
+    SSL_free(c);
+    pki_tls_ctx_free(sctx);
+    pki_tls_ctx_free(cctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_server_from_other_ca),
         cmocka_unit_test(test_tls12_refused),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_no_session_tickets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
