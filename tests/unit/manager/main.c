@@ -13,5 +13,7 @@ int main(void)
         _cmocka_run_group_tests("manager-control", mt_control_tests, mt_control_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-state", mt_state_tests, mt_state_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-ca", mt_ca_tests, mt_ca_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("manager-lifecycle", mt_lifecycle_tests, mt_lifecycle_n, NULL,
+                                      NULL);
     return failed ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
@@ -304,6 +305,69 @@ static void test_init_over_incomplete_init(void **state)
     assert_true(strstr(err, "incomplete init") || strstr(err, "store"));
 }
 
+/* A TCP socket holding port on 127.0.0.1 (0: any); returns the port. */
+static uint16_t block_port(struct mt *t, uv_tcp_t *h, uint16_t port)
+{
+    struct sockaddr_in sa;
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    assert_int_equal(uv_ip4_addr("127.0.0.1", port, &sa), 0);
+    assert_int_equal(uv_tcp_init(&t->loop, h), 0);
+    assert_int_equal(uv_tcp_bind(h, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)h, 1, NULL), 0);
+    assert_int_equal(uv_tcp_getsockname(h, (struct sockaddr *)&bound, &blen), 0);
+    return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+}
+
+/* A busy port fails init with a message naming it, and leaves the dir reusable; a busy
+ * stored port fails resume, and a new --listen-addr gets around it. */
+static void test_busy_port(void **state)
+{
+    struct mt *t = *state;
+    uv_tcp_t blocker;
+    char err[512], want[64], addr[80];
+    uint16_t port = block_port(t, &blocker, 0);
+    t->cfg.listen_addr.port = port;
+    snprintf(want, sizeof(want), "127.0.0.1:%u", port);
+    int r = mt_start(t, true, err, sizeof(err));
+    assert_true(r < 0);
+    if (!strstr(err, "cannot listen on") || !strstr(err, want))
+        fail_msg("error '%s' does not name %s", err, want);
+    enum mgr_state_kind kind;
+    assert_int_equal(mgr_state_probe(t->dir, &kind, NULL, NULL), 0);
+    assert_int_equal(kind, MGR_STATE_EMPTY);
+    uv_close((uv_handle_t *)&blocker, NULL);
+    mt_run_for(t, 5);
+
+    /* the same init now works and keeps that port */
+    mt_start_ok(t, true);
+    mgr_listen_addr(t->m, addr, sizeof(addr));
+    assert_string_equal(addr, want);
+    mt_stop(t);
+
+    /* resume on the stored port while something else holds it */
+    block_port(t, &blocker, port);
+    resume_cfg(t);
+    r = mt_start(t, false, err, sizeof(err));
+    assert_true(r < 0);
+    assert_non_null(strstr(err, want));
+    /* a new listen address on resume */
+    t->cfg.listen_addr.port = 0;
+    t->cfg.listen_addr_set = true;
+    mt_start_ok(t, false);
+    mgr_listen_addr(t->m, addr, sizeof(addr));
+    assert_string_not_equal(addr, want);
+    mt_stop(t);
+    uv_close((uv_handle_t *)&blocker, NULL);
+    mt_run_for(t, 5);
+    /* the new one is stored: a plain resume uses it */
+    char again[80];
+    resume_cfg(t);
+    mt_start_ok(t, false);
+    mgr_listen_addr(t->m, again, sizeof(again));
+    assert_string_equal(again, addr);
+}
+
 /* ------------------------------------------------------------------ secrets on disk */
 
 struct secrets {
@@ -428,6 +492,7 @@ const struct CMUnitTest mt_state_tests[] = {
     cmocka_unit_test_setup_teardown(test_resume_empty_dir, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_second_manager_on_same_dir, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_init_over_incomplete_init, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_busy_port, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_no_secret_in_the_clear, mt_setup, mt_teardown),
 };
 const size_t mt_state_n = sizeof(mt_state_tests) / sizeof(mt_state_tests[0]);

@@ -12,3 +12,5 @@ extern const struct CMUnitTest mt_state_tests[];
 extern const size_t mt_state_n;
 extern const struct CMUnitTest mt_ca_tests[];
 extern const size_t mt_ca_n;
+extern const struct CMUnitTest mt_lifecycle_tests[];
+extern const size_t mt_lifecycle_n;
