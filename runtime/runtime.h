@@ -30,7 +30,7 @@ typedef struct rt_seccomp rt_seccomp;
 
 /* Docker's default profile for a task holding caps: an allowlist answering EPERM,
  * capability-gated syscalls allowed only with the capability, clone with namespace
- * flags refused, clone3 -> ENOSYS, keyctl/add_key/request_key/io_uring_*/kexec_* and
+ * flags refused, clone3 -> ENOSYS, keyctl, add_key, request_key, io_uring_*, kexec_* and
  * AF_ALG/AF_VSOCK sockets refused. Compiling costs milliseconds: cache the result. */
 int rt_seccomp_default(uint64_t caps, rt_seccomp **ret, char *errmsg, size_t errmsg_size);
 /* A profile in Docker's JSON format (defaultAction, syscalls[] with names/action/args/
