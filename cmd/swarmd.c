@@ -108,6 +108,12 @@ static void on_signal(uv_signal_t *h, int signum)
     stop(d, 0);
 }
 
+static void on_fatal(mgr *m, int status, const char *errmsg, void *userdata)
+{
+    log_error("%s", errmsg);
+    stop(userdata, 1);
+}
+
 static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
 {
     struct daemon *d = userdata;
@@ -258,6 +264,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
         d.m = NULL;
         stop(&d, 1);
+    } else {
+        mgr_set_fatal_handler(d.m, on_fatal, &d);
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);

@@ -23,8 +23,7 @@ int mgr__ca_reload(struct mgr *m)
     const Swarm__RootCA *rc = c->root_ca;
     r = pki_ca_load(rc->ca_cert_pem, strlen(rc->ca_cert_pem), (const char *)rc->ca_key_pem.data,
                     rc->ca_key_pem.len, &ca);
-    sw_erase(rc->ca_key_pem.data, rc->ca_key_pem.len);
-    swarm__cluster__free_unpacked(c, NULL);
+    mgr__cluster_free(c);
     if (r < 0)
         return r;
     pki_ca_free(m->ca);
@@ -107,10 +106,7 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
         return r;
     bool is_worker = pki_token_equal(token, c->join_tokens->worker);
     bool is_manager = pki_token_equal(token, c->join_tokens->manager);
-    sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
-    sw_erase(c->join_tokens->worker, strlen(c->join_tokens->worker));
-    sw_erase(c->join_tokens->manager, strlen(c->join_tokens->manager));
-    swarm__cluster__free_unpacked(c, NULL);
+    mgr__cluster_free(c);
     if (!is_worker && !is_manager) {
         snprintf(err, size,
                  "the join token is invalid or has been rotated; get a current token with "
@@ -180,8 +176,7 @@ static void h_issue_node_certificate(net_call *call,
         goto out;
     }
     uint64_t validity = c->spec->cert_expiry_ns;
-    sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
-    swarm__cluster__free_unpacked(c, NULL);
+    mgr__cluster_free(c);
 
     r = sw_id_generate(ic->node_id);
     if (r < 0)

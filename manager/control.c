@@ -217,7 +217,7 @@ static void h_get_cluster(net_call *call, const uint8_t *payload, size_t len, vo
     wipe_string(c->join_tokens->manager);
     resp.cluster = c;
     reply_msg(call, &resp.base);
-    swarm__cluster__free_unpacked(c, NULL);
+    mgr__cluster_free(c);
 }
 
 /* ------------------------------------------------------------------ join tokens */

@@ -78,7 +78,8 @@ struct mgr {
     bool raft_io_inited, raft_inited;
     uv_timer_t leader_timer;
     uv_work_t files_work; /* init: writing the key and certificate files */
-    int files_status;     /* 1 while in flight, then 0 or a negative errno */
+    int files_status;     /* 1 while in flight, then 0 or a negative errno (loop thread) */
+    int files_result;     /* written by the worker thread only; read in files_done */
     bool init_committed;
     char files_err[256];
     uint64_t leader_wait_start;
@@ -93,6 +94,10 @@ struct mgr {
     mgr_ready_fn ready;
     void *ready_userdata;
     bool serving;
+    mgr_fatal_fn fatal;
+    void *fatal_userdata;
+    int fatal_status;
+    uv_timer_t fatal_timer;
     bool stopping;
     void (*stop_cb)(void *userdata);
     void *stop_userdata;
@@ -140,11 +145,17 @@ int mgr__cluster_update(struct mgr *m,
                         void *userdata);
 
 /* manager.c */
+/* Report a fatal error from inside a raft callback; the handler runs on the next loop
+ * iteration (never inside raft). */
+void mgr__fatal(struct mgr *m, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* One asynchronous close finished (pending_closes--); frees m after the last one. */
 void mgr__close_done(struct mgr *m);
 
 /* objects.c: typed reads */
+/* The cluster object; free with mgr__cluster_free (wipes the CA key and tokens). */
 int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret);
+void mgr__cluster_free(Swarm__Cluster *c);
 int mgr__get_node(struct mgr *m, const char *id, Swarm__Node **ret);
 /* A node as the local machine sees itself (for init and resume). */
 int mgr__self_node(struct mgr *m, Swarm__Node **ret);

@@ -36,6 +36,37 @@ static void fail(struct mgr *m, int r, const char *fmt, ...)
     }
 }
 
+static void fatal_timer_cb(uv_timer_t *t)
+{
+    struct mgr *m = t->data;
+    char msg[sizeof(m->errmsg)];
+    memcpy(msg, m->errmsg, sizeof(msg));
+    if (m->ready)
+        fail(m, m->fatal_status, "%s", msg);
+    else if (m->fatal)
+        m->fatal(m, m->fatal_status, m->errmsg, m->fatal_userdata);
+}
+
+void mgr__fatal(struct mgr *m, int status, const char *fmt, ...)
+{
+    va_list ap;
+    if (m->fatal_status)
+        return;
+    m->fatal_status = status ? status : -EIO;
+    va_start(ap, fmt);
+    vsnprintf(m->errmsg, sizeof(m->errmsg), fmt, ap);
+    va_end(ap);
+    m->serving = false;
+    if (!m->stopping)
+        uv_timer_start(&m->fatal_timer, fatal_timer_cb, 0, 0);
+}
+
+void mgr_set_fatal_handler(mgr *m, mgr_fatal_fn fn, void *userdata)
+{
+    m->fatal = fn;
+    m->fatal_userdata = userdata;
+}
+
 static void become_ready(struct mgr *m)
 {
     m->serving = true;
@@ -263,13 +294,14 @@ static void files_work(uv_work_t *w)
 {
     struct mgr *m = w->data;
     int r = mgr__state_write_keys(m->state_dir, &m->st, m->files_err, sizeof(m->files_err));
-    m->files_status = r < 0 ? r : 0;
+    m->files_result = r < 0 ? r : 0;
 }
 
 static void files_done(uv_work_t *w, int status)
 {
     struct mgr *m = w->data;
-    if (status < 0 && m->files_status > 0) {
+    m->files_status = m->files_result;
+    if (status < 0 && m->files_status == 0) {
         m->files_status = status;
         snprintf(m->files_err, sizeof(m->files_err), "cannot write the node's key files");
     }
@@ -467,6 +499,8 @@ int mgr_start(uv_loop_t *loop,
     }
     uv_timer_init(loop, &m->leader_timer);
     m->leader_timer.data = m;
+    uv_timer_init(loop, &m->fatal_timer);
+    m->fatal_timer.data = m;
 
     enum mgr_state_kind kind;
     char node_id[SW_ID_LEN + 1] = "?", cluster_id[SW_ID_LEN + 1] = "?";
@@ -625,8 +659,9 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
         free(op);
     }
     m->pending_closes++; /* held until every close below has been started */
-    m->pending_closes++;
+    m->pending_closes += 2;
     uv_close((uv_handle_t *)&m->leader_timer, timer_closed);
+    uv_close((uv_handle_t *)&m->fatal_timer, timer_closed);
     if (m->server) {
         m->pending_closes++;
         net_server_close(m->server, server_closed, m);
@@ -663,6 +698,6 @@ int mgr_join_token(mgr *m, int role, char *buf, unsigned size)
     if (r < 0)
         return r;
     snprintf(buf, size, "%s", role ? c->join_tokens->manager : c->join_tokens->worker);
-    swarm__cluster__free_unpacked(c, NULL);
+    mgr__cluster_free(c);
     return 0;
 }

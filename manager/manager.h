@@ -26,6 +26,12 @@ typedef struct mgr mgr;
  * TCP listener up), else a negative errno with a one-line errmsg. */
 typedef void (*mgr_ready_fn)(mgr *m, int status, const char *errmsg, void *userdata);
 
+/* The manager cannot go on (a committed raft entry could not be applied to the store:
+ * disk full, I/O error, or an entry that does not open). The caller should stop it and
+ * exit non-zero; errmsg says what happened and what to do. */
+typedef void (*mgr_fatal_fn)(mgr *m, int status, const char *errmsg, void *userdata);
+void mgr_set_fatal_handler(mgr *m, mgr_fatal_fn fn, void *userdata);
+
 /* What the state dir holds. */
 enum mgr_state_kind {
     MGR_STATE_EMPTY = 0, /* no node yet */

@@ -10,6 +10,25 @@
 #include "common/swtime.h"
 #include "manager/internal.h"
 
+static void wipe_str(char *s)
+{
+    if (s && s != protobuf_c_empty_string)
+        sw_erase(s, strlen(s));
+}
+
+void mgr__cluster_free(Swarm__Cluster *c)
+{
+    if (!c)
+        return;
+    if (c->root_ca)
+        sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
+    if (c->join_tokens) {
+        wipe_str(c->join_tokens->worker);
+        wipe_str(c->join_tokens->manager);
+    }
+    swarm__cluster__free_unpacked(c, NULL);
+}
+
 int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret)
 {
     store_txn *t;
@@ -28,7 +47,7 @@ int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret)
     if (!c)
         return -EBADMSG;
     if (!c->meta || !c->spec || !c->root_ca || !c->join_tokens) {
-        swarm__cluster__free_unpacked(c, NULL);
+        mgr__cluster_free(c);
         return -EBADMSG;
     }
     *ret = c;

@@ -74,15 +74,22 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     int r = entry_payload(buf, &payload, &len);
     if (r >= 0)
         r = store_apply(m->store, index, payload, len, NULL, err, sizeof(err));
-    if (r == -EBADMSG) {
-        /* Only ciphertext we cannot open lands here: a wrong data key or tampering. */
-        log_error("raft entry %" PRIu64 " cannot be opened with the cluster data key: %s", index,
-                  err);
-    } else if (r < 0) {
-        log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
+    if (r >= 0 || r == -EEXIST || r == -ENOENT || r == -EINVAL) {
+        /* applied, replayed, or refused by the store's rules: an answer for the proposer */
+        if (r < 0)
+            log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
+        *result = (void *)(intptr_t)(r > 0 ? 0 : r);
+        return 0;
     }
-    *result = (void *)(intptr_t)(r > 0 ? 0 : r);
-    return 0;
+    /* The store could not take a committed entry (disk full, I/O error, or ciphertext the
+     * data key does not open). Going on would apply later entries on top of a hole: stop,
+     * and let raft re-apply it at the next start. */
+    mgr__fatal(m, r,
+               "raft entry %" PRIu64
+               " could not be applied to the store: %s; free disk space or "
+               "restore the state directory, then restart swarmd",
+               index, err);
+    return RAFT_IOERR;
 }
 
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
@@ -380,7 +387,7 @@ static void cluster_op_next(struct mgr *m)
             }
         }
         if (c)
-            swarm__cluster__free_unpacked(c, NULL);
+            mgr__cluster_free(c);
         if (r < 0) {
             if (op->cb)
                 op->cb(m, r, op->userdata);
