@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/cleanup.h"
+
 static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
 int sw_random_bytes(void *buf, size_t len)
@@ -44,7 +46,7 @@ int sw_base36_encode(const uint8_t *data, size_t len, size_t width, char *out)
                 nonzero = true;
         }
         if (pos == 0) {
-            memset(num, 0, sizeof(num));
+            sw_erase(num, sizeof(num));
             return -ERANGE;
         }
         out[--pos] = alphabet[rem];
@@ -53,7 +55,7 @@ int sw_base36_encode(const uint8_t *data, size_t len, size_t width, char *out)
     }
     while (pos > 0)
         out[--pos] = '0';
-    memset(num, 0, sizeof(num));
+    sw_erase(num, sizeof(num));
     return 0;
 }
 
@@ -101,7 +103,7 @@ int sw_id_generate(char ret[SW_ID_LEN + 1])
     if (r < 0)
         return r;
     r = sw_base36_encode(raw, sizeof(raw), SW_ID_LEN, ret);
-    memset(raw, 0, sizeof(raw));
+    sw_erase(raw, sizeof(raw));
     return r;
 }
 
