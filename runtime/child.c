@@ -322,7 +322,7 @@ static void loopback_up(const struct rt_child *c)
 }
 
 /* execve argv[0]; without a '/', each PATH entry of the task's environment in turn. */
-static void exec_task(const struct rt_child *c)
+static __attribute__((noreturn)) void exec_task(const struct rt_child *c)
 {
     const char *name = c->argv[0];
     if (strchr(name, '/')) {
