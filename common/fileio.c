@@ -11,6 +11,20 @@
 
 #include "common/cleanup.h"
 
+/* Move buf into a fresh allocation of new_cap bytes, wiping the old one: the file may
+ * hold a key, and realloc would free the old copy as it is. */
+static int grow_wiped(struct sw_secret *buf, size_t used, size_t new_cap)
+{
+    unsigned char *nb = malloc(new_cap);
+    if (!nb)
+        return -ENOMEM;
+    memcpy(nb, buf->data, used);
+    sw_secret_finish(buf);
+    buf->data = nb;
+    buf->len = new_cap;
+    return 0;
+}
+
 int sw_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -23,22 +37,22 @@ int sw_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
         return -EINVAL;
     if ((size_t)st.st_size > max)
         return -EFBIG;
-    size_t cap = (size_t)st.st_size + 1;
-    _cleanup_free_ char *buf = malloc(cap);
-    if (!buf)
+    /* st_size + NUL + one spare byte: the read that sees EOF on a file of the expected
+     * size has room, so the buffer is never moved; wiped on every error path */
+    _cleanup_secret_ struct sw_secret buf = {.len = (size_t)st.st_size + 2};
+    buf.data = malloc(buf.len);
+    if (!buf.data)
         return -ENOMEM;
     size_t len = 0;
     for (;;) {
-        if (len + 1 >= cap) {
-            if (cap > max + 1)
+        if (len + 1 >= buf.len) {
+            if (buf.len - 1 > max)
                 return -EFBIG;
-            char *nb = realloc(buf, cap * 2);
-            if (!nb)
-                return -ENOMEM;
-            buf = nb;
-            cap *= 2;
+            int r = grow_wiped(&buf, len, buf.len * 2);
+            if (r < 0)
+                return r;
         }
-        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        ssize_t n = read(fd, buf.data + len, buf.len - 1 - len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -50,8 +64,8 @@ int sw_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
         if (len > max)
             return -EFBIG;
     }
-    buf[len] = '\0';
-    *ret_data = TAKE_PTR(buf);
+    buf.data[len] = '\0';
+    *ret_data = (char *)TAKE_PTR(buf.data);
     if (ret_len)
         *ret_len = len;
     return 0;
