@@ -248,11 +248,17 @@ int pki_key_from_pem_encrypted(const char *pem,
     if (!pem || len == 0 || len > INT_MAX || !pass || pass_len == 0 || pass_len > 1024)
         return -EINVAL;
     /* Only an encrypted PKCS#8 key is accepted: a plaintext key here means someone
-     * replaced the sealed file. */
+     * replaced the sealed file. The encrypted block must come first (after whitespace):
+     * OpenSSL takes the first private key block it meets, so a plaintext one put in front
+     * would otherwise be loaded instead. */
     static const char tag[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    if (!memmem(pem, len, tag, sizeof(tag) - 1))
+    size_t skip = 0;
+    while (skip < len &&
+           (pem[skip] == ' ' || pem[skip] == '\t' || pem[skip] == '\r' || pem[skip] == '\n'))
+        skip++;
+    if (len - skip < sizeof(tag) - 1 || memcmp(pem + skip, tag, sizeof(tag) - 1) != 0)
         return -EINVAL;
-    _cleanup_bio_ BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    _cleanup_bio_ BIO *bio = BIO_new_mem_buf(pem + skip, (int)(len - skip));
     if (!bio)
         return -ENOMEM;
     struct pass p = {pass, pass_len};

@@ -143,6 +143,35 @@ static void test_key_pem_encrypted(void **state)
     assert_memory_equal(plain, plain2, plen);
     pki_key *k3 = NULL;
     assert_int_not_equal(pki_key_from_pem_encrypted(plain, plen, kek, sizeof(kek), &k3), 0);
+
+    /* A plaintext key put in front of the encrypted block is refused, not loaded (OpenSSL
+     * reads the first key block); so is any other text before it. Whitespace is fine. */
+    pki_key *evil = NULL;
+    assert_int_equal(pki_key_generate(&evil), 0);
+    char *evil_pem = NULL;
+    size_t evil_len = 0;
+    assert_int_equal(pki_key_to_pem(evil, &evil_pem, &evil_len), 0);
+    size_t cap = evil_len + len + 16;
+    char *mixed = malloc(cap);
+    assert_non_null(mixed);
+    int m = snprintf(mixed, cap, "%s%s", evil_pem, pem);
+    assert_true(m > 0 && (size_t)m < cap);
+    assert_int_equal(pki_key_from_pem_encrypted(mixed, (size_t)m, kek, sizeof(kek), &k3), -EINVAL);
+    assert_null(k3);
+    m = snprintf(mixed, cap, "junk\n%s", pem);
+    assert_int_equal(pki_key_from_pem_encrypted(mixed, (size_t)m, kek, sizeof(kek), &k3), -EINVAL);
+    m = snprintf(mixed, cap, " \r\n\t%s", pem);
+    assert_int_equal(pki_key_from_pem_encrypted(mixed, (size_t)m, kek, sizeof(kek), &k3), 0);
+    char *again = NULL;
+    size_t again_len = 0;
+    assert_int_equal(pki_key_to_pem(k3, &again, &again_len), 0);
+    assert_int_equal(again_len, plen);
+    assert_memory_equal(again, plain, plen); /* the encrypted key, not the other one */
+    free(again);
+    pki_key_free(k3);
+    free(mixed);
+    free(evil_pem);
+    pki_key_free(evil);
     free(plain);
     free(plain2);
     free(pem);
