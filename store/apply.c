@@ -299,6 +299,11 @@ int store_apply(store *s,
     size_t aad_len;
     int rc, r, result = 0;
 
+    /* Already applied (raft replaying after a restart): skip before opening, since an old
+     * entry may be sealed with a data key this store no longer holds once keys rotate.
+     * Hence a skipped entry yields no request id (nobody waits for it on replay). */
+    if (index <= s->applied)
+        return 1;
     r = proposal_aad(s, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
@@ -317,10 +322,6 @@ int store_apply(store *s,
     if (!p) {
         snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 " is not a valid proposal", index);
         return -EBADMSG;
-    }
-    if (index <= s->applied) {
-        result = 1;
-        goto done;
     }
     if (p->n_actions > 0) {
         evs = calloc(p->n_actions, sizeof(*evs));
@@ -378,7 +379,6 @@ int store_apply(store *s,
     for (size_t i = 0; i < n_done; i++)
         evs[i].index = index;
     store__watch_dispatch(s, evs, n_done);
-done:
     if (ret_request_id && (result >= 0 || is_proposal_error(result)))
         *ret_request_id = p->request_id;
     goto out;
