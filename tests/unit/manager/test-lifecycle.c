@@ -298,6 +298,122 @@ static void test_store_rebuilt_from_raft(void **state)
     free(csr);
 }
 
+/* ------------------------------------------------------------------ fatal store errors */
+
+struct fatal_seen {
+    bool called;
+    int status;
+    char error[512];
+};
+
+static void on_fatal(mgr *m, int status, const char *errmsg, void *ud)
+{
+    struct fatal_seen *f = ud;
+    f->called = true;
+    f->status = status;
+    snprintf(f->error, sizeof(f->error), "%s", errmsg ? errmsg : "");
+}
+
+struct raw_apply {
+    struct raft_apply req;
+    bool *done;
+    int *status;
+};
+
+static void raw_applied(struct raft_apply *req, int status, void *result)
+{
+    struct raw_apply *a = (struct raw_apply *)req;
+    *a->status = status;
+    *a->done = true;
+    free(a);
+}
+
+/* Submit a raw raft entry (bypassing the sealing of mgr__propose). */
+static void apply_raw(struct mt *t, const void *data, size_t len, bool *done, int *status)
+{
+    size_t total = (len + 7) & ~(size_t)7;
+    struct raft_buffer buf = {.base = raft_calloc(1, total), .len = total};
+    assert_non_null(buf.base);
+    memcpy(buf.base, data, len);
+    struct raw_apply *a = calloc(1, sizeof(*a));
+    assert_non_null(a);
+    a->done = done;
+    a->status = status;
+    assert_int_equal(raft_apply(&t->m->raft, &a->req, &buf, 1, raw_applied), 0);
+}
+
+/* A committed entry the store cannot open (tampering, or another data key): the manager
+ * reports a fatal error instead of applying later entries over a hole, and a restart
+ * refuses to serve from that log. */
+static void test_fatal_on_entry_that_does_not_open(void **state)
+{
+    struct mt *t = *state;
+    struct fatal_seen f = {0};
+    bool applied = false;
+    int status = 0;
+    mt_start_ok(t, true);
+    mgr_set_fatal_handler(t->m, on_fatal, &f);
+    /* the manager's framing with a payload that is no sealed proposal */
+    uint8_t entry[8 + 48] = {'S', 'W', 'E', '1', 0, 0, 0, 48};
+    memset(entry + 8, 0x42, 48);
+    apply_raw(t, entry, sizeof(entry), &applied, &status);
+    assert_true(mt_run_until(t, &f.called, MT_WAIT_MS));
+    assert_true(f.status < 0);
+    if (!strstr(f.error, "could not be applied"))
+        fail_msg("fatal message '%s'", f.error);
+    mt_stop(t);
+    assert_true(applied); /* the proposer heard back */
+
+    t->cfg.listen_addr_set = false;
+    char err[512];
+    int r = mt_start(t, false, err, sizeof(err));
+    assert_true(r < 0);
+    assert_null(t->m);
+}
+
+/* KNOWN BUG (manager/raft.c mgr__raft_start): the resume above fails with "cannot start
+ * raft from DIR: " and no reason, because raft_start replays the entry, fsm_apply reports
+ * through mgr__fatal (m->errmsg) and raft's own errmsg is empty. Skipped unless
+ * MT_KNOWN_BUGS=1 until manager/ is fixed. */
+static void test_bug_resume_after_fatal_names_cause(void **state)
+{
+    if (!getenv("MT_KNOWN_BUGS"))
+        skip();
+    struct mt *t = *state;
+    struct fatal_seen f = {0};
+    bool applied = false;
+    int status = 0;
+    mt_start_ok(t, true);
+    mgr_set_fatal_handler(t->m, on_fatal, &f);
+    uint8_t entry[8 + 48] = {'S', 'W', 'E', '1', 0, 0, 0, 48};
+    memset(entry + 8, 0x42, 48);
+    apply_raw(t, entry, sizeof(entry), &applied, &status);
+    assert_true(mt_run_until(t, &f.called, MT_WAIT_MS));
+    mt_stop(t);
+    t->cfg.listen_addr_set = false;
+    char err[512];
+    assert_true(mt_start(t, false, err, sizeof(err)) < 0);
+    if (!strstr(err, "could not be applied"))
+        fail_msg("resume error '%s' does not say what happened", err);
+}
+
+/* An entry without the manager's framing is treated the same way. */
+static void test_fatal_on_bad_framing(void **state)
+{
+    struct mt *t = *state;
+    struct fatal_seen f = {0};
+    bool applied = false;
+    int status = 0;
+    mt_start_ok(t, true);
+    mgr_set_fatal_handler(t->m, on_fatal, &f);
+    static const char junk[16] = "not an entry!!!";
+    apply_raw(t, junk, sizeof(junk), &applied, &status);
+    assert_true(mt_run_until(t, &f.called, MT_WAIT_MS));
+    assert_non_null(strstr(f.error, "framing"));
+    mt_stop(t);
+    assert_true(applied);
+}
+
 /* ------------------------------------------------------------------ certificate lifetime */
 
 static void test_cert_expiry_config(void **state)
@@ -346,6 +462,9 @@ const struct CMUnitTest mt_lifecycle_tests[] = {
     cmocka_unit_test_setup_teardown(test_damaged_raft_metadata, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_damaged_snapshot, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_store_rebuilt_from_raft, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_fatal_on_entry_that_does_not_open, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_fatal_on_bad_framing, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_bug_resume_after_fatal_names_cause, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_cert_expiry_config, mt_setup, mt_teardown),
 };
 const size_t mt_lifecycle_n = sizeof(mt_lifecycle_tests) / sizeof(mt_lifecycle_tests[0]);

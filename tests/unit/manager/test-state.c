@@ -369,6 +369,43 @@ static void test_busy_port(void **state)
     assert_string_equal(again, addr);
 }
 
+/* KNOWN BUG (manager/manager.c mgr_start, init branch): when <dir>/store and <dir>/raft
+ * are left by an init that never wrote node.conf, init fails at store_open with "the store
+ * does not open with this data key (wrong key or another cluster)" — misleading; the
+ * "incomplete init; remove the state directory" message of mgr__raft_start is never
+ * reached. Skipped unless MT_KNOWN_BUGS=1. */
+static void test_bug_incomplete_init_message(void **state)
+{
+    if (!getenv("MT_KNOWN_BUGS"))
+        skip();
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    mt_stop(t);
+    char path[256], err[512];
+    snprintf(path, sizeof(path), "%s/%s", t->dir, MGR_STATE_FILE);
+    assert_int_equal(unlink(path), 0);
+    assert_true(mt_start(t, true, err, sizeof(err)) < 0);
+    if (!strstr(err, "incomplete init"))
+        fail_msg("error '%s' does not say the dir holds an incomplete init", err);
+}
+
+/* KNOWN BUG (manager/manager.c mgr_state_probe + mgr_start): init on a dir whose node.conf
+ * is damaged says "already holds node ? of cluster ?" (the probe's placeholders). Skipped
+ * unless MT_KNOWN_BUGS=1. */
+static void test_bug_init_on_damaged_conf_message(void **state)
+{
+    if (!getenv("MT_KNOWN_BUGS"))
+        skip();
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    mt_stop(t);
+    write_file(t->dir, MGR_STATE_FILE, "garbage\n", 8);
+    char err[512];
+    assert_int_equal(mt_start(t, true, err, sizeof(err)), -EEXIST);
+    if (strstr(err, "node ?") || !strstr(err, "node.conf"))
+        fail_msg("error '%s' should name the damaged node.conf", err);
+}
+
 /* ------------------------------------------------------------------ secrets on disk */
 
 struct secrets {
@@ -494,6 +531,8 @@ const struct CMUnitTest mt_state_tests[] = {
     cmocka_unit_test_setup_teardown(test_second_manager_on_same_dir, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_init_over_incomplete_init, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_busy_port, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_bug_incomplete_init_message, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_bug_init_on_damaged_conf_message, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_no_secret_in_the_clear, mt_setup, mt_teardown),
 };
 const size_t mt_state_n = sizeof(mt_state_tests) / sizeof(mt_state_tests[0]);
