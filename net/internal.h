@@ -16,6 +16,14 @@
 
 struct net_transport;
 
+/* A libuv stream handle of either kind (TCP or Unix). */
+union net__stream {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+};
+
 struct net_transport_ops {
     /* TLS handshake completed (never called for plaintext). */
     void (*on_handshake)(struct net_transport *t);
@@ -30,12 +38,7 @@ struct net_transport_ops {
 
 /* A stream carrying frames. Embedded in its owner; both handles close together. */
 struct net_transport {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union net__stream h;
     uv_timer_t timer; /* free for the owner's use (timeouts) */
     uv_shutdown_t shutdown_req;
     const struct net_transport_ops *ops;

@@ -26,26 +26,22 @@ struct net_method {
 };
 
 struct net_listener {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union net__stream h;
     net_server *s;
     bool is_tcp;
     char *unix_path; /* unlinked on close */
     struct net_listener *next;
+    /* Accepts and closes a connection when there is no memory for a reject handle: libuv
+     * stops polling a listener until its pending connection is accepted. */
+    union net__stream spare;
+    bool spare_busy;     /* spare is closing; it is free again in spare_closed */
+    bool reject_pending; /* a connection waits for the spare */
+    bool closed;         /* h went through its close callback: free once spare is idle */
 };
 
 /* A connection over the limit: accepted, then closed at once. */
 struct net_reject {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } h;
+    union net__stream h;
     net_server *s;
 };
 
@@ -522,22 +518,68 @@ static void reject_closed(uv_handle_t *h)
     server_maybe_done(s);
 }
 
+static void listener_free(struct net_listener *l)
+{
+    free(l->unix_path);
+    free(l);
+}
+
+static void reject_with_spare(struct net_listener *l);
+
+static void spare_closed(uv_handle_t *h)
+{
+    struct net_listener *l = h->data;
+    net_server *s = l->s;
+    l->spare_busy = false;
+    s->n_handles--;
+    if (l->closed) {
+        listener_free(l); /* closing the listener closed its pending connection too */
+    } else if (l->reject_pending && !uv_is_closing(&l->h.handle)) {
+        l->reject_pending = false;
+        reject_with_spare(l);
+    }
+    server_maybe_done(s);
+}
+
+/* Accept into the listener's own spare handle and close it: needs no memory. */
+static void reject_with_spare(struct net_listener *l)
+{
+    net_server *s = l->s;
+    if (l->spare_busy) {
+        l->reject_pending = true; /* libuv holds the connection until spare_closed */
+        return;
+    }
+    /* neither init creates a socket, so neither can fail */
+    (void)(l->is_tcp ? uv_tcp_init(s->loop, &l->spare.tcp)
+                     : uv_pipe_init(s->loop, &l->spare.pipe, 0));
+    l->spare.handle.data = l;
+    l->spare_busy = true;
+    s->n_handles++;
+    uv_accept(&l->h.stream, &l->spare.stream);
+    uv_close(&l->spare.handle, spare_closed);
+}
+
+/* Accept the pending connection and close it at once. Always consumes it: a connection
+ * left unaccepted would stop libuv from polling the listener. */
 static void reject_one(struct net_listener *l)
 {
     net_server *s = l->s;
+    log_debug("net: more than %u connections or no memory, refusing one", s->max_connections);
     struct net_reject *rj = calloc(1, sizeof(*rj));
-    if (!rj)
+    if (!rj) {
+        reject_with_spare(l);
         return;
+    }
     rj->s = s;
     int r = l->is_tcp ? uv_tcp_init(s->loop, &rj->h.tcp) : uv_pipe_init(s->loop, &rj->h.pipe, 0);
     if (r < 0) {
         free(rj);
+        reject_with_spare(l);
         return;
     }
     rj->h.handle.data = rj;
     s->n_handles++;
     uv_accept(&l->h.stream, &rj->h.stream);
-    log_debug("net: more than %u connections, refusing one", s->max_connections);
     uv_close(&rj->h.handle, reject_closed);
 }
 
@@ -622,8 +664,9 @@ static void listener_closed(uv_handle_t *h)
 {
     struct net_listener *l = h->data;
     net_server *s = l->s;
-    free(l->unix_path);
-    free(l);
+    l->closed = true;
+    if (!l->spare_busy)
+        listener_free(l);
     s->n_handles--;
     server_maybe_done(s);
 }

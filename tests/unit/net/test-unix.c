@@ -511,6 +511,78 @@ static void test_max_connections(void **state)
     net_client_close(a);
 }
 
+/* net/'s calloc (wrapped with -Wl,--wrap=calloc) fails while this is set. */
+static atomic_bool fail_calloc;
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (atomic_load(&fail_calloc))
+        return NULL;
+    return __real_calloc(n, size);
+}
+
+/* A raw peer: connected (the kernel queues it), not yet accepted. */
+static int raw_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(fd >= 0);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Run the loop until the server has closed fd's connection (EOF), at most 2 s. */
+static bool closed_by_server(struct fx *f, int fd)
+{
+    char b[64];
+    for (int i = 0; i < 200; i++) {
+        th_run_for(&f->loop, 10);
+        ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+    }
+    return false;
+}
+
+/* Out of memory while refusing (or accepting) connections: each one is still accepted and
+ * closed, and the listener keeps serving once memory is back. */
+static void test_reject_without_memory(void **state)
+{
+    struct net_server_config cfg = {.max_connections = 1};
+    struct fx *f = *state = fx_new(&cfg);
+    net_client *a = connect_ok(f);
+
+    /* over the limit, and no memory for a reject handle: two in a row, so the second
+     * waits for the first's close */
+    atomic_store(&fail_calloc, true);
+    int p1 = raw_unix(f->path), p2 = raw_unix(f->path);
+    bool c1 = closed_by_server(f, p1), c2 = closed_by_server(f, p2);
+    atomic_store(&fail_calloc, false);
+    assert_true(c1);
+    assert_true(c2);
+    close(p1);
+    close(p2);
+
+    /* under the limit, no memory for the connection itself */
+    net_client_close(a);
+    assert_true(th_wait_conns(&f->loop, f->s, 0));
+    atomic_store(&fail_calloc, true);
+    int p3 = raw_unix(f->path);
+    bool c3 = closed_by_server(f, p3);
+    atomic_store(&fail_calloc, false);
+    assert_true(c3);
+    close(p3);
+
+    /* the listener still serves */
+    net_client *b = connect_ok(f);
+    struct th_reply r;
+    call_ok(f, b, "Test.Echo", "back", &r);
+    assert_int_equal(r.status, 0);
+    net_client_close(b);
+}
+
 /* ---------------------------------------------------------------- blocking client */
 
 struct sync_job {
@@ -589,6 +661,7 @@ int main(void)
         cmocka_unit_test_teardown(test_slow_reader, fx_teardown),
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_max_connections, fx_teardown),
+        cmocka_unit_test_teardown(test_reject_without_memory, fx_teardown),
         cmocka_unit_test_teardown(test_sync_client, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
