@@ -54,6 +54,9 @@ struct net_server_config {
     unsigned max_connections;     /* 0: 1024, counted for TCP and for Unix peers separately;
                                    * extra connections are accepted and closed at once */
     const char *cluster_id;       /* certificate peers must carry O = this (NULL: not checked) */
+    unsigned max_calls_per_connection; /* 0: 256 calls in flight (unreplied, open streams) on
+                                        * one connection; more get -EBUSY, the connection
+                                        * stays open */
 };
 
 /* A handler runs on the loop thread. It must end the call exactly once with

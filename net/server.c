@@ -17,6 +17,7 @@
 #define HANDSHAKE_TIMEOUT_DEFAULT_MS 10000u
 #define IDLE_TIMEOUT_DEFAULT_MS (5u * 60u * 1000u)
 #define MAX_CONNECTIONS_DEFAULT 1024u
+#define MAX_CALLS_PER_CONNECTION_DEFAULT 256u
 
 struct net_method {
     char *name;
@@ -72,6 +73,7 @@ struct net_server {
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
     unsigned max_connections;
+    unsigned max_calls; /* in flight on one connection */
     char *cluster_id;
     SSL_CTX *ctx;
     struct net_method *methods;
@@ -119,6 +121,8 @@ int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_
         cfg && cfg->idle_timeout_ms ? cfg->idle_timeout_ms : IDLE_TIMEOUT_DEFAULT_MS;
     s->max_connections =
         cfg && cfg->max_connections ? cfg->max_connections : MAX_CONNECTIONS_DEFAULT;
+    s->max_calls = cfg && cfg->max_calls_per_connection ? cfg->max_calls_per_connection
+                                                        : MAX_CALLS_PER_CONNECTION_DEFAULT;
     if (cfg && cfg->cluster_id) {
         s->cluster_id = strdup(cfg->cluster_id);
         if (!s->cluster_id) {
@@ -428,6 +432,11 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
     if (need) {
         snprintf(msg, sizeof(msg), "%s requires %s", m->name, need);
         send_response(c, f->id, -EPERM, msg, NULL, 0);
+        return;
+    }
+    if (c->ncalls >= s->max_calls) {
+        /* a peer may not pile up unbounded calls (and their deferred state) */
+        send_response(c, f->id, -EBUSY, "too many calls in flight on this connection", NULL, 0);
         return;
     }
     net_call *call = calloc(1, sizeof(*call));

@@ -511,6 +511,38 @@ static void test_max_connections(void **state)
     net_client_close(a);
 }
 
+/* Calls in flight on one connection are capped: the extra one gets -EBUSY, the connection
+ * and its calls go on, and a slot frees when a call ends. */
+static void test_max_calls_per_connection(void **state)
+{
+    struct net_server_config cfg = {.max_calls_per_connection = 2};
+    struct fx *f = *state = fx_new(&cfg);
+    net_client *c = connect_ok(f);
+    struct th_reply h1 = {0}, h2 = {0}, r;
+    assert_int_equal(net_client_call(c, "Test.Hang", NULL, 0, th_on_reply, &h1, NULL), 0);
+    assert_int_equal(net_client_call(c, "Test.Deferred", NULL, 0, th_on_reply, &h2, NULL), 0);
+    call_ok(f, c, "Test.Echo", "three", &r);
+    assert_int_equal(r.status, -EBUSY);
+    assert_string_equal(r.error, "too many calls in flight on this connection");
+    assert_false(atomic_load(&h1.done));
+    /* the deferred call ends: there is room again */
+    assert_true(th_run_until(&f->loop, &h2.done, 3000));
+    assert_int_equal(h2.status, 0);
+    call_ok(f, c, "Test.Echo", "four", &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.len, 4);
+    /* other connections have their own budget */
+    net_client *d = connect_ok(f);
+    struct th_reply d1 = {0}, d2 = {0};
+    assert_int_equal(net_client_call(d, "Test.Hang", NULL, 0, th_on_reply, &d1, NULL), 0);
+    assert_int_equal(net_client_call(d, "Test.Hang", NULL, 0, th_on_reply, &d2, NULL), 0);
+    call_ok(f, d, "Test.Echo", "x", &r);
+    assert_int_equal(r.status, -EBUSY);
+    net_client_close(d);
+    net_client_close(c);
+    assert_int_equal(h1.status, -ECANCELED);
+}
+
 /* net/'s calloc (wrapped with -Wl,--wrap=calloc) fails while this is set. */
 static atomic_bool fail_calloc;
 void *__real_calloc(size_t n, size_t size);
@@ -662,6 +694,7 @@ int main(void)
         cmocka_unit_test_teardown(test_idle_timeout, fx_teardown),
         cmocka_unit_test_teardown(test_max_connections, fx_teardown),
         cmocka_unit_test_teardown(test_reject_without_memory, fx_teardown),
+        cmocka_unit_test_teardown(test_max_calls_per_connection, fx_teardown),
         cmocka_unit_test_teardown(test_sync_client, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
