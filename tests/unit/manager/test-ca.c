@@ -278,6 +278,56 @@ static void test_issue_refusals(void **state)
     free(csr);
 }
 
+/* Many joins at once, with a token rotation queued among them: every call is answered,
+ * every issued node is recorded once, and the rotation takes effect. */
+static void test_concurrent_issues(void **state)
+{
+    struct mt *t = *state;
+    enum { N = 16 };
+    char tok[PKI_TOKEN_LEN + 1], fresh[PKI_TOKEN_LEN + 1];
+    mt_start_ok(t, true);
+    mt_join_token(t, 0, false, tok, sizeof(tok));
+    char *csr = mt_csr();
+    struct mt_reply r[N], rot;
+    char host[N][16];
+    for (int i = 0; i < N; i++) {
+        Swarm__IssueNodeCertificateRequest req = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
+        snprintf(host[i], sizeof(host[i]), "w%02d", i);
+        req.token = tok;
+        req.csr_pem = csr;
+        req.hostname = host[i];
+        mt_call_async(t, "CA.IssueNodeCertificate", &req.base, &r[i]);
+        if (i == N / 2) {
+            Swarm__GetJoinTokenRequest q = SWARM__GET_JOIN_TOKEN_REQUEST__INIT;
+            q.role = SWARM__NODE_ROLE__ROLE_MANAGER;
+            q.rotate = true;
+            mt_call_async(t, "Control.GetJoinToken", &q.base, &rot);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(mt_run_until(t, &r[i].done, MT_WAIT_MS));
+        if (r[i].status != 0)
+            fail_msg("issue %d: %d %s", i, r[i].status, r[i].error);
+        mt_reply_clear(&r[i]);
+    }
+    assert_true(mt_run_until(t, &rot.done, MT_WAIT_MS));
+    assert_int_equal(rot.status, 0);
+    mt_reply_clear(&rot);
+    free(csr);
+
+    Swarm__ListNodesResponse *l = mt_list_nodes(t);
+    assert_int_equal(l->n_nodes, N + 1);
+    for (int i = 0; i < N; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < l->n_nodes; k++)
+            seen += strcmp(l->nodes[k]->hostname, host[i]) == 0;
+        assert_int_equal(seen, 1);
+    }
+    swarm__list_nodes_response__free_unpacked(l, NULL);
+    mt_join_token(t, 0, false, fresh, sizeof(fresh));
+    assert_string_equal(fresh, tok); /* the worker token was not touched */
+}
+
 /* ------------------------------------------------------------------ TLS listener */
 
 struct conn {
@@ -402,6 +452,7 @@ static void test_tls_known_and_unknown_nodes(void **state)
 const struct CMUnitTest mt_ca_tests[] = {
     cmocka_unit_test_setup_teardown(test_issue_worker_and_manager, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_issue_refusals, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent_issues, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_tls_known_and_unknown_nodes, mt_setup, mt_teardown),
 };
 const size_t mt_ca_n = sizeof(mt_ca_tests) / sizeof(mt_ca_tests[0]);

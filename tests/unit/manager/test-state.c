@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -179,6 +180,56 @@ static void test_resume_keeps_state(void **state)
     assert_string_equal(n->hostname, "mt-host-2");
     swarm__node__free_unpacked(n, NULL);
     swarm__node__free_unpacked(n0, NULL);
+}
+
+/* Nothing in the state dir is readable by others: keys, node.conf, the socket. */
+static void test_permissions(void **state)
+{
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    static const struct {
+        const char *name;
+        unsigned mode;
+    } want[] = {
+        {".", 0700},
+        {MGR_KEYS_DIR, 0700},
+        {MGR_KEK_FILE, 0600},
+        {MGR_DEK_FILE, 0600},
+        {MGR_NODE_KEY_FILE, 0600},
+        {MGR_STATE_FILE, 0600},
+        {MGR_SOCKET_FILE, 0600},
+        {MGR_RAFT_DIR, 0700},
+        {MGR_STORE_DIR, 0700},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char path[256];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", t->dir, want[i].name);
+        if (stat(path, &st) < 0)
+            fail_msg("%s: %s", path, strerror(errno));
+        if ((st.st_mode & 0777) != want[i].mode)
+            fail_msg("%s has mode %o, wanted %o", want[i].name, st.st_mode & 0777, want[i].mode);
+    }
+    /* nothing under store/ or raft/ is open to group or others either */
+    const char *subs[] = {MGR_STORE_DIR, MGR_RAFT_DIR, MGR_KEYS_DIR};
+    for (size_t i = 0; i < 3; i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/%s", t->dir, subs[i]);
+        DIR *d = opendir(path);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char f[512];
+            struct stat st;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(f, sizeof(f), "%s/%s", path, e->d_name);
+            assert_int_equal(stat(f, &st), 0);
+            if (st.st_mode & 0077)
+                fail_msg("%s has mode %o", f, st.st_mode & 0777);
+        }
+        closedir(d);
+    }
 }
 
 /* ------------------------------------------------------------------ damaged state */
@@ -523,6 +574,7 @@ static void test_no_secret_in_the_clear(void **state)
 const struct CMUnitTest mt_state_tests[] = {
     cmocka_unit_test_setup_teardown(test_snapshots_and_resume, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_resume_keeps_state, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_permissions, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_damaged_node_conf, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_damaged_kek, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_damaged_dek, mt_setup, mt_teardown),
