@@ -11,19 +11,24 @@
 /* ------------------------------------------------------------------ cgroup.c */
 
 #define RT_CGROUP_PATH_MAX 512
+/* V2, "no internal processes": when the daemon's own cgroup holds the daemon (and nothing
+ * else), prepare_parent moves the daemon into <self>/RT_CGROUP_DAEMON_LEAF so <self> can
+ * pass controllers down to <self>/<parent>/<task>; detection strips this leaf again. */
+#define RT_CGROUP_DAEMON_LEAF "swarmd.daemon"
 
-/* The detected layout. */
+/* The detected layout. Mount points are absolute; self_* are this process's cgroups
+ * relative to their mount ("/" for the mount's root). */
 struct rt_cgroup_layout {
-    enum rt_cgroup_mode mode;    /* V1 or V2 after detection */
+    enum rt_cgroup_mode mode;      /* V1 or V2 after detection */
     char root[RT_CGROUP_PATH_MAX]; /* mount root, "/sys/fs/cgroup" */
-    /* V2: the unified mount (root itself, or root/unified is NOT used for limits: that is
-     * the hybrid layout, treated as V1). V1: one mount per controller. */
+    /* V2: the unified mount (root itself; root/unified only when V2 is forced: on the
+     * hybrid layout AUTO chooses V1). V1: one mount per controller. */
     char v2_mount[RT_CGROUP_PATH_MAX];
     char v1_memory[RT_CGROUP_PATH_MAX];
     char v1_cpu[RT_CGROUP_PATH_MAX];
     char v1_pids[RT_CGROUP_PATH_MAX];
     /* This process's own cgroup path per hierarchy (from /proc/self/cgroup); tasks nest
-     * below it, under the parent name. */
+     * below it, under the parent name, never at a hierarchy's root. */
     char self_v2[RT_CGROUP_PATH_MAX];
     char self_memory[RT_CGROUP_PATH_MAX];
     char self_cpu[RT_CGROUP_PATH_MAX];
@@ -32,11 +37,12 @@ struct rt_cgroup_layout {
 
 struct rt_cgroup_limits {
     int64_t memory_bytes; /* 0: none */
-    int64_t nano_cpus;    /* 0: none; quota = nano_cpus * period / 1e9, period 100000 us */
+    int64_t nano_cpus;    /* 0: none; quota = nano_cpus * period / 1e9 (min 1000), period
+                             100000 us */
     int64_t pids;         /* 0: none */
 };
 
-/* A task's cgroup: directories per hierarchy (V2: one). */
+/* A task's cgroup: directories per hierarchy (V2: one); "" where not created. */
 struct rt_cgroup {
     enum rt_cgroup_mode mode;
     char v2[RT_CGROUP_PATH_MAX];
@@ -47,26 +53,37 @@ struct rt_cgroup {
 };
 
 /* Detect from mountinfo under root (mode AUTO) or take the forced mode; read
- * self paths from proc_self_cgroup ("/proc/self/cgroup"; tests pass a file). */
+ * self paths from proc_self_cgroup. NULL arguments mean "/sys/fs/cgroup",
+ * "/proc/self/cgroup", "/proc/self/mountinfo" (tests pass fixture files). Fails naming
+ * the missing controller (memory, cpu, pids) in the chosen mode. */
 int rt__cgroup_detect(const char *root, enum rt_cgroup_mode mode, const char *proc_self_cgroup,
                       const char *mountinfo, struct rt_cgroup_layout *ret, char *errmsg,
                       size_t errmsg_size);
-/* mkdir -p <self>/<parent> in every hierarchy (V2: enable +memory +cpu +pids in
- * subtree_control along the way where available). */
+/* mkdir -p <self>/<parent> in every hierarchy; parent is one or more [A-Za-z0-9_.-]
+ * components separated by '/'. V2: enable +memory +cpu +pids (those in <self>'s
+ * cgroup.controllers) in <self> and every level of <parent>; may move this process into
+ * <self>/RT_CGROUP_DAEMON_LEAF (see above), and fails if <self> holds other processes. */
 int rt__cgroup_prepare_parent(const struct rt_cgroup_layout *l, const char *parent, char *errmsg,
                               size_t errmsg_size);
-/* Create <self>/<parent>/<name> and write the limits (before the task runs). */
+/* rmdir <self>/<parent> (innermost first) where empty; for shutdown and tests. */
+int rt__cgroup_release_parent(const struct rt_cgroup_layout *l, const char *parent);
+/* An empty cgroup (v2_fd -1): destroy on it does nothing. */
+void rt__cgroup_init(struct rt_cgroup *cg);
+/* Create <self>/<parent>/<name> (an existing directory is reused) and write the limits
+ * (before the task runs). lim may be NULL (no limits). On failure nothing is left and
+ * ret is untouched; errmsg names the file ("cgroup: write <path>: <strerror>"). */
 int rt__cgroup_create(const struct rt_cgroup_layout *l, const char *parent, const char *name,
                       const struct rt_cgroup_limits *lim, struct rt_cgroup *ret, char *errmsg,
                       size_t errmsg_size);
-/* Move pid into the cgroup (every hierarchy). */
+/* Move pid into the cgroup (cgroup.procs of every hierarchy). */
 int rt__cgroup_attach(const struct rt_cgroup *cg, pid_t pid, char *errmsg, size_t errmsg_size);
 /* Did the OOM killer kill something in this cgroup? (v2 memory.events oom_kill, v1
  * memory.oom_control oom_kill). 1 yes, 0 no, <0 unknown. */
 int rt__cgroup_oom_killed(const struct rt_cgroup *cg);
 /* Kill whatever is left (cgroup.kill on v2 when present, else SIGKILL each pid in
- * cgroup.procs), then rmdir every directory, retrying briefly while the kernel empties it.
- * Safe on a half-created cgroup. */
+ * cgroup.procs, pinned by pidfd), then rmdir every directory, retrying up to 2 s while the
+ * kernel empties it (EBUSY). Safe on a half-created or zeroed cgroup and when called
+ * twice; removed directories' paths are cleared, v2_fd closed. First error or 0. */
 int rt__cgroup_destroy(struct rt_cgroup *cg);
 
 /* ------------------------------------------------------------------ seccomp.c */
