@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -229,4 +230,38 @@ static inline void th_teardown_loop(uv_loop_t *loop, net_server *s)
     }
     uv_run(loop, UV_RUN_NOWAIT);
     assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* ---------------------------------------------------------------- blocking-client jobs */
+
+/* Blocking clients run on a thread while the test thread drives the server's loop. fn
+ * counts what went wrong in failures (and says what in err). */
+struct th_job {
+    void (*fn)(struct th_job *j);
+    struct sw_addr addr; /* the TCP server, or */
+    const char *path;    /* the Unix socket */
+    atomic_bool done;
+    int failures;
+    char err[300];
+};
+
+static inline void *th_job_main(void *arg)
+{
+    struct th_job *j = arg;
+    j->fn(j);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* Run j on a thread, serving loop meanwhile (at most ms); assert it saw no failure. */
+static inline void th_run_job(uv_loop_t *loop, struct th_job *j, uint64_t ms)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, th_job_main, j), 0);
+    bool ok = th_run_until(loop, &j->done, ms);
+    pthread_join(th, NULL);
+    assert_true(ok);
+    if (j->failures)
+        fprintf(stderr, "blocking client: %d failures: %s\n", j->failures, j->err);
+    assert_int_equal(j->failures, 0);
 }

@@ -3,7 +3,6 @@
  * blocking TLS client. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -605,16 +604,8 @@ static void test_ipv6(void **state)
 
 /* ---------------------------------------------------------------- blocking TLS client */
 
-struct sync_job {
-    struct sw_addr addr;
-    atomic_bool done;
-    int failures;
-    char err[300];
-};
-
-static void *sync_thread(void *arg)
+static void sync_thread(struct th_job *j)
 {
-    struct sync_job *j = arg;
     net_sync *c = NULL;
     int status;
     char err[300];
@@ -623,7 +614,7 @@ static void *sync_thread(void *arg)
 
     if (net_sync_connect_tcp(&j->addr, G.manager_ctx, 3000, &c, j->err, sizeof(j->err)) < 0) {
         j->failures += 100;
-        goto done;
+        return;
     }
     if (net_sync_call(c, "Control.ListNodes", NULL, 0, &status, err, sizeof(err), &out, &len) < 0 ||
         status != 0 || len < 5 || memcmp(out, "node:", 5) != 0)
@@ -642,7 +633,7 @@ static void *sync_thread(void *arg)
     /* anonymous: denied, with the server's reason */
     if (net_sync_connect_tcp(&j->addr, G.anon_ctx, 3000, &c, j->err, sizeof(j->err)) < 0) {
         j->failures += 100;
-        goto done;
+        return;
     }
     if (net_sync_call(c, "Control.ListNodes", NULL, 0, &status, err, sizeof(err), &out, &len) < 0 ||
         status != -EPERM || strcmp(err, "Control.ListNodes requires a manager certificate") != 0)
@@ -654,7 +645,7 @@ static void *sync_thread(void *arg)
     /* a call the server never answers: the per-call timeout */
     if (net_sync_connect_tcp(&j->addr, G.worker_ctx, 200, &c, j->err, sizeof(j->err)) < 0) {
         j->failures += 100;
-        goto done;
+        return;
     }
     out = NULL;
     if (net_sync_call(c, "Test.Hang", NULL, 0, &status, err, sizeof(err), &out, &len) !=
@@ -673,23 +664,13 @@ static void *sync_thread(void *arg)
         j->failures++;
     }
     net_sync_close(c);
-done:
-    atomic_store(&j->done, true);
-    return NULL;
 }
 
 static void test_sync_tls(void **state)
 {
     struct fx *f = *state = fx_new(NULL);
-    struct sync_job j = {.addr = f->addr};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sync_thread, &j), 0);
-    bool ok = th_run_until(&f->loop, &j.done, 20000);
-    pthread_join(th, NULL);
-    assert_true(ok);
-    if (j.failures)
-        fprintf(stderr, "sync: %d failures: %s\n", j.failures, j.err);
-    assert_int_equal(j.failures, 0);
+    struct th_job j = {.fn = sync_thread, .addr = f->addr};
+    th_run_job(&f->loop, &j, 20000);
 }
 
 int main(void)

@@ -1,6 +1,5 @@
 /* net/ over the Unix control socket: calls, streams, deferred replies, local auth, bad
  * frames and limits, closing with calls in flight, and the blocking client. */
-#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -617,16 +616,8 @@ static void test_reject_without_memory(void **state)
 
 /* ---------------------------------------------------------------- blocking client */
 
-struct sync_job {
-    const char *path;
-    atomic_bool done;
-    int failures;
-    char err[300];
-};
-
-static void *sync_thread(void *arg)
+static void sync_thread(struct th_job *j)
 {
-    struct sync_job *j = arg;
     net_sync *c = NULL;
     int status;
     char err[300];
@@ -635,7 +626,7 @@ static void *sync_thread(void *arg)
 
     if (net_sync_connect_unix(j->path, 2000, &c, j->err, sizeof(j->err)) < 0) {
         j->failures++;
-        goto done;
+        return;
     }
     if (net_sync_call(c, "Test.Echo", (const uint8_t *)"sync", 4, &status, err, sizeof(err), &out,
                       &len) < 0 ||
@@ -659,23 +650,13 @@ static void *sync_thread(void *arg)
         j->failures++;
     free(out);
     net_sync_close(c);
-done:
-    atomic_store(&j->done, true);
-    return NULL;
 }
 
 static void test_sync_client(void **state)
 {
     struct fx *f = *state = fx_new(NULL);
-    struct sync_job j = {.path = f->path};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, sync_thread, &j), 0);
-    bool ok = th_run_until(&f->loop, &j.done, 10000);
-    pthread_join(th, NULL);
-    assert_true(ok);
-    if (j.failures)
-        fprintf(stderr, "sync: %s\n", j.err);
-    assert_int_equal(j.failures, 0);
+    struct th_job j = {.fn = sync_thread, .path = f->path};
+    th_run_job(&f->loop, &j, 10000);
 }
 
 int main(void)
