@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -266,6 +268,33 @@ static void full_test(const struct rt_cgroup_layout *l)
     CHECK(r == 0, "release_parent: %s", strerror(-r));
 }
 
+/* Detection on a real cgroup2 mount: in a private mount namespace, mount cgroup2 on a temp
+ * dir; AUTO must choose V2 there and name the controller the unified hierarchy lacks. */
+static void private_mount_detection(void)
+{
+    char dir[] = "/tmp/swarmd-cg2-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("cgroup2", dir, "cgroup2", 0, NULL) < 0)
+            _exit(2);
+        struct rt_cgroup_layout l;
+        int r = rt__cgroup_detect(dir, RT_CGROUP_AUTO, NULL, NULL, &l, errmsg, sizeof(errmsg));
+        bool ok = r == -ENOTSUP && strstr(errmsg, "the memory controller is not available") &&
+                  strstr(errmsg, dir);
+        if (!ok)
+            fprintf(stderr, "detect on %s: %d %s\n", dir, r, errmsg);
+        _exit(ok ? 0 : 1);
+    }
+    int st = wait_status(pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "private cgroup2 mount detection: %#x", st);
+    rmdir(dir);
+}
+
 /* The hybrid layout's unified hierarchy has no memory/cpu/pids controller: exercise the v2
  * mechanics that do not need them (mkdir, CLONE_INTO_CGROUP via v2_fd, attach,
  * cgroup.kill, rmdir) and the refusal to pretend limits exist. */
@@ -382,6 +411,7 @@ int main(int argc, char **argv)
             return 77;
         }
         fprintf(stderr, "hybrid layout: v2 mechanics on /sys/fs/cgroup/unified only\n");
+        private_mount_detection();
         unified_test("/sys/fs/cgroup/unified");
     }
     reap_all();
