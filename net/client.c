@@ -34,6 +34,9 @@ struct net_client {
     net_connect_fn connect_cb;
     void *connect_userdata;
     struct net_peer server_peer;
+    bool has_expect;
+    struct net_expect expect; /* cluster_id points to expect_cluster */
+    char expect_cluster[SW_ID_LEN + 1];
     char *server_cert_pem;
     struct pending *pending;
     uint64_t next_id;
@@ -119,6 +122,11 @@ static void client_on_handshake(struct net_transport *t)
     net_client *c = net__container_of(t, net_client, t);
     if (net__peer_from_ssl(t->ssl, &c->server_peer) < 0)
         c->server_peer.kind = NET_PEER_ANONYMOUS;
+    char why[160];
+    if (c->has_expect && net__server_expected(&c->server_peer, &c->expect, why, sizeof(why)) < 0) {
+        net__transport_close(t, -EPERM, "%s", why);
+        return;
+    }
     c->server_cert_pem = chain_to_pem(t->ssl);
     if (!c->server_cert_pem) {
         net__transport_close(t, -ENOMEM, "out of memory");
@@ -254,11 +262,25 @@ int net_client_connect_tcp(uv_loop_t *loop,
                            void *userdata,
                            net_client **ret)
 {
+    return net_client_connect_tcp_expect(loop, addr, ctx, NULL, timeout_ms, cb, userdata, ret);
+}
+
+int net_client_connect_tcp_expect(uv_loop_t *loop,
+                                  const struct sw_addr *addr,
+                                  SSL_CTX *ctx,
+                                  const struct net_expect *expect,
+                                  uint64_t timeout_ms,
+                                  net_connect_fn cb,
+                                  void *userdata,
+                                  net_client **ret)
+{
     struct sockaddr_storage ss;
     net_client *c;
     int r;
 
     if (!ctx || !cb)
+        return -EINVAL;
+    if (expect && expect->cluster_id && strlen(expect->cluster_id) > SW_ID_LEN)
         return -EINVAL;
     r = net__sockaddr(addr, &ss);
     if (r < 0)
@@ -266,6 +288,14 @@ int net_client_connect_tcp(uv_loop_t *loop,
     r = client_new(loop, true, timeout_ms, cb, userdata, &c);
     if (r < 0)
         return r;
+    if (expect) {
+        c->has_expect = true;
+        c->expect.manager = expect->manager;
+        if (expect->cluster_id) {
+            snprintf(c->expect_cluster, sizeof(c->expect_cluster), "%s", expect->cluster_id);
+            c->expect.cluster_id = c->expect_cluster;
+        }
+    }
     SSL_CTX_up_ref(ctx);
     c->ctx = ctx;
     sw_addr_format(addr, c->target, sizeof(c->target));

@@ -80,6 +80,12 @@ void net__transport_close_flush(struct net_transport *t, int err, const char *fm
 /* Fill a peer from the TLS peer certificate: NET_PEER_NODE when it is a swarm node cert,
  * NET_PEER_ANONYMOUS when there is none; -EINVAL when it is not a node certificate. */
 int net__peer_from_ssl(SSL *ssl, struct net_peer *peer);
+/* 0 if the server's peer (from net__peer_from_ssl) meets e; -EPERM with the reason in
+ * msg otherwise. */
+int net__server_expected(const struct net_peer *server,
+                         const struct net_expect *e,
+                         char *msg,
+                         size_t msg_size);
 /* "IP:PORT" of the remote end of a TCP handle. */
 void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size);
 /* Fill a sockaddr from an sw_addr. */

@@ -105,6 +105,16 @@ bool net_call_gone(const net_call *call);
  * net_call_gone() after setting it. */
 void net_call_on_gone(net_call *call, void (*cb)(net_call *call, void *userdata), void *userdata);
 
+/* ------------------------------------------------------------------ clients */
+
+/* What a client requires of the server's certificate, beyond chaining to the roots in its
+ * TLS context (which any node of the cluster, a worker too, passes). A server that does
+ * not meet it fails the connect with -EPERM and a reason. */
+struct net_expect {
+    const char *cluster_id; /* O = this (NULL: any cluster) */
+    bool manager;           /* OU = swarm-manager */
+};
+
 /* ------------------------------------------------------------------ async client */
 
 typedef struct net_client net_client;
@@ -125,6 +135,10 @@ typedef void (*net_reply_fn)(net_client *c, int status, const char *error, const
 int net_client_connect_tcp(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
                            uint64_t timeout_ms, net_connect_fn cb, void *userdata,
                            net_client **ret);
+/* The same, checking the server's certificate against expect (NULL: no check; copied). */
+int net_client_connect_tcp_expect(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
+                                  const struct net_expect *expect, uint64_t timeout_ms,
+                                  net_connect_fn cb, void *userdata, net_client **ret);
 int net_client_connect_unix(uv_loop_t *loop, const char *path, uint64_t timeout_ms,
                             net_connect_fn cb, void *userdata, net_client **ret);
 /* The server's identity (NET_PEER_NODE if it showed a swarm node certificate) and its
@@ -148,6 +162,10 @@ int net_sync_connect_unix(const char *path, uint64_t timeout_ms, net_sync **ret,
                           size_t errmsg_size);
 int net_sync_connect_tcp(const struct sw_addr *addr, SSL_CTX *ctx, uint64_t timeout_ms,
                          net_sync **ret, char *errmsg, size_t errmsg_size);
+/* The same, checking the server's certificate against expect (NULL: no check). */
+int net_sync_connect_tcp_expect(const struct sw_addr *addr, SSL_CTX *ctx,
+                                const struct net_expect *expect, uint64_t timeout_ms,
+                                net_sync **ret, char *errmsg, size_t errmsg_size);
 /* Unary call (timeout_ms of the connect applies to each call; stream messages are
  * skipped). Returns <0 on a transport error (ret_error says what); otherwise 0 and
  * *ret_status/ret_error carry the server's answer and *ret_payload (malloc'd, may be NULL

@@ -302,6 +302,17 @@ int net_sync_connect_tcp(const struct sw_addr *addr,
                          char *errmsg,
                          size_t errmsg_size)
 {
+    return net_sync_connect_tcp_expect(addr, ctx, NULL, timeout_ms, ret, errmsg, errmsg_size);
+}
+
+int net_sync_connect_tcp_expect(const struct sw_addr *addr,
+                                SSL_CTX *ctx,
+                                const struct net_expect *expect,
+                                uint64_t timeout_ms,
+                                net_sync **ret,
+                                char *errmsg,
+                                size_t errmsg_size)
+{
     _cleanup_(net_sync_closep) net_sync *c = NULL;
     struct sockaddr_storage ss;
     char name[80];
@@ -361,6 +372,17 @@ int net_sync_connect_tcp(const struct sw_addr *addr,
         snprintf(errmsg, errmsg_size, "TLS handshake with %s failed: %s", name,
                  ossl[0] ? ossl : "connection closed");
         return -EPROTO;
+    }
+    if (expect) {
+        struct net_peer server = {0};
+        char why[160];
+        if (net__peer_from_ssl(c->ssl, &server) < 0)
+            server.kind = NET_PEER_ANONYMOUS;
+        r = net__server_expected(&server, expect, why, sizeof(why));
+        if (r < 0) {
+            snprintf(errmsg, errmsg_size, "%s: %s", name, why);
+            return r;
+        }
     }
     r = sync_greeting(c, deadline, errmsg, errmsg_size);
     if (r < 0)

@@ -419,6 +419,29 @@ int net__peer_from_ssl(SSL *ssl, struct net_peer *peer)
     return 0;
 }
 
+int net__server_expected(const struct net_peer *server,
+                         const struct net_expect *e,
+                         char *msg,
+                         size_t msg_size)
+{
+    if (server->kind != NET_PEER_NODE) {
+        snprintf(msg, msg_size, "the server did not show a swarm node certificate");
+        return -EPERM;
+    }
+    if (e->cluster_id && strcmp(server->id.cluster_id, e->cluster_id) != 0) {
+        snprintf(msg, msg_size,
+                 "the server's certificate is of another cluster (%s, expected %.64s)",
+                 server->id.cluster_id, e->cluster_id);
+        return -EPERM;
+    }
+    if (e->manager && server->id.role != PKI_ROLE_MANAGER) {
+        snprintf(msg, msg_size,
+                 "the server's certificate is a worker certificate, not a manager's");
+        return -EPERM;
+    }
+    return 0;
+}
+
 void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size)
 {
     struct sockaddr_storage ss;

@@ -673,6 +673,82 @@ static void test_sync_tls(void **state)
     th_run_job(&f->loop, &j, 20000);
 }
 
+/* ---------------------------------------------------------------- server expectations */
+
+/* Connect with an expectation of the server's certificate. */
+static int expect_connect(struct fx *f,
+                          const struct net_expect *e,
+                          struct th_conn_result *cr,
+                          net_client **ret)
+{
+    memset(cr, 0, sizeof(*cr));
+    assert_int_equal(net_client_connect_tcp_expect(&f->loop, &f->addr, G.worker_ctx, e, 3000,
+                                                   th_on_connect, cr, ret),
+                     0);
+    assert_true(th_run_until(&f->loop, &cr->done, 5000));
+    return cr->status;
+}
+
+static void expect_sync_job(struct th_job *j)
+{
+    struct net_expect manager = {.cluster_id = G.cluster, .manager = true};
+    net_sync *c = NULL;
+    int r = net_sync_connect_tcp_expect(&j->addr, G.worker_ctx, &manager, 3000, &c, j->err,
+                                        sizeof(j->err));
+    if (r != -EPERM || !strstr(j->err, "worker certificate, not a manager's"))
+        j->failures++;
+    net_sync_close(c);
+    c = NULL;
+    struct net_expect any_role = {.cluster_id = G.cluster};
+    if (net_sync_connect_tcp_expect(&j->addr, G.worker_ctx, &any_role, 3000, &c, j->err,
+                                    sizeof(j->err)) < 0)
+        j->failures++;
+    net_sync_close(c);
+}
+
+/* Every node's certificate chains to the cluster root: a client that must reach a manager
+ * of its cluster checks the server's role and cluster too. */
+static void test_server_expectation(void **state)
+{
+    struct fx *f = *state = fx_new(NULL);
+    char other[SW_ID_LEN + 1];
+    struct th_conn_result cr;
+    net_client *c = NULL;
+
+    struct net_expect manager = {.cluster_id = G.cluster, .manager = true};
+    assert_int_equal(expect_connect(f, &manager, &cr, &c), 0);
+    assert_string_equal(net_client_server_peer(c)->id.node_id, G.server.node_id);
+    net_client_close(c);
+
+    assert_int_equal(sw_id_generate(other), 0);
+    struct net_expect elsewhere = {.cluster_id = other, .manager = true};
+    assert_int_equal(expect_connect(f, &elsewhere, &cr, &c), -EPERM);
+    assert_non_null(strstr(cr.error, "the server's certificate is of another cluster"));
+    net_client_close(c);
+
+    /* the server now presents a worker's certificate */
+    const char *bundle = pki_ca_cert_pem(G.ca);
+    SSL_CTX *ctx = NULL;
+    char err[256];
+    assert_int_equal(pki_tls_server_ctx(bundle, strlen(bundle), G.worker.pem, strlen(G.worker.pem),
+                                        G.worker.key, &ctx, err, sizeof(err)),
+                     0);
+    net_server_set_tls_ctx(f->s, ctx);
+    pki_tls_ctx_free(ctx);
+    assert_int_equal(expect_connect(f, &manager, &cr, &c), -EPERM);
+    assert_non_null(
+        strstr(cr.error, "the server's certificate is a worker certificate, not a manager's"));
+    net_client_close(c);
+    struct net_expect any_role = {.cluster_id = G.cluster};
+    assert_int_equal(expect_connect(f, &any_role, &cr, &c), 0);
+    net_client_close(c);
+    assert_int_equal(expect_connect(f, NULL, &cr, &c), 0); /* no expectation: as before */
+    net_client_close(c);
+
+    struct th_job j = {.fn = expect_sync_job, .addr = f->addr};
+    th_run_job(&f->loop, &j, 10000);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -691,6 +767,7 @@ int main(void)
         cmocka_unit_test_teardown(test_tls_ctx_swap, fx_teardown),
         cmocka_unit_test_teardown(test_ipv6, fx_teardown),
         cmocka_unit_test_teardown(test_sync_tls, fx_teardown),
+        cmocka_unit_test_teardown(test_server_expectation, fx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
