@@ -1,5 +1,6 @@
 /* A manager node's life: create a cluster or resume one, serve, stop. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -100,8 +101,25 @@ int mgr_state_probe(const char *state_dir,
             memcpy(cluster_id, st.cluster_id, SW_ID_LEN + 1);
     }
     mgr__state_finish(&st);
-    *ret = MGR_STATE_NODE;
+    *ret = r >= 0 ? MGR_STATE_NODE : MGR_STATE_DAMAGED;
     return 0;
+}
+
+/* True if dir/sub exists and holds anything. */
+static bool dir_has_entries(const char *dir, const char *sub)
+{
+    char path[4096];
+    if (sw_path_join(path, sizeof(path), dir, sub) < 0)
+        return false;
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)))
+        found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return found;
 }
 
 /* Choose the address to advertise when none was given: the listen address if it is a
@@ -510,11 +528,28 @@ int mgr_start(uv_loop_t *loop,
         goto fail;
     }
     if (init) {
+        if (kind == MGR_STATE_DAMAGED) {
+            snprintf(errmsg, size,
+                     "%s holds a node whose state (%s/%s and its keys) does not load; repair it "
+                     "from a backup, or remove the directory to create a new swarm",
+                     cfg->state_dir, cfg->state_dir, MGR_STATE_FILE);
+            r = -EEXIST;
+            goto fail;
+        }
         if (kind == MGR_STATE_NODE) {
             snprintf(errmsg, size,
                      "%s already holds node %s of cluster %s; start it with 'swarmd --state-dir "
                      "%s', or remove the directory to create a new swarm",
                      cfg->state_dir, node_id, cluster_id, cfg->state_dir);
+            r = -EEXIST;
+            goto fail;
+        }
+        if (dir_has_entries(cfg->state_dir, MGR_RAFT_DIR) ||
+            dir_has_entries(cfg->state_dir, MGR_STORE_DIR)) {
+            snprintf(errmsg, size,
+                     "%s holds raft or store data from an earlier, incomplete init; remove the "
+                     "state directory and run swarmd init again",
+                     cfg->state_dir);
             r = -EEXIST;
             goto fail;
         }

@@ -34,8 +34,9 @@ void mgr_set_fatal_handler(mgr *m, mgr_fatal_fn fn, void *userdata);
 
 /* What the state dir holds. */
 enum mgr_state_kind {
-    MGR_STATE_EMPTY = 0, /* no node yet */
-    MGR_STATE_NODE = 1,  /* a node: resume it */
+    MGR_STATE_EMPTY = 0,   /* no node yet */
+    MGR_STATE_NODE = 1,    /* a node: resume it */
+    MGR_STATE_DAMAGED = 2, /* node.conf is there but the node does not load */
 };
 int mgr_state_probe(const char *state_dir,
                     enum mgr_state_kind *ret,

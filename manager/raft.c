@@ -211,8 +211,12 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     log_debug("raft: configured");
     r = raft_start(&m->raft);
     if (r != 0) {
-        snprintf(errmsg, size, "cannot start raft from %s: %s", dir, raft_errmsg(&m->raft));
-        return -EIO;
+        if (m->fatal_status)
+            snprintf(errmsg, size, "%s", m->errmsg);
+        else
+            snprintf(errmsg, size, "cannot start raft from %s: %s", dir,
+                     raft_errmsg(&m->raft)[0] ? raft_errmsg(&m->raft) : raft_strerror(r));
+        return m->fatal_status ? m->fatal_status : -EIO;
     }
     return 0;
 }

@@ -371,14 +371,11 @@ static void test_fatal_on_entry_that_does_not_open(void **state)
     assert_null(t->m);
 }
 
-/* KNOWN BUG (manager/raft.c mgr__raft_start): the resume above fails with "cannot start
+/* Was a bug (manager/raft.c mgr__raft_start), fixed: the resume above fails with "cannot start
  * raft from DIR: " and no reason, because raft_start replays the entry, fsm_apply reports
- * through mgr__fatal (m->errmsg) and raft's own errmsg is empty. Skipped unless
- * MT_KNOWN_BUGS=1 until manager/ is fixed. */
-static void test_bug_resume_after_fatal_names_cause(void **state)
+ * through mgr__fatal (m->errmsg) and raft's own errmsg is empty. */
+static void test_resume_after_fatal_names_cause(void **state)
 {
-    if (!getenv("MT_KNOWN_BUGS"))
-        skip();
     struct mt *t = *state;
     struct fatal_seen f = {0};
     bool applied = false;
@@ -464,7 +461,7 @@ const struct CMUnitTest mt_lifecycle_tests[] = {
     cmocka_unit_test_setup_teardown(test_store_rebuilt_from_raft, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_fatal_on_entry_that_does_not_open, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_fatal_on_bad_framing, mt_setup, mt_teardown),
-    cmocka_unit_test_setup_teardown(test_bug_resume_after_fatal_names_cause, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_resume_after_fatal_names_cause, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_cert_expiry_config, mt_setup, mt_teardown),
 };
 const size_t mt_lifecycle_n = sizeof(mt_lifecycle_tests) / sizeof(mt_lifecycle_tests[0]);

@@ -420,15 +420,13 @@ static void test_busy_port(void **state)
     assert_string_equal(again, addr);
 }
 
-/* KNOWN BUG (manager/manager.c mgr_start, init branch): when <dir>/store and <dir>/raft
+/* Was a bug (manager/manager.c mgr_start, init branch), fixed: when <dir>/store and <dir>/raft
  * are left by an init that never wrote node.conf, init fails at store_open with "the store
  * does not open with this data key (wrong key or another cluster)" — misleading; the
  * "incomplete init; remove the state directory" message of mgr__raft_start is never
- * reached. Skipped unless MT_KNOWN_BUGS=1. */
-static void test_bug_incomplete_init_message(void **state)
+ * reached. */
+static void test_incomplete_init_message(void **state)
 {
-    if (!getenv("MT_KNOWN_BUGS"))
-        skip();
     struct mt *t = *state;
     mt_start_ok(t, true);
     mt_stop(t);
@@ -440,13 +438,10 @@ static void test_bug_incomplete_init_message(void **state)
         fail_msg("error '%s' does not say the dir holds an incomplete init", err);
 }
 
-/* KNOWN BUG (manager/manager.c mgr_state_probe + mgr_start): init on a dir whose node.conf
- * is damaged says "already holds node ? of cluster ?" (the probe's placeholders). Skipped
- * unless MT_KNOWN_BUGS=1. */
-static void test_bug_init_on_damaged_conf_message(void **state)
+/* Was a bug (manager/manager.c mgr_state_probe + mgr_start), fixed: init on a dir whose node.conf
+ * is damaged says "already holds node ? of cluster ?" (the probe's placeholders). */
+static void test_init_on_damaged_conf_message(void **state)
 {
-    if (!getenv("MT_KNOWN_BUGS"))
-        skip();
     struct mt *t = *state;
     mt_start_ok(t, true);
     mt_stop(t);
@@ -583,8 +578,8 @@ const struct CMUnitTest mt_state_tests[] = {
     cmocka_unit_test_setup_teardown(test_second_manager_on_same_dir, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_init_over_incomplete_init, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_busy_port, mt_setup, mt_teardown),
-    cmocka_unit_test_setup_teardown(test_bug_incomplete_init_message, mt_setup, mt_teardown),
-    cmocka_unit_test_setup_teardown(test_bug_init_on_damaged_conf_message, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_incomplete_init_message, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_init_on_damaged_conf_message, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_no_secret_in_the_clear, mt_setup, mt_teardown),
 };
 const size_t mt_state_n = sizeof(mt_state_tests) / sizeof(mt_state_tests[0]);
