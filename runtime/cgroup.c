@@ -215,6 +215,26 @@ static int mkdir_one(const char *path, char *errmsg, size_t errmsg_size)
     return fail(errmsg, errmsg_size, -e, "cgroup: mkdir %s: %s", path, strerror(e));
 }
 
+/* A task's cgroup: a leftover directory (a crash before removal) is reused when empty; one
+ * holding processes belongs to a live task and is refused, never adopted nor destroyed. */
+static int mkdir_leaf(const char *path, char *errmsg, size_t errmsg_size)
+{
+    if (mkdir(path, 0755) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return fail(errmsg, errmsg_size, -errno, "cgroup: mkdir %s: %s", path, strerror(errno));
+    int r = mkdir_one(path, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *procs = NULL;
+    if (read_at(path, "cgroup.procs", &procs) == 0 && procs[strcspn(procs, "0123456789")])
+        return fail(errmsg, errmsg_size, -EEXIST,
+                    "cgroup: %s already exists and holds processes (a task with this id is "
+                    "running)",
+                    path);
+    return 0;
+}
+
 /* Is word one of the whitespace- or comma-separated tokens of list? */
 static bool has_token(const char *list, const char *word, const char *seps)
 {
@@ -796,7 +816,7 @@ int rt__cgroup_create(const struct rt_cgroup_layout *l,
         r = leaf_path(cg->v2, l->v2_mount, l->self_v2, parent, name, errmsg, errmsg_size);
         if (r < 0)
             return r;
-        r = mkdir_one(cg->v2, errmsg, errmsg_size);
+        r = mkdir_leaf(cg->v2, errmsg, errmsg_size);
         if (r < 0) {
             cg->v2[0] = '\0';
             return r;
@@ -818,7 +838,7 @@ int rt__cgroup_create(const struct rt_cgroup_layout *l,
             char path[RT_CGROUP_PATH_MAX];
             r = leaf_path(path, mounts[c], selfs[c], parent, name, errmsg, errmsg_size);
             if (r >= 0)
-                r = mkdir_one(path, errmsg, errmsg_size);
+                r = mkdir_leaf(path, errmsg, errmsg_size);
             if (r >= 0)
                 memcpy(dirs[c], path, sizeof(path));
         }

@@ -618,6 +618,37 @@ static void test_destroy_kills_listed_processes(void **state)
     stray = -1;
 }
 
+static void test_live_cgroup_not_adopted(void **state)
+{
+    write_v2_fixture("cpu memory pids\n", "/");
+    struct rt_cgroup_layout l;
+    assert_int_equal(detect(RT_CGROUP_AUTO, &l), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        for (;;)
+            pause();
+    }
+    stray = child;
+    fake_cgroup(P("/cg/swarmd/t"), "memory.max cgroup.procs");
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d\n", (int)child);
+    put(P("/cg/swarmd/t/cgroup.procs"), pid);
+    struct rt_cgroup_limits lim = {.memory_bytes = 1 << 20};
+    struct rt_cgroup cg;
+    assert_int_equal(rt__cgroup_create(&l, "swarmd", "t", &lim, &cg, errmsg, sizeof(errmsg)),
+                     -EEXIST);
+    assert_non_null(strstr(errmsg, "already exists and holds processes"));
+    /* neither written to, nor removed, nor its process killed */
+    assert_string_equal(get(P("/cg/swarmd/t/memory.max")), "");
+    assert_int_equal(waitpid(child, NULL, WNOHANG), 0);
+    /* an empty leftover is reused */
+    put(P("/cg/swarmd/t/cgroup.procs"), "");
+    assert_int_equal(rt__cgroup_create(&l, "swarmd", "t", &lim, &cg, errmsg, sizeof(errmsg)), 0);
+    assert_string_equal(get(P("/cg/swarmd/t/memory.max")), "1048576");
+    close(cg.v2_fd);
+}
+
 static void test_destroy_safety(void **state)
 {
     struct rt_cgroup cg;
@@ -671,6 +702,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v2_create_limits_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_cpu_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_kills_listed_processes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_cgroup_not_adopted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_safety, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
