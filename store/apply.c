@@ -307,16 +307,11 @@ int store_apply(store *s,
     r = proposal_aad(s, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
-    r = pki_open(&s->dek, aad, aad_len, buf, len, &plain, &plain_len);
-    if (r < 0) {
-        if (r == -ENOMEM)
-            return r;
-        snprintf(errmsg, errmsg_size,
-                 "raft entry %" PRIu64
-                 " does not open with this cluster's data key (another cluster or key)",
-                 index);
-        return -EBADMSG;
-    }
+    char what[48];
+    snprintf(what, sizeof(what), "raft entry %" PRIu64, index);
+    r = store__open_blob(s, aad, aad_len, buf, len, &plain, &plain_len, what, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
     p = swarm__proposal__unpack(NULL, plain_len, plain);
     store__free_plain(plain, plain_len);
     if (!p) {

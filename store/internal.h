@@ -67,6 +67,18 @@ int store__open_value(const store *s,
                       size_t in_len,
                       uint8_t **ret,
                       size_t *ret_len);
+/* Open a blob sealed with the DEK under aad. -ENOMEM, or -EBADMSG for anything else, with
+ * "<what> does not open with this cluster's data key (...)" in errmsg when what is set. */
+int store__open_blob(const store *s,
+                     const char *aad,
+                     size_t aad_len,
+                     const void *in,
+                     size_t in_len,
+                     uint8_t **ret,
+                     size_t *ret_len,
+                     const char *what,
+                     char *errmsg,
+                     size_t errmsg_size);
 /* Wipe and free a plaintext buffer. */
 void store__free_plain(uint8_t *p, size_t len);
 

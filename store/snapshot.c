@@ -133,15 +133,10 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
     r = snapshot_aad(s, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
-    r = pki_open(&s->dek, aad, aad_len, buf, len, &plain, &plain_len);
-    if (r < 0) {
-        if (r == -ENOMEM)
-            return r;
-        snprintf(errmsg, errmsg_size,
-                 "the snapshot does not open with this cluster's data key (another cluster "
-                 "or key)");
-        return -EBADMSG;
-    }
+    r = store__open_blob(s, aad, aad_len, buf, len, &plain, &plain_len, "the snapshot", errmsg,
+                         errmsg_size);
+    if (r < 0)
+        return r;
     snap = swarm__store_snapshot__unpack(NULL, plain_len, plain);
     store__free_plain(plain, plain_len);
     if (!snap) {

@@ -76,6 +76,49 @@ static int value_aad(enum store_table t,
     return 0;
 }
 
+int store__open_blob(const store *s,
+                     const char *aad,
+                     size_t aad_len,
+                     const void *in,
+                     size_t in_len,
+                     uint8_t **ret,
+                     size_t *ret_len,
+                     const char *what,
+                     char *errmsg,
+                     size_t errmsg_size)
+{
+    int r = pki_open(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
+    if (r >= 0 || r == -ENOMEM)
+        return r;
+    if (what)
+        snprintf(errmsg, errmsg_size,
+                 "%s does not open with this cluster's data key (another cluster or key)", what);
+    return -EBADMSG;
+}
+
+/* Seal or open an object value under its AAD. */
+static int value_crypt(const store *s,
+                       bool seal,
+                       enum store_table t,
+                       const char *id,
+                       size_t id_len,
+                       const void *in,
+                       size_t in_len,
+                       uint8_t **ret,
+                       size_t *ret_len)
+{
+    char aad[32 + STORE_ID_MAX];
+    size_t aad_len;
+    int r;
+
+    r = value_aad(t, id, id_len, aad, sizeof(aad), &aad_len);
+    if (r < 0)
+        return r;
+    if (seal)
+        return pki_seal(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
+    return store__open_blob(s, aad, aad_len, in, in_len, ret, ret_len, NULL, NULL, 0);
+}
+
 int store__seal_value(const store *s,
                       enum store_table t,
                       const char *id,
@@ -85,14 +128,7 @@ int store__seal_value(const store *s,
                       uint8_t **ret,
                       size_t *ret_len)
 {
-    char aad[32 + STORE_ID_MAX];
-    size_t aad_len;
-    int r;
-
-    r = value_aad(t, id, id_len, aad, sizeof(aad), &aad_len);
-    if (r < 0)
-        return r;
-    return pki_seal(&s->dek, aad, aad_len, pt, pt_len, ret, ret_len);
+    return value_crypt(s, true, t, id, id_len, pt, pt_len, ret, ret_len);
 }
 
 int store__open_value(const store *s,
@@ -104,17 +140,7 @@ int store__open_value(const store *s,
                       uint8_t **ret,
                       size_t *ret_len)
 {
-    char aad[32 + STORE_ID_MAX];
-    size_t aad_len;
-    int r;
-
-    r = value_aad(t, id, id_len, aad, sizeof(aad), &aad_len);
-    if (r < 0)
-        return r;
-    r = pki_open(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
-    if (r == -ENOMEM)
-        return r;
-    return r < 0 ? -EBADMSG : 0;
+    return value_crypt(s, false, t, id, id_len, in, in_len, ret, ret_len);
 }
 
 void store__free_plain(uint8_t *p, size_t len)
