@@ -69,7 +69,8 @@ int rt__cgroup_prepare_parent(const struct rt_cgroup_layout *l, const char *pare
 int rt__cgroup_release_parent(const struct rt_cgroup_layout *l, const char *parent);
 /* An empty cgroup (v2_fd -1): destroy on it does nothing. */
 void rt__cgroup_init(struct rt_cgroup *cg);
-/* Create <self>/<parent>/<name> (an existing directory is reused) and write the limits
+/* Create <self>/<parent>/<name> (an empty leftover directory is reused; one whose
+ * cgroup.procs lists processes is refused with -EEXIST and left alone) and write the limits
  * (before the task runs). lim may be NULL (no limits). On failure nothing is left and
  * ret is untouched; errmsg names the file ("cgroup: write <path>: <strerror>"). */
 int rt__cgroup_create(const struct rt_cgroup_layout *l, const char *parent, const char *name,
