@@ -111,7 +111,7 @@ int store__write_object(const store *s,
         rc = mdb_del(txn, s->tables[t], &key, NULL);
         return store__lmdb_err(rc, errmsg, errmsg_size, "deleting an object");
     }
-    r = store__seal_value(s, t, id, id_len, value, len, &sealed, &sealed_len);
+    r = store__value_crypt(s, true, t, id, id_len, value, len, &sealed, &sealed_len);
     if (r < 0) {
         snprintf(errmsg, errmsg_size, "sealing %s/%s: %s", store__table_name(t), id, strerror(-r));
         return r;

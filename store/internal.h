@@ -50,23 +50,17 @@ bool store__table_valid(int t);
 /* Non-empty, at most STORE_ID_MAX bytes. */
 bool store__id_valid(const char *id, size_t len);
 
-/* Seal/open an object value with AAD "<table>/<id>". */
-int store__seal_value(const store *s,
-                      enum store_table t,
-                      const char *id,
-                      size_t id_len,
-                      const uint8_t *pt,
-                      size_t pt_len,
-                      uint8_t **ret,
-                      size_t *ret_len);
-int store__open_value(const store *s,
-                      enum store_table t,
-                      const char *id,
-                      size_t id_len,
-                      const void *in,
-                      size_t in_len,
-                      uint8_t **ret,
-                      size_t *ret_len);
+/* Seal (seal true) or open an object value with AAD "<table>/<id>". Opening: -ENOMEM, or
+ * -EBADMSG for anything else. */
+int store__value_crypt(const store *s,
+                       bool seal,
+                       enum store_table t,
+                       const char *id,
+                       size_t id_len,
+                       const void *in,
+                       size_t in_len,
+                       uint8_t **ret,
+                       size_t *ret_len);
 /* Open a blob sealed with the DEK under aad. -ENOMEM, or -EBADMSG for anything else, with
  * "<what> does not open with this cluster's data key (...)" in errmsg when what is set. */
 int store__open_blob(const store *s,

@@ -96,8 +96,7 @@ int store__open_blob(const store *s,
     return -EBADMSG;
 }
 
-/* Seal or open an object value under its AAD. */
-static int value_crypt(const store *s,
+int store__value_crypt(const store *s,
                        bool seal,
                        enum store_table t,
                        const char *id,
@@ -117,30 +116,6 @@ static int value_crypt(const store *s,
     if (seal)
         return pki_seal(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
     return store__open_blob(s, aad, aad_len, in, in_len, ret, ret_len, NULL, NULL, 0);
-}
-
-int store__seal_value(const store *s,
-                      enum store_table t,
-                      const char *id,
-                      size_t id_len,
-                      const uint8_t *pt,
-                      size_t pt_len,
-                      uint8_t **ret,
-                      size_t *ret_len)
-{
-    return value_crypt(s, true, t, id, id_len, pt, pt_len, ret, ret_len);
-}
-
-int store__open_value(const store *s,
-                      enum store_table t,
-                      const char *id,
-                      size_t id_len,
-                      const void *in,
-                      size_t in_len,
-                      uint8_t **ret,
-                      size_t *ret_len)
-{
-    return value_crypt(s, false, t, id, id_len, in, in_len, ret, ret_len);
 }
 
 void store__free_plain(uint8_t *p, size_t len)
@@ -173,7 +148,7 @@ int store__get_plain(const store *s,
         return -ENOENT;
     if (rc != 0)
         return store__lmdb_err(rc, errmsg, errmsg_size, "mdb_get");
-    r = store__open_value(s, t, id, id_len, data.mv_data, data.mv_size, ret, ret_len);
+    r = store__value_crypt(s, false, t, id, id_len, data.mv_data, data.mv_size, ret, ret_len);
     if (r < 0 && errmsg && errmsg_size > 0)
         snprintf(errmsg, errmsg_size, "%s/%s: stored value does not open with the data key",
                  store__table_name(t), id);
@@ -488,8 +463,8 @@ static int visit(const store *s,
         return -EBADMSG;
     memcpy(id, key->mv_data, key->mv_size);
     id[key->mv_size] = '\0';
-    r = store__open_value(s, table, id, key->mv_size, data->mv_data, data->mv_size, &plain,
-                          &plain_len);
+    r = store__value_crypt(s, false, table, id, key->mv_size, data->mv_data, data->mv_size, &plain,
+                           &plain_len);
     if (r < 0)
         return r;
     r = fn(id, plain, plain_len, userdata);
