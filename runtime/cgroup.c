@@ -548,7 +548,8 @@ static int move_self_to_leaf(const char *dir, char *errmsg, size_t errmsg_size)
             return fail(errmsg, errmsg_size, -EBUSY,
                         "cgroup v2: %s holds other processes besides this one (pid %ld), so it "
                         "cannot enable controllers for the tasks; run swarmd in a cgroup of its "
-                        "own (systemd: Delegate=yes)",
+                        "own (Delegate=yes in its systemd unit, or: systemd-run --scope -p "
+                        "Delegate=yes swarmd ...)",
                         dir, pid);
     }
     char leaf[RT_CGROUP_PATH_MAX];
