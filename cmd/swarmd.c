@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/swtime.h"
 #include "config.h"
+#include "cmd/run_task.h"
 #include "manager/manager.h"
 #include "pki/pki.h"
 
@@ -26,6 +27,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  init        Create a new swarm with this node as its first manager\n"
+    "  run-task    Run one isolated task in the foreground (see 'swarmd run-task --help')\n"
     "\n"
     "Options:\n"
     "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
@@ -174,6 +176,21 @@ int main(int argc, char **argv)
     int c;
 
     sw_log_set_tag("swarmd");
+    /* run-task has flags of its own: hand it everything after the command word */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            break;
+        if (a[0] == '-') {
+            for (const struct option *o = opts; o->name; o++)
+                if (o->has_arg == required_argument && a[1] == '-' && strcmp(a + 2, o->name) == 0)
+                    i++; /* its value */
+            continue;
+        }
+        if (strcmp(a, "run-task") == 0)
+            return swarmd_run_task(argc - i, argv + i);
+        break;
+    }
     sw_addr_parse(DEFAULT_LISTEN, DEFAULT_PORT, 0, &cfg.listen_addr);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {

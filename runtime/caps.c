@@ -131,3 +131,13 @@ int rt__caps_set(uint64_t caps)
         return -errno;
     return 0;
 }
+
+uint64_t rt__caps_held(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return 0;
+    return (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+}

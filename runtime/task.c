@@ -172,8 +172,16 @@ int rt_task_start(rt_runtime *rt,
     t->cg.v2_fd = -1;
     snprintf(t->id, sizeof(t->id), "%s", spec->id);
 
-    /* what the task may do */
-    uint64_t caps = spec->privileged ? rt_caps_all() : spec->caps;
+    /* what the task may do: never more than this process holds */
+    uint64_t held = rt__caps_held();
+    uint64_t caps = spec->privileged ? rt_caps_all() & held : spec->caps;
+    if (caps & ~held) {
+        int bit = __builtin_ctzll(caps & ~held);
+        snprintf(errmsg, errmsg_size, "capability %s: this process does not hold it to give",
+                 rt_cap_name(bit) ? rt_cap_name(bit) : "?");
+        r = -EPERM;
+        goto fail;
+    }
     const rt_seccomp *filter = NULL;
     if (!spec->privileged) {
         if (spec->seccomp_choice == RT_SECCOMP_DEFAULT) {
