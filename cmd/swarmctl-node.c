@@ -248,49 +248,22 @@ static void node_pretty(const Swarm__Node *n)
 
 static int cmd_node_ls(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"quiet", no_argument, NULL, 'q'},
-        {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool quiet = false;
-    enum ctl_format format = FORMAT_TABLE;
-    int c, r;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
-        switch (c) {
-            case 'q':
-                quiet = true;
-                break;
-            case 'f':
-                r = ctl_parse_format(optarg, true, false, &format, "node ls");
-                if (r != CLI_EXIT_OK)
-                    return r;
-                break;
-            case 'h':
-                return ctl_print_help(help_node_ls);
-            default:
-                return ctl_getopt_usage(c, argv, opts, "node ls");
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(PROG, "node ls", "\"swarmctl node ls\" accepts no arguments");
-    if (quiet && format == FORMAT_JSON)
-        return cli_usage_error(PROG, "node ls", "-q and --format json cannot be used together");
-
-    r = ctl_connect(ctl);
-    if (r != CLI_EXIT_OK)
-        return r;
     Swarm__ListNodesRequest req = SWARM__LIST_NODES_REQUEST__INIT;
-    ProtobufCMessage *m = NULL;
-    int status;
-    char error[ERRMSG_SIZE];
-    r = ctl_call(ctl, "Control.ListNodes", &req.base, &swarm__list_nodes_response__descriptor, &m,
-                 &status, error, sizeof(error));
-    if (r != CALL_OK)
-        return ctl_call_failure(r, error);
+    const struct ctl_query q = {
+        .cmd = "node ls",
+        .help = help_node_ls,
+        .allow_table = true,
+        .format = FORMAT_TABLE,
+        .method = "Control.ListNodes",
+        .req = &req.base,
+        .desc = &swarm__list_nodes_response__descriptor,
+    };
+    bool quiet;
+    enum ctl_format format;
+    ProtobufCMessage *m;
+    int r = ctl_query(ctl, &q, argc, argv, &quiet, &format, &m);
+    if (r != CLI_EXIT_OK || !m)
+        return r;
     Swarm__ListNodesResponse *resp = (Swarm__ListNodesResponse *)m;
     if (resp->n_nodes > 1)
         qsort(resp->nodes, resp->n_nodes, sizeof(resp->nodes[0]), node_cmp);

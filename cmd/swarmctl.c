@@ -252,6 +252,62 @@ int ctl_call(struct ctl *ctl,
     return CALL_OK;
 }
 
+int ctl_query(struct ctl *ctl,
+              const struct ctl_query *q,
+              int argc,
+              char **argv,
+              bool *ret_quiet,
+              enum ctl_format *ret_format,
+              ProtobufCMessage **ret_resp)
+{
+    static const struct option opts[] = {
+        {"quiet", no_argument, NULL, 'q'},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool quiet = false;
+    enum ctl_format format = q->format;
+    int c, r;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+        switch (c) {
+            case 'q':
+                quiet = true;
+                break;
+            case 'f':
+                r = ctl_parse_format(optarg, q->allow_table, q->allow_pretty, &format, q->cmd);
+                if (r != CLI_EXIT_OK)
+                    return r;
+                break;
+            case 'h':
+                *ret_resp = NULL;
+                return ctl_print_help(q->help);
+            default:
+                return ctl_getopt_usage(c, argv, opts, q->cmd);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(PROG, q->cmd, "\"" PROG " %s\" accepts no arguments", q->cmd);
+    if (quiet && format == FORMAT_JSON)
+        return cli_usage_error(PROG, q->cmd, "-q and --format json cannot be used together");
+
+    r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+    ProtobufCMessage *m = NULL;
+    int status;
+    char error[ERRMSG_SIZE];
+    r = ctl_call(ctl, q->method, q->req, q->desc, &m, &status, error, sizeof(error));
+    if (r != CALL_OK)
+        return ctl_call_failure(r, error);
+    *ret_quiet = quiet;
+    *ret_format = format;
+    *ret_resp = m;
+    return CLI_EXIT_OK;
+}
+
 /* Exit code for a call that did not return CALL_OK. */
 int ctl_call_failure(int r, const char *error)
 {
@@ -439,51 +495,22 @@ static void cluster_print(const Swarm__GetClusterResponse *resp, enum ctl_format
 
 static int cmd_cluster_inspect(struct ctl *ctl, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"quiet", no_argument, NULL, 'q'},
-        {"format", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    bool quiet = false;
-    enum ctl_format format = FORMAT_PRETTY;
-    int c, r;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
-        switch (c) {
-            case 'q':
-                quiet = true;
-                break;
-            case 'f':
-                r = ctl_parse_format(optarg, false, true, &format, "cluster inspect");
-                if (r != CLI_EXIT_OK)
-                    return r;
-                break;
-            case 'h':
-                return ctl_print_help(help_cluster_inspect);
-            default:
-                return ctl_getopt_usage(c, argv, opts, "cluster inspect");
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(PROG, "cluster inspect",
-                               "\"swarmctl cluster inspect\" accepts no arguments");
-    if (quiet && format == FORMAT_JSON)
-        return cli_usage_error(PROG, "cluster inspect",
-                               "-q and --format json cannot be used together");
-
-    r = ctl_connect(ctl);
-    if (r != CLI_EXIT_OK)
-        return r;
     Swarm__GetClusterRequest req = SWARM__GET_CLUSTER_REQUEST__INIT;
-    ProtobufCMessage *m = NULL;
-    int status;
-    char error[ERRMSG_SIZE];
-    r = ctl_call(ctl, "Control.GetCluster", &req.base, &swarm__get_cluster_response__descriptor, &m,
-                 &status, error, sizeof(error));
-    if (r != CALL_OK)
-        return ctl_call_failure(r, error);
+    const struct ctl_query q = {
+        .cmd = "cluster inspect",
+        .help = help_cluster_inspect,
+        .allow_pretty = true,
+        .format = FORMAT_PRETTY,
+        .method = "Control.GetCluster",
+        .req = &req.base,
+        .desc = &swarm__get_cluster_response__descriptor,
+    };
+    bool quiet;
+    enum ctl_format format;
+    ProtobufCMessage *m;
+    int r = ctl_query(ctl, &q, argc, argv, &quiet, &format, &m);
+    if (r != CLI_EXIT_OK || !m)
+        return r;
     Swarm__GetClusterResponse *resp = (Swarm__GetClusterResponse *)m;
     int code = CLI_EXIT_OK;
     if (!resp->cluster) {

@@ -47,6 +47,27 @@ int ctl_call(struct ctl *ctl,
              int *ret_status,
              char *error,
              size_t error_size);
+/* A read command without arguments (node ls, cluster inspect): -q, --format, --help, then
+ * connect and one call. */
+struct ctl_query {
+    const char *cmd; /* "node ls" */
+    const char *help;
+    bool allow_table, allow_pretty; /* --format values besides json */
+    enum ctl_format format;         /* without --format */
+    const char *method;
+    const ProtobufCMessage *req;
+    const ProtobufCMessageDescriptor *desc; /* of the response */
+};
+/* Parse argv for q and make the call. CLI_EXIT_OK with *ret_resp (free with
+ * protobuf_c_message_free_unpacked), or CLI_EXIT_OK with *ret_resp NULL after --help;
+ * any other exit code after a usage, connection or call error was printed. */
+int ctl_query(struct ctl *ctl,
+              const struct ctl_query *q,
+              int argc,
+              char **argv,
+              bool *ret_quiet,
+              enum ctl_format *ret_format,
+              ProtobufCMessage **ret_resp);
 /* Exit code for a call that did not return CALL_OK (prints the server's error). */
 int ctl_call_failure(int r, const char *error);
 /* Flush stdout; a write error turns code into a failure. */
