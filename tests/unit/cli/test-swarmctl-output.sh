@@ -5,26 +5,7 @@ set -u
 
 SWARMCTL=${1:?usage: test-swarmctl-output.sh SWARMCTL FAKE-CONTROL}
 FAKE=${2:?usage: test-swarmctl-output.sh SWARMCTL FAKE-CONTROL}
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-unset SWARM_HOST
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # start_fake SOCKET [fail]: run the fake server and wait for its socket.
 start_fake() {
@@ -42,11 +23,6 @@ start_fake() {
 SOCK=$TMP/ctl.sock
 start_fake "$SOCK"
 export SWARM_HOST=unix://$SOCK
-
-run() {
-    "$SWARMCTL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    code=$?
-}
 
 # expect NAME CODE: compare exit code and stdout with the expected text on stdin.
 expect() {
@@ -238,5 +214,4 @@ for cmd in "node ls" "node inspect x" "join-token worker" "cluster inspect"; do
     fi
 done
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish

@@ -4,27 +4,10 @@
 set -u
 
 SWARMCTL=${1:?usage: test-swarmctl-usage.sh PATH-TO-SWARMCTL}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Usage checks point at a socket that does not exist: a command that wrongly got past
 # its argument checks fails with exit 1 instead of 2.
 NOSOCK=unix:///nonexistent/x.sock
-unset SWARM_HOST
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*" >&2
-}
-
-run() {
-    "$SWARMCTL" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
-    code=$?
-}
-
-lines() { wc -l <"$1" | tr -d ' '; }
 
 # usage_error ARGS...: exit 2, nothing on stdout, exactly one stderr line with a hint.
 usage_error() {
@@ -161,5 +144,4 @@ if [[ -S $TMP/dead.sock ]]; then
         bad "stale socket: exit $code: $(cat "$TMP/err")"
 fi
 
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+finish
