@@ -57,6 +57,10 @@ void rt_runtime_free(rt_runtime *rt)
 {
     if (!rt)
         return;
+    /* the parent goes too when no other runtime has tasks under it (rmdir of a busy
+     * cgroup fails, and that is fine) */
+    if (rt->cg.mode != RT_CGROUP_AUTO && rt->cgroup_parent)
+        rt__cgroup_release_parent(&rt->cg, rt->cgroup_parent);
     for (unsigned i = 0; i < rt->n_seccomp_cache; i++)
         rt_seccomp_free(rt->seccomp_cache[i].filter);
     free(rt->run_dir);
