@@ -371,6 +371,196 @@ static void test_default_no_chroot(void **state)
     rt_seccomp_free(s);
 }
 
+/* ------------------------------------------------------------------ JSON profiles */
+
+/* The profiles sit beside this source file; __FILE__ is relative to the build root, which
+ * is three levels above this test binary. */
+static void profile_path(const char *name, char *buf, size_t size)
+{
+    char dir[4096];
+    const char *src = __FILE__;
+    const char *slash = strrchr(src, '/');
+    int n;
+    if (src[0] == '/') {
+        n = snprintf(buf, size, "%.*s/profiles/%s", (int)(slash - src), src, name);
+    } else {
+        ssize_t k = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+        assert_true(k > 0);
+        dir[k] = '\0';
+        *strrchr(dir, '/') = '\0';
+        n = snprintf(buf, size, "%s/../../../%.*s/profiles/%s", dir, slash ? (int)(slash - src) : 1,
+                     slash ? src : ".", name);
+    }
+    assert_true(n > 0 && (size_t)n < size);
+}
+
+static int compile_profile(const char *name,
+                           uint64_t caps,
+                           rt_seccomp **ret,
+                           char *err,
+                           size_t err_size)
+{
+    char path[4096];
+    profile_path(name, path, sizeof(path));
+    _cleanup_free_ char *json = NULL;
+    size_t len;
+    int r = sw_read_file(path, 2 * 1024 * 1024, &json, &len);
+    if (r < 0)
+        fail_msg("read %s: %s", path, strerror(-r));
+    return rt_seccomp_from_json(json, len, caps, ret, err, err_size);
+}
+
+static void test_json_allowlist(void **state)
+{
+    rt_seccomp *s = NULL;
+    char err[256] = "";
+    double t0 = now_ms();
+    if (compile_profile("allowlist.json", RT_CAPS_DEFAULT, &s, err, sizeof(err)) < 0)
+        fail_msg("allowlist.json: %s", err);
+    print_message("allowlist.json: compiled in %.2f ms, %u BPF instructions\n", now_ms() - t0,
+                  s->len);
+    check(s, default_refusals, SW_ARRAY_SIZE(default_refusals));
+    rt_seccomp_free(s);
+
+    /* includes/excludes caps follow the task's capabilities. */
+    uint64_t caps = RT_CAPS_DEFAULT | CAPB(CAP_SYS_ADMIN) | CAPB(CAP_SYS_BOOT) |
+                    CAPB(CAP_SYS_TIME) | CAPB(CAP_SYS_PTRACE) | CAPB(CAP_BPF);
+    if (compile_profile("allowlist.json", caps, &s, err, sizeof(err)) < 0)
+        fail_msg("allowlist.json: %s", err);
+    static const struct expect ex[] = {
+        {P_GETPID, 0},         {P_FORK, 0},         {P_UNSHARE_UTS, -1}, {P_CLONE_NEWUTS, -1},
+        {P_MOUNT, -1},         {P_REBOOT, -1},      {P_BPF, -1},         {P_SETNS, -1},
+        {P_CLOCK_SETTIME, -1}, {P_PTRACE_KCMP, -1}, {P_KEYCTL, EPERM},   {P_KEXEC, EPERM},
+        {P_SOCKET_ALG, EPERM}, {P_SOCKET_INET, 0},  {P_CLONE3, -1},
+    };
+    check(s, ex, SW_ARRAY_SIZE(ex));
+    rt_seccomp_free(s);
+}
+
+static void test_json_denylist(void **state)
+{
+    rt_seccomp *s = NULL;
+    char err[256] = "";
+    if (compile_profile("denylist.json", RT_CAPS_DEFAULT, &s, err, sizeof(err)) < 0)
+        fail_msg("denylist.json: %s", err);
+    static const struct expect ex[] = {
+        {P_GETPID, 0},           {P_FORK, 0},
+        {P_UNSHARE_UTS, EPERM},  {P_MOUNT, EPERM},
+        {P_SETHOSTNAME, EPERM},  {P_REBOOT, EPERM},
+        {P_KEYCTL, EPERM},       {P_ADD_KEY, EPERM},
+        {P_BPF, EPERM},          {P_KEXEC, EPERM},
+        {P_SETNS, EPERM},        {P_CLOCK_SETTIME, EPERM},
+        {P_SOCKET_ALG, EPERM},   {P_SOCKET_INET, 0},
+        {P_SOCKET_UNIX, 0},      {P_CLONE3, ENOSYS},
+        {P_PERSONALITY_BSD, -1}, {P_IO_URING, -1},
+#ifdef __x86_64__
+        {P_USERFAULTFD, EINVAL},
+#endif
+    };
+    check(s, ex, SW_ARRAY_SIZE(ex));
+    rt_seccomp_free(s);
+
+    if (compile_profile("denylist.json", RT_CAPS_DEFAULT | CAPB(CAP_SYS_ADMIN), &s, err,
+                        sizeof(err)) < 0)
+        fail_msg("denylist.json: %s", err);
+    static const struct expect ex2[] = {{P_UNSHARE_UTS, -1}, {P_MOUNT, EPERM}, {P_GETPID, 0}};
+    check(s, ex2, SW_ARRAY_SIZE(ex2));
+    rt_seccomp_free(s);
+}
+
+static void test_json_broken(void **state)
+{
+    static const struct {
+        const char *file, *want;
+    } cases[] = {
+        {"bad-action.json", "syscalls[1].action: unknown action SCMP_ACT_FOO"},
+        {"bad-op.json", "syscalls[0].args[0].op: unknown operator SCMP_CMP_FOO"},
+        {"bad-arch.json", "architectures[1]: unknown architecture SCMP_ARCH_FOO"},
+        {"bad-type.json", "syscalls[0].names: expected an array, got string"},
+        {"bad-syntax.json", "not valid JSON: line 2, column "},
+        {"bad-field.json", "syscalls[0].nmes: unknown field"},
+        {"bad-errno.json", "syscalls[0].errnoRet: expected an integer from 0 to 4095"},
+        {"bad-index.json", "syscalls[0].args[0].index: expected an integer from 0 to 5"},
+        {"bad-cap.json", "syscalls[0].includes.caps[0]: unknown capability CAP_FOO"},
+        {"bad-kernel.json", "syscalls[0].includes.minKernel: bad kernel version \"four\""},
+        {"bad-default.json", "defaultAction: missing"},
+        {"bad-notify.json", "syscalls[0].action: SCMP_ACT_NOTIFY is not supported"},
+        {"bad-value.json",
+         "syscalls[0].args[0].value: expected an integer from 0 to 18446744073709551615"},
+        {"bad-names.json", "syscalls[0]: no names"},
+        {"bad-utf8.json", "invalid UTF-8"},
+    };
+    for (size_t i = 0; i < SW_ARRAY_SIZE(cases); i++) {
+        rt_seccomp *s = (rt_seccomp *)0x1;
+        char err[256] = "";
+        int r = compile_profile(cases[i].file, RT_CAPS_DEFAULT, &s, err, sizeof(err));
+        if (r != -EINVAL || !strstr(err, cases[i].want))
+            fail_msg("%s: got %d \"%s\", want -EINVAL \"%s\"", cases[i].file, r, err,
+                     cases[i].want);
+        assert_ptr_equal(s, (rt_seccomp *)0x1);
+        assert_null(strchr(err, '\n'));
+    }
+}
+
+static void test_json_inline(void **state)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"[]", "profile: expected an object, got array"},
+        {"", "not valid JSON: line 1, column 1: unexpected end of input"},
+        {"{\"defaultAction\": 1}", "defaultAction: expected a string, got number"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 1.5}",
+         "defaultErrnoRet: expected an integer from 0 to 4095"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"architectures\": [\"SCMP_ARCH_X86_64\"],"
+         " \"archMap\": [{\"architecture\": \"SCMP_ARCH_X86_64\"}]}",
+         "give either architectures or archMap"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": {}}",
+         "syscalls: expected an array, got object"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\", 7],"
+         " \"action\": \"SCMP_ACT_ALLOW\"}]}",
+         "syscalls[0].names[1]: expected a string, got number"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"],"
+         " \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+         "syscalls[0].args[0].index: missing"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"],"
+         " \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"caps\": [\"ALL\"]}}]}",
+         "syscalls[0].includes.caps[0]: unknown capability ALL"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"listenerPath\": \"/run/agent.sock\"}",
+         "listenerPath: seccomp agents are not supported"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"flags\": [\"SECCOMP_FILTER_FLAG_NOPE\"]}",
+         "flags[0]: unknown flag SECCOMP_FILTER_FLAG_NOPE"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"bogus\": 1}", "bogus: unknown field"},
+    };
+    for (size_t i = 0; i < SW_ARRAY_SIZE(cases); i++) {
+        rt_seccomp *s = NULL;
+        char err[256] = "";
+        int r = rt_seccomp_from_json(cases[i].json, strlen(cases[i].json), RT_CAPS_DEFAULT, &s, err,
+                                     sizeof(err));
+        if (r != -EINVAL || !strstr(err, cases[i].want))
+            fail_msg("case %zu: got %d \"%s\", want -EINVAL \"%s\"", i, r, err, cases[i].want);
+    }
+    /* Oversize input is refused before parsing. */
+    size_t n = 1024 * 1024 + 1;
+    _cleanup_free_ char *big = malloc(n);
+    assert_non_null(big);
+    memset(big, ' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    rt_seccomp *s = NULL;
+    char err[256] = "";
+    assert_int_equal(rt_seccomp_from_json(big, n, RT_CAPS_DEFAULT, &s, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "more than the 1048576 allowed"));
+    /* A minimal valid profile: everything allowed but one call. */
+    static const char ok[] =
+        "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":"
+        "[\"mount\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":13}]}";
+    assert_int_equal(rt_seccomp_from_json(ok, strlen(ok), 0, &s, err, sizeof(err)), 0);
+    static const struct expect ex[] = {{P_MOUNT, EACCES}, {P_GETPID, 0}, {P_KEYCTL, -1}};
+    check(s, ex, SW_ARRAY_SIZE(ex));
+    rt_seccomp_free(s);
+}
+
 static void test_load_rejects_empty(void **state)
 {
     assert_int_equal(rt_seccomp_load(NULL), -EINVAL);
@@ -383,7 +573,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_compiles),   cmocka_unit_test(test_default_refuses),
         cmocka_unit_test(test_default_sys_admin),  cmocka_unit_test(test_default_no_chroot),
-        cmocka_unit_test(test_load_rejects_empty),
+        cmocka_unit_test(test_load_rejects_empty), cmocka_unit_test(test_json_allowlist),
+        cmocka_unit_test(test_json_denylist),      cmocka_unit_test(test_json_broken),
+        cmocka_unit_test(test_json_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
