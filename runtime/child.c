@@ -365,6 +365,9 @@ void rt__child_main(const struct rt_child *c)
             _exit(RT_CHILD_EXIT_SETUP); /* the caller gave up */
         close(c->sync_fd);
     }
+    /* in a new user namespace this process starts as the overflow uid: be its root */
+    if (c->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        FAIL("user namespace: become root", "");
     if (c->unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
         FAIL("unshare the cgroup namespace", "");
     for (int i = 0; i < 3; i++)

@@ -23,6 +23,7 @@ struct rt_child {
     bool new_net;
     bool privileged;
     bool unshare_cgroup; /* v1: enter a cgroup namespace after being attached */
+    bool userns;         /* become root of the new user namespace once it is mapped */
     bool user_set;
     uid_t uid;
     gid_t gid;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/fileio.h"
 #include "runtime/task.h"
@@ -37,7 +38,11 @@ int rt_runtime_create(const struct rt_config *cfg,
         r = -ENAMETOOLONG;
         goto fail;
     }
-    r = sw_mkdir_p(rt->root_mountpoint, 0700);
+    /* 0711: the root of a task's user namespace (an unprivileged host uid) must be able
+     * to reach the mountpoint; there is nothing to list in it */
+    r = sw_mkdir_p(rt->root_mountpoint, 0711);
+    if (r >= 0 && (chmod(rt->run_dir, 0711) < 0 || chmod(rt->root_mountpoint, 0711) < 0))
+        r = -errno;
     if (r < 0) {
         snprintf(errmsg, errmsg_size, "cannot create %s: %s", rt->root_mountpoint, strerror(-r));
         goto fail;

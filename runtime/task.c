@@ -212,6 +212,7 @@ int rt_task_start(rt_runtime *rt,
     c.read_only = spec->read_only;
     c.new_net = spec->network == RT_NET_NONE;
     c.privileged = spec->privileged;
+    c.userns = spec->userns;
     c.user_set = spec->user_set;
     c.uid = spec->uid;
     c.gid = spec->gid;
