@@ -60,7 +60,8 @@ uint64_t store_applied_index(const store *s);
 int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions,
                         size_t n, uint8_t **ret_buf, size_t *ret_len);
 /* Open and apply a sealed proposal at raft index `index` in one write transaction.
- * index <= store_applied_index: skipped, returns 1 (raft replaying after restart).
+ * index <= store_applied_index: skipped before opening, returns 1 (raft replaying after a
+ * restart; entries sealed under an older data key are not opened again).
  * Otherwise returns 0, or the first failing action's -EEXIST/-ENOENT/-EINVAL (with errmsg);
  * a failed proposal changes no object but still advances the applied index (deterministic
  * on every manager). -EINVAL also covers a bad table/id and a TASKS value that is not a Task.
@@ -68,7 +69,8 @@ int store_proposal_seal(store *s, uint64_t request_id, const struct store_action
  * Any other error (-EIO, -ENOSPC, -ENOMEM: local trouble) applies nothing, not even the
  * index; the caller should treat it as fatal.
  * *ret_request_id (optional) gets the proposal's request id whenever the proposal decoded:
- * on 0, 1 and on -EEXIST/-ENOENT/-EINVAL (so the caller can answer the waiting client).
+ * on 0 and on -EEXIST/-ENOENT/-EINVAL (so the caller can answer the waiting client); a
+ * skipped entry (1) is not opened and yields none.
  * Watchers are called after the commit, once per action, in order; none for a failed or
  * skipped proposal. */
 int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len,
