@@ -1,9 +1,11 @@
 /* runtime/seccomp.c: the default seccomp profile (Docker's semantics, our own allowlist
  * written from the kernel syscall table), export to BPF, and loading it in a task. */
 #include <errno.h>
+#include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <stddef.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,11 @@
 #include "runtime/internal.h"
 
 /* Shared with seccomp_json.c (not in internal.h, which is not ours to change). */
-int rt__seccomp_export(scmp_filter_ctx ctx, rt_seccomp **ret, char *errmsg, size_t errmsg_size);
+int rt__seccomp_export(scmp_filter_ctx ctx,
+                       bool enosys_new,
+                       rt_seccomp **ret,
+                       char *errmsg,
+                       size_t errmsg_size);
 int rt__seccomp_add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errmsg_size);
 int rt__seccomp_add_names(scmp_filter_ctx ctx,
                           uint32_t action,
@@ -510,9 +516,62 @@ int rt__seccomp_add_names(scmp_filter_ctx ctx,
     return 0;
 }
 
-/* Export the filter as BPF through a memfd into a malloc'd program. */
-int rt__seccomp_export(scmp_filter_ctx ctx, rt_seccomp **ret, char *errmsg, size_t errmsg_size)
+/* The highest syscall number libseccomp knows on arch. */
+static unsigned highest_known(uint32_t arch)
 {
+    unsigned max = 0;
+    for (unsigned nr = 0; nr < 1024; nr++) {
+        char *name = seccomp_syscall_resolve_num_arch(arch, (int)nr);
+        if (name)
+            max = nr;
+        free(name);
+    }
+    return max;
+}
+
+#define PROLOGUE_LEN 9
+
+/* Syscalls newer than libseccomp's table answer ENOSYS, not the default EPERM, so that
+ * libc falls back to the older call (as runc does). x86_64 and i386 only; the program
+ * that follows reloads everything it needs. */
+static void write_prologue(struct sock_filter *p)
+{
+    static unsigned cached64, cached32; /* the same answer from every thread */
+    unsigned max64 = __atomic_load_n(&cached64, __ATOMIC_RELAXED);
+    unsigned max32 = __atomic_load_n(&cached32, __ATOMIC_RELAXED);
+    if (!max64 || !max32) {
+        max64 = highest_known(SCMP_ARCH_X86_64);
+        max32 = highest_known(SCMP_ARCH_X86);
+        __atomic_store_n(&cached64, max64, __ATOMIC_RELAXED);
+        __atomic_store_n(&cached32, max32, __ATOMIC_RELAXED);
+    }
+    const unsigned enosys = 8, main_start = 9;
+    struct sock_filter pro[PROLOGUE_LEN] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 5 - 2),
+        /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /* 3: x32 calls carry bit 30 and are left to the program */
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, main_start - 4, 0),
+        /* 4 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, max64, enosys - 5, main_start - 5),
+        /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, main_start - 6),
+        /* 6 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, max32, enosys - 8, main_start - 8),
+        /* 8 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+    };
+    memcpy(p, pro, sizeof(pro));
+}
+
+/* Export the filter as BPF through a memfd into a malloc'd program; with enosys_new (on
+ * x86_64), behind the prologue above. */
+int rt__seccomp_export(scmp_filter_ctx ctx,
+                       bool enosys_new,
+                       rt_seccomp **ret,
+                       char *errmsg,
+                       size_t errmsg_size)
+{
+    if (seccomp_arch_native() != SCMP_ARCH_X86_64)
+        enosys_new = false;
+    size_t pro = enosys_new ? PROLOGUE_LEN : 0;
     _cleanup_close_ int fd = memfd_create("swarmd-seccomp", MFD_CLOEXEC);
     if (fd < 0)
         return set_err(errmsg, errmsg_size, -errno, "memfd_create");
@@ -524,14 +583,16 @@ int rt__seccomp_export(scmp_filter_ctx ctx, rt_seccomp **ret, char *errmsg, size
         return set_err(errmsg, errmsg_size, -errno, "fstat the exported filter");
     size_t n = (size_t)st.st_size;
     if (n == 0 || n % sizeof(struct sock_filter) != 0 ||
-        n / sizeof(struct sock_filter) > BPF_MAXINSNS)
+        n / sizeof(struct sock_filter) + pro > BPF_MAXINSNS)
         return set_err(errmsg, errmsg_size, -E2BIG, "the exported filter has a bad size");
-    _cleanup_free_ struct sock_filter *prog = malloc(n);
+    _cleanup_free_ struct sock_filter *prog = malloc(n + pro * sizeof(struct sock_filter));
     if (!prog)
         return set_err(errmsg, errmsg_size, -ENOMEM, "allocate the filter");
+    if (pro)
+        write_prologue(prog);
     size_t got = 0;
     while (got < n) {
-        ssize_t k = pread(fd, (char *)prog + got, n - got, (off_t)got);
+        ssize_t k = pread(fd, (char *)(prog + pro) + got, n - got, (off_t)got);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -542,7 +603,7 @@ int rt__seccomp_export(scmp_filter_ctx ctx, rt_seccomp **ret, char *errmsg, size
     if (!s)
         return set_err(errmsg, errmsg_size, -ENOMEM, "allocate the filter");
     s->filter = TAKE_PTR(prog);
-    s->len = (unsigned short)(n / sizeof(struct sock_filter));
+    s->len = (unsigned short)(n / sizeof(struct sock_filter) + pro);
     *ret = s;
     return 0;
 }
@@ -645,7 +706,7 @@ int rt_seccomp_default(uint64_t caps, rt_seccomp **ret, char *errmsg, size_t err
 
     /* keyctl, add_key, request_key, io_uring_*, kexec_*, userfaultfd, bpf and the rest not
      * named above answer the default action, EPERM. */
-    return rt__seccomp_export(ctx, ret, errmsg, errmsg_size);
+    return rt__seccomp_export(ctx, true, ret, errmsg, errmsg_size);
 }
 
 void rt_seccomp_free(rt_seccomp *s)

@@ -14,7 +14,11 @@
 #include "runtime/internal.h"
 
 /* Shared with seccomp.c (not in internal.h, which is not ours to change). */
-int rt__seccomp_export(scmp_filter_ctx ctx, rt_seccomp **ret, char *errmsg, size_t errmsg_size);
+int rt__seccomp_export(scmp_filter_ctx ctx,
+                       bool enosys_new,
+                       rt_seccomp **ret,
+                       char *errmsg,
+                       size_t errmsg_size);
 
 #define PROFILE_MAX_BYTES (1024 * 1024)
 #define MAX_ERRNO 4095
@@ -612,7 +616,9 @@ int rt_seccomp_from_json(const char *json,
             return r;
 
     char eerr[200];
-    r = rt__seccomp_export(f, ret, eerr, sizeof(eerr));
+    /* As runc does: with a refusing default, calls newer than libseccomp answer ENOSYS. */
+    bool enosys_new = c.default_action != SCMP_ACT_ALLOW && c.default_action != SCMP_ACT_LOG;
+    r = rt__seccomp_export(f, enosys_new, ret, eerr, sizeof(eerr));
     if (r < 0)
         return bad(&c, "%s", eerr);
     return 0;

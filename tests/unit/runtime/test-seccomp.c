@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <seccomp.h>
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
@@ -67,6 +68,7 @@ enum probe {
     P_PERSONALITY_BSD,
     P_CHROOT,
     P_PTRACE_KCMP,
+    P_NEWER_SYSCALL,
     N_PROBES,
 };
 
@@ -96,7 +98,11 @@ static const char *const probe_names[N_PROBES] = {
     "personality(BSD)",
     "chroot",
     "kcmp",
+    "a syscall newer than libseccomp",
 };
+
+/* The first syscall number past libseccomp's x86_64 table. */
+static long newer_nr = 1000;
 
 static int ret_errno(long r)
 {
@@ -188,6 +194,9 @@ static int run_probe(enum probe p)
             return ret_errno(chroot("/nonexistent-swarmd-test"));
         case P_PTRACE_KCMP:
             return ret_errno(syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, 0, 0));
+        case P_NEWER_SYSCALL:
+            /* The kernel may know it (EFAULT, EINVAL...) or not (ENOSYS). */
+            return ret_errno(syscall(newer_nr, 0, 0, 0, 0, 0));
         case N_PROBES:
             break;
     }
@@ -303,6 +312,9 @@ static const struct expect default_refusals[] = {
     {P_PERSONALITY_BSD, EPERM},
     {P_CHROOT, -1},
     {P_PTRACE_KCMP, EPERM},
+#ifdef __x86_64__
+    {P_NEWER_SYSCALL, ENOSYS},
+#endif
 };
 
 static void test_default_compiles(void **state)
@@ -570,6 +582,12 @@ static void test_load_rejects_empty(void **state)
 
 int main(void)
 {
+    for (int nr = 0; nr < 1024; nr++) {
+        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
+        if (name)
+            newer_nr = nr + 1;
+        free(name);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_compiles),   cmocka_unit_test(test_default_refuses),
         cmocka_unit_test(test_default_sys_admin),  cmocka_unit_test(test_default_no_chroot),
