@@ -69,6 +69,14 @@ enum probe {
     P_CHROOT,
     P_PTRACE_KCMP,
     P_NEWER_SYSCALL,
+    P_I386_GETPID,
+    P_I386_KEYCTL,
+    P_I386_MOUNT,
+    P_I386_UNSHARE,
+    P_I386_SOCKET_ALG,
+    P_I386_SOCKET_INET,
+    P_I386_CLONE3,
+    P_X32_KEYCTL,
     N_PROBES,
 };
 
@@ -99,10 +107,45 @@ static const char *const probe_names[N_PROBES] = {
     "chroot",
     "kcmp",
     "a syscall newer than libseccomp",
+    "i386 getpid",
+    "i386 keyctl",
+    "i386 mount",
+    "i386 unshare",
+    "i386 socket(AF_ALG)",
+    "i386 socket(AF_INET)",
+    "i386 clone3",
+    "x32 keyctl",
 };
 
 /* The first syscall number past libseccomp's x86_64 table. */
 static long newer_nr = 1000;
+
+#ifdef __x86_64__
+/* A syscall through the i386 ABI (int 0x80), as a 32-bit binary in a task makes it. */
+static long sys_i386(long nr, long a, long b, long c)
+{
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+/* A syscall through the x32 ABI (bit 30 set on the x86_64 number). */
+static long sys_x32(long nr, long a, long b, long c)
+{
+    long r;
+    register long r10 __asm__("r10") = 0;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "a"(nr | 0x40000000L), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return r;
+}
+
+static int raw_errno(long r)
+{
+    return r < 0 && r > -4096 ? (int)-r : 0;
+}
+#endif
 
 static int ret_errno(long r)
 {
@@ -197,6 +240,37 @@ static int run_probe(enum probe p)
         case P_NEWER_SYSCALL:
             /* The kernel may know it (EFAULT, EINVAL...) or not (ENOSYS). */
             return ret_errno(syscall(newer_nr, 0, 0, 0, 0, 0));
+#ifdef __x86_64__
+        case P_I386_GETPID:
+            return raw_errno(sys_i386(20, 0, 0, 0));
+        case P_I386_KEYCTL:
+            return raw_errno(sys_i386(288, 0, -3, 0));
+        case P_I386_MOUNT:
+            return raw_errno(sys_i386(21, 0, 0, 0));
+        case P_I386_UNSHARE:
+            return raw_errno(sys_i386(310, CLONE_NEWUTS, 0, 0));
+        case P_I386_SOCKET_ALG:
+        case P_I386_SOCKET_INET:
+            r = sys_i386(359, p == P_I386_SOCKET_ALG ? AF_ALG : AF_INET,
+                         p == P_I386_SOCKET_ALG ? SOCK_SEQPACKET : SOCK_STREAM, 0);
+            if (r >= 0)
+                close((int)r);
+            return raw_errno(r);
+        case P_I386_CLONE3:
+            return raw_errno(sys_i386(435, 0, 0, 0));
+        case P_X32_KEYCTL:
+            return raw_errno(sys_x32(250, 0, -3, 0));
+#else
+        case P_I386_GETPID:
+        case P_I386_KEYCTL:
+        case P_I386_MOUNT:
+        case P_I386_UNSHARE:
+        case P_I386_SOCKET_ALG:
+        case P_I386_SOCKET_INET:
+        case P_I386_CLONE3:
+        case P_X32_KEYCTL:
+            return EIO;
+#endif
         case N_PROBES:
             break;
     }
@@ -573,6 +647,40 @@ static void test_json_inline(void **state)
     rt_seccomp_free(s);
 }
 
+/* 32-bit binaries in a task meet the same rules through the i386 ABI, and the x32 ABI
+ * does too (where the kernel lacks x32, the allowed calls answer ENOSYS). */
+static bool have_ia32(void)
+{
+#ifdef __x86_64__
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(sys_i386(20, 0, 0, 0) == getpid() ? 0 : 1);
+    int st;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+#else
+    return false;
+#endif
+}
+
+static void test_default_compat_abis(void **state)
+{
+    if (!have_ia32()) {
+        print_message("no i386 ABI on this kernel: skipped\n");
+        skip();
+    }
+    rt_seccomp *s = NULL;
+    char err[256] = "";
+    if (rt_seccomp_default(RT_CAPS_DEFAULT, &s, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    static const struct expect ex[] = {
+        {P_I386_GETPID, 0},      {P_I386_KEYCTL, EPERM},     {P_I386_MOUNT, EPERM},
+        {P_I386_UNSHARE, EPERM}, {P_I386_SOCKET_ALG, EPERM}, {P_I386_SOCKET_INET, -1},
+        {P_I386_CLONE3, ENOSYS}, {P_X32_KEYCTL, EPERM},      {P_GETPID, 0},
+    };
+    check(s, ex, SW_ARRAY_SIZE(ex));
+    rt_seccomp_free(s);
+}
+
 static void test_load_rejects_empty(void **state)
 {
     assert_int_equal(rt_seccomp_load(NULL), -EINVAL);
@@ -589,11 +697,11 @@ int main(void)
         free(name);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_compiles),   cmocka_unit_test(test_default_refuses),
-        cmocka_unit_test(test_default_sys_admin),  cmocka_unit_test(test_default_no_chroot),
-        cmocka_unit_test(test_load_rejects_empty), cmocka_unit_test(test_json_allowlist),
-        cmocka_unit_test(test_json_denylist),      cmocka_unit_test(test_json_broken),
-        cmocka_unit_test(test_json_inline),
+        cmocka_unit_test(test_default_compiles),    cmocka_unit_test(test_default_refuses),
+        cmocka_unit_test(test_default_sys_admin),   cmocka_unit_test(test_default_no_chroot),
+        cmocka_unit_test(test_default_compat_abis), cmocka_unit_test(test_load_rejects_empty),
+        cmocka_unit_test(test_json_allowlist),      cmocka_unit_test(test_json_denylist),
+        cmocka_unit_test(test_json_broken),         cmocka_unit_test(test_json_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
