@@ -25,13 +25,6 @@ int rt__seccomp_export(scmp_filter_ctx ctx,
                        rt_seccomp **ret,
                        char *errmsg,
                        size_t errmsg_size);
-int rt__seccomp_add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errmsg_size);
-int rt__seccomp_add_names(scmp_filter_ctx ctx,
-                          uint32_t action,
-                          const char *const *names,
-                          size_t n,
-                          char *errmsg,
-                          size_t errmsg_size);
 
 #define CAP_BIT(c) (1ULL << (c))
 /* Linux capability numbers (linux/capability.h), kept here so the tables read plainly. */
@@ -479,7 +472,7 @@ static int set_err(char *errmsg, size_t errmsg_size, int r, const char *what)
     return r;
 }
 
-int rt__seccomp_add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errmsg_size)
+static int add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errmsg_size)
 {
     /* Tasks may run 32-bit and x32 binaries on x86_64, as under Docker. Every other
      * arch keeps only its native ABI; a foreign ABI answers the bad-arch action. */
@@ -494,12 +487,12 @@ int rt__seccomp_add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errm
     return 0;
 }
 
-int rt__seccomp_add_names(scmp_filter_ctx ctx,
-                          uint32_t action,
-                          const char *const *names,
-                          size_t n,
-                          char *errmsg,
-                          size_t errmsg_size)
+static int add_names(scmp_filter_ctx ctx,
+                     uint32_t action,
+                     const char *const *names,
+                     size_t n,
+                     char *errmsg,
+                     size_t errmsg_size)
 {
     for (size_t i = 0; i < n && names[i]; i++) {
         int nr = seccomp_syscall_resolve_name(names[i]);
@@ -656,19 +649,19 @@ int rt_seccomp_default(uint64_t caps, rt_seccomp **ret, char *errmsg, size_t err
     /* Name-sorted binary search instead of a linear chain: loading is what is paid per
      * syscall; the cost at compile time is small. */
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    r = rt__seccomp_add_native_arches(ctx, errmsg, errmsg_size);
+    r = add_native_arches(ctx, errmsg, errmsg_size);
     if (r < 0)
         return r;
 
-    r = rt__seccomp_add_names(ctx, SCMP_ACT_ALLOW, allow_always, SW_ARRAY_SIZE(allow_always),
-                              errmsg, errmsg_size);
+    r = add_names(ctx, SCMP_ACT_ALLOW, allow_always, SW_ARRAY_SIZE(allow_always), errmsg,
+                  errmsg_size);
     if (r < 0)
         return r;
     for (size_t g = 0; g < SW_ARRAY_SIZE(allow_gated); g++) {
         if (!(caps & allow_gated[g].caps))
             continue;
-        r = rt__seccomp_add_names(ctx, SCMP_ACT_ALLOW, allow_gated[g].names,
-                                  SW_ARRAY_SIZE(allow_gated[g].names), errmsg, errmsg_size);
+        r = add_names(ctx, SCMP_ACT_ALLOW, allow_gated[g].names,
+                      SW_ARRAY_SIZE(allow_gated[g].names), errmsg, errmsg_size);
         if (r < 0)
             return r;
     }
