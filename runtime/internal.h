@@ -2,6 +2,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <seccomp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -93,6 +94,12 @@ struct rt_seccomp {
     struct sock_filter *filter;
     unsigned short len;
 };
+
+/* Export a libseccomp filter into a struct rt_seccomp (enosys_new: syscalls newer than
+ * libseccomp knows answer ENOSYS so libc falls back). Shared by seccomp.c and
+ * seccomp_json.c. */
+int rt__seccomp_export(scmp_filter_ctx ctx, bool enosys_new, rt_seccomp **ret, char *errmsg,
+                       size_t errmsg_size);
 
 /* ------------------------------------------------------------------ caps.c */
 

@@ -19,12 +19,6 @@
 #include "common/cleanup.h"
 #include "runtime/internal.h"
 
-/* Shared with seccomp_json.c (not in internal.h, which is not ours to change). */
-int rt__seccomp_export(scmp_filter_ctx ctx,
-                       bool enosys_new,
-                       rt_seccomp **ret,
-                       char *errmsg,
-                       size_t errmsg_size);
 
 #define CAP_BIT(c) (1ULL << (c))
 /* Linux capability numbers (linux/capability.h), kept here so the tables read plainly. */

@@ -13,12 +13,6 @@
 #include "common/json.h"
 #include "runtime/internal.h"
 
-/* Shared with seccomp.c (not in internal.h, which is not ours to change). */
-int rt__seccomp_export(scmp_filter_ctx ctx,
-                       bool enosys_new,
-                       rt_seccomp **ret,
-                       char *errmsg,
-                       size_t errmsg_size);
 
 #define PROFILE_MAX_BYTES (1024 * 1024)
 #define MAX_ERRNO 4095
