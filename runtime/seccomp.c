@@ -19,8 +19,11 @@
 #include "common/cleanup.h"
 #include "runtime/internal.h"
 
-
 #define CAP_BIT(c) (1ULL << (c))
+/* A 64-bit comparison on argument 0 with every field named (libseccomp's SCMP_A0_64 leaves
+ * datum_b out when it is not needed, which clang's -Wmissing-field-initializers flags). */
+#define ARG0(cmp, a, b) \
+    ((struct scmp_arg_cmp){.arg = 0, .op = (cmp), .datum_a = (a), .datum_b = (b)})
 /* Linux capability numbers (linux/capability.h), kept here so the tables read plainly. */
 enum {
     C_DAC_READ_SEARCH = 2,
@@ -611,13 +614,13 @@ static int add_socket_rules(scmp_filter_ctx ctx)
         return 0;
     _Static_assert(AF_ALG == 38 && AF_VSOCK == 40, "address family numbers");
     const struct scmp_arg_cmp cmps[] = {
-        SCMP_A0_64(SCMP_CMP_LT, AF_ALG),                   /* 0..37 */
-        SCMP_A0_64(SCMP_CMP_EQ, AF_ALG + 1),               /* 39 */
-        SCMP_A0_64(SCMP_CMP_EQ, 41),                       /* 41 */
-        SCMP_A0_64(SCMP_CMP_EQ, 42),                       /* 42 */
-        SCMP_A0_64(SCMP_CMP_EQ, 43),                       /* 43 */
-        SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~(uint64_t)3, 44),  /* 44..47 */
-        SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~(uint64_t)15, 48), /* 48..63 */
+        ARG0(SCMP_CMP_LT, AF_ALG, 0),                /* 0..37 */
+        ARG0(SCMP_CMP_EQ, AF_ALG + 1, 0),            /* 39 */
+        ARG0(SCMP_CMP_EQ, 41, 0),                    /* 41 */
+        ARG0(SCMP_CMP_EQ, 42, 0),                    /* 42 */
+        ARG0(SCMP_CMP_EQ, 43, 0),                    /* 43 */
+        ARG0(SCMP_CMP_MASKED_EQ, ~(uint64_t)3, 44),  /* 44..47 */
+        ARG0(SCMP_CMP_MASKED_EQ, ~(uint64_t)15, 48), /* 48..63 */
     };
     for (size_t i = 0; i < SW_ARRAY_SIZE(cmps); i++) {
         int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, cmps[i]);
@@ -682,7 +685,7 @@ int rt_seccomp_default(uint64_t caps, rt_seccomp **ret, char *errmsg, size_t err
 
     for (size_t i = 0; i < SW_ARRAY_SIZE(personality_ok); i++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
-                             SCMP_A0_64(SCMP_CMP_EQ, personality_ok[i]));
+                             ARG0(SCMP_CMP_EQ, personality_ok[i], 0));
         if (r < 0 && r != -EEXIST)
             return set_err(errmsg, errmsg_size, r, "add the personality rules");
     }
