@@ -7,6 +7,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -356,6 +357,9 @@ void rt__child_main(const struct rt_child *c)
     char b;
     ssize_t n;
 
+    /* the task must not outlive the process that supervises it (no shim keeps it) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        FAIL("prctl PR_SET_PDEATHSIG", "");
     /* wait for the caller: cgroup attached (v1), id maps written (user namespace) */
     if (c->sync_fd >= 0) {
         do
