@@ -1,7 +1,8 @@
 /* bench-runtime: wall time per isolated task of runtime/ (namespaces, cgroup limits, caps,
  * seccomp, a secret) next to crun, runc and bare unshare+chroot from the same run, and the
  * memory a running task adds to the daemon.
- *   bench-runtime [-n RUNS] [-p PEER_RUNS] [-k RSS_TASKS] [--no-peers] [--peers-script PATH]
+ *   bench-runtime [-n RUNS] [-s SPORADIC_RUNS] [-g GAP_MS] [-p PEER_RUNS] [-k RSS_TASKS]
+ *                 [--no-peers] [--peers-script PATH]
  * Needs root. Peers run an OCI bundle made by bench/runtime-peers.sh (busybox rootfs, Docker's
  * caps, masked paths, seccomp, memory/pids/cpu limits, a /run/secrets tmpfs with one secret). */
 #include <dirent.h>
@@ -131,7 +132,7 @@ static int run_one(rt_runtime *rt,
 }
 
 /* n timed runs of /bin/true (after WARMUP untimed ones); the median total, or < 0. */
-static double bench_ours(rt_runtime *rt, const char *rootfs, const char *label, int n)
+static double bench_ours(rt_runtime *rt, const char *rootfs, const char *label, int n, int gap_ms)
 {
     static char *const argv[] = {"/bin/true", NULL};
     struct rt_secret secret = {.name = "s",
@@ -151,6 +152,8 @@ static double bench_ours(rt_runtime *rt, const char *rootfs, const char *label, 
         goto out;
     for (int i = 0; i < WARMUP + n; i++) {
         fmt(id, sizeof(id), "bench-%d-%d", (int)getpid(), i);
+        if (gap_ms > 0) /* idle between starts, as a daemon's sporadic ones */
+            nanosleep(&(struct timespec){gap_ms / 1000, (long)(gap_ms % 1000) * 1000000L}, NULL);
         if (run_one(rt, &spec, id, i < WARMUP ? NULL : &o, i - WARMUP) < 0)
             goto out;
     }
@@ -496,9 +499,12 @@ static void rm_rf(const char *dir)
 }
 
 static const char usage[] =
-    "Usage: bench-runtime [-n RUNS] [-p PEER_RUNS] [-k RSS_TASKS] [--no-peers]\n"
-    "                     [--peers-script PATH]\n"
-    "  -n RUNS         timed runs of /bin/true through runtime/ (200)\n"
+    "Usage: bench-runtime [-n RUNS] [-s SPORADIC_RUNS] [-g GAP_MS] [-p PEER_RUNS] [-k RSS_TASKS]\n"
+    "                     [--no-peers] [--peers-script PATH]\n"
+    "  -n RUNS         timed runs of /bin/true through runtime/, back to back (200)\n"
+    "  -s SPORADIC     timed runs with GAP_MS idle before each, as a daemon starts tasks (20)\n"
+    "  -g GAP_MS       the idle time before each sporadic run (100)\n"
+    "  -b BALLAST_MB   touch this much heap first, as a daemon's own RSS (0)\n"
     "  -p PEER_RUNS    timed runs of each peer: crun, runc, unshare+chroot (50)\n"
     "  -k RSS_TASKS    tasks kept running for the RSS figure (50)\n"
     "  --no-peers      runtime/ only\n"
@@ -523,15 +529,23 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    int n = 200, peer_runs = 50, k = 50, c, status = 0;
+    int n = 200, peer_runs = 50, k = 50, sporadic = 20, gap_ms = 100, ballast_mb = 0, c, status = 0;
     bool peers = true;
     const char *script = getenv("RUNTIME_PEERS") ? getenv("RUNTIME_PEERS") : BENCH_RUNTIME_PEERS;
-    while ((c = getopt_long(argc, argv, "n:p:k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:p:k:s:g:b:h", opts, NULL)) != -1) {
         switch (c) {
             case 'n':
             case 'p':
             case 'k':
-                if (positive(optarg, c == 'n' ? &n : c == 'p' ? &peer_runs : &k) < 0) {
+            case 's':
+            case 'g':
+            case 'b':
+                if (positive(optarg, c == 'n'   ? &n
+                                     : c == 'p' ? &peer_runs
+                                     : c == 'k' ? &k
+                                     : c == 's' ? &sporadic
+                                     : c == 'g' ? &gap_ms
+                                                : &ballast_mb) < 0) {
                     fprintf(stderr, "bench-runtime: -%c wants a positive number\n", c);
                     return 2;
                 }
@@ -549,6 +563,16 @@ int main(int argc, char **argv)
                 fputs(usage, stderr);
                 return 2;
         }
+    }
+    char *ballast = NULL;
+    if (ballast_mb > 0) { /* the caller's memory is what a fork copies page tables of */
+        ballast = malloc((size_t)ballast_mb << 20);
+        if (!ballast) {
+            fprintf(stderr, "bench-runtime: no memory for %d MiB of ballast\n", ballast_mb);
+            return 1;
+        }
+        memset(ballast, 1, (size_t)ballast_mb << 20);
+        printf("runtime: ballast: %d MiB of touched heap in this process\n", ballast_mb);
     }
     if (geteuid() != 0) {
         printf("runtime: skipped: needs root (namespaces, cgroups, mounts)\n");
@@ -597,10 +621,14 @@ int main(int argc, char **argv)
         "memory 64M, pids 64, cpu 0.5; Docker's 14 caps; default seccomp; one 16-byte "
         "secret\n",
         mode);
-    double ours = bench_ours(rt, NULL, "", n);
+    double ours = bench_ours(rt, NULL, "", n, 0);
     if (ours < 0)
         status = 1;
-    if (have_bundle && ours > 0 && bench_ours(rt, rootfs, " (the peers' busybox rootfs)", n) < 0)
+    char label[96];
+    fmt(label, sizeof(label), " sporadic (%d ms idle before each start)", gap_ms);
+    if (ours > 0 && sporadic > 0 && bench_ours(rt, NULL, label, sporadic, gap_ms) < 0)
+        status = 1;
+    if (have_bundle && ours > 0 && bench_ours(rt, rootfs, " (the peers' busybox rootfs)", n, 0) < 0)
         status = 1;
 
     if (have_bundle && ours > 0) {
@@ -615,5 +643,6 @@ int main(int argc, char **argv)
     rt__cgroup_release_parent(&rt->cg, CGROUP_PARENT);
     rt_runtime_free(rt);
     rm_rf(tmp);
+    free(ballast);
     return status;
 }
