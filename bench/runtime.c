@@ -429,6 +429,7 @@ static double bench_peer(int which,
                          const char *tmp,
                          int n,
                          double ours,
+                         double sporadic,
                          double wrapper)
 {
     static const char *const needs[] = {"crun", "unshare", "runc", "unshare"};
@@ -463,14 +464,19 @@ static double bench_peer(int which,
     if (which == 1)
         printf("runtime: %s median %.2f ms (%d runs, same run; included in crun's figure)\n",
                p.name, median, n);
-    else
+    else {
+        char extra[160] = "";
+        if (which == 3)
+            fmt(extra, sizeof(extra),
+                "   (floor: namespaces + chroot only; no cgroup, caps, "
+                "seccomp, secret or /proc)");
+        else if (sporadic > 0) /* each peer run migrates into its v1 cgroups from idle */
+            fmt(extra, sizeof(extra), ", sporadic swarmd/%s %.3f", p.name, sporadic / median);
         printf(
-            "runtime: %s median %.2f ms p90 %.2f ms (%d runs, same run)   ratio swarmd/%s %.3f"
-            "%s\n",
-            p.name, median, p90, n, p.name, ours / median,
-            which == 3 ? "   (floor: namespaces + chroot only; no cgroup, caps, seccomp, "
-                         "secret or /proc)"
-                       : "");
+            "runtime: %s median %.2f ms p90 %.2f ms (%d runs, same run)   ratio swarmd/%s "
+            "%.3f%s\n",
+            p.name, median, p90, n, p.name, ours / median, extra);
+    }
     if (which == 0 && wrapper > 0 && median > wrapper)
         printf("runtime: crun less its wrapper %.2f ms   ratio swarmd/(crun - wrapper) %.3f\n",
                median - wrapper, ours / (median - wrapper));
@@ -626,16 +632,18 @@ int main(int argc, char **argv)
         status = 1;
     char label[96];
     fmt(label, sizeof(label), " sporadic (%d ms idle before each start)", gap_ms);
-    if (ours > 0 && sporadic > 0 && bench_ours(rt, NULL, label, sporadic, gap_ms) < 0)
+    double ours_sporadic = -1;
+    if (ours > 0 && sporadic > 0 &&
+        (ours_sporadic = bench_ours(rt, NULL, label, sporadic, gap_ms)) < 0)
         status = 1;
     if (have_bundle && ours > 0 && bench_ours(rt, rootfs, " (the peers' busybox rootfs)", n, 0) < 0)
         status = 1;
 
     if (have_bundle && ours > 0) {
-        double wrapper = bench_peer(1, bundle, rootfs, tmp, peer_runs, ours, -1);
-        bench_peer(0, bundle, rootfs, tmp, peer_runs, ours, wrapper);
-        bench_peer(2, bundle, rootfs, tmp, peer_runs, ours, -1);
-        bench_peer(3, bundle, rootfs, tmp, peer_runs, ours, -1);
+        double wrapper = bench_peer(1, bundle, rootfs, tmp, peer_runs, ours, -1, -1);
+        bench_peer(0, bundle, rootfs, tmp, peer_runs, ours, ours_sporadic, wrapper);
+        bench_peer(2, bundle, rootfs, tmp, peer_runs, ours, ours_sporadic, -1);
+        bench_peer(3, bundle, rootfs, tmp, peer_runs, ours, -1, -1);
     }
     if (bench_rss(rt, k) < 0)
         status = 1;
