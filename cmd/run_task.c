@@ -16,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/ids.h"
+#include "common/swtime.h"
 #include "runtime/runtime.h"
 
 #define SECRET_MAX (500 * 1024)
@@ -29,7 +30,9 @@ static const char usage[] =
     "capabilities, no_new_privs and the default seccomp profile. stdin/stdout/stderr pass\n"
     "through; the exit status is the task's (128+N when killed by signal N; 137 on OOM).\n"
     "If the task cannot start: 127 command not found, 126 not executable, 125 any other\n"
-    "step (the one-line error names it); 2 for a usage error.\n"
+    "step (the one-line error names it); 2 for a usage error. SIGINT/SIGTERM/SIGHUP/SIGQUIT\n"
+    "are passed to the task; as pid 1 it ignores those it has no handler for, so 10 s after\n"
+    "a SIGINT or SIGTERM (or at a second one) it is killed.\n"
     "\n"
     "Options:\n"
     "  --user UID[:GID]           Run as this user (numeric, or a name from the root's\n"
@@ -304,7 +307,12 @@ enum {
     OPT_ID,
 };
 
-/* Wait for the task, passing on the signals a terminal or a supervisor sends. */
+/* Wait for the task, passing on the signals a terminal or a supervisor sends. The task is
+ * pid 1 of its namespace, which the kernel shields from signals it has no handler for: if
+ * it is still there 10 s after a SIGINT/SIGTERM, or at a second one, it is killed (as
+ * `docker stop` does). */
+#define STOP_GRACE_MS 10000
+
 static int wait_task(rt_task *t, struct rt_exit *ex)
 {
     sigset_t set;
@@ -314,18 +322,37 @@ static int wait_task(rt_task *t, struct rt_exit *ex)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGQUIT);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    int stops = 0;
+    uint64_t deadline = 0;
     for (;;) {
         struct pollfd p[2] = {{.fd = rt_task_pidfd(t), .events = POLLIN},
                               {.fd = sfd, .events = POLLIN}};
-        int n = poll(p, sfd >= 0 ? 2 : 1, -1);
+        int timeout = -1;
+        if (deadline) {
+            uint64_t now = sw_now_monotonic_ns();
+            timeout = now >= deadline ? 0 : (int)((deadline - now) / SW_NSEC_PER_MSEC) + 1;
+        }
+        int n = poll(p, sfd >= 0 ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR)
             break;
-        if (sfd >= 0 && (p[1].revents & POLLIN)) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof(si)) == sizeof(si))
-                rt_task_signal(t, (int)si.ssi_signo);
+        if (deadline && sw_now_monotonic_ns() >= deadline) {
+            rt_task_signal(t, SIGKILL);
+            deadline = 0;
         }
-        if (p[0].revents & (POLLIN | POLLHUP)) {
+        if (n > 0 && sfd >= 0 && (p[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                int sig = (int)si.ssi_signo;
+                if (sig == SIGINT || sig == SIGTERM) {
+                    if (++stops > 1)
+                        sig = SIGKILL;
+                    else
+                        deadline = sw_now_monotonic_ns() + STOP_GRACE_MS * SW_NSEC_PER_MSEC;
+                }
+                rt_task_signal(t, sig);
+            }
+        }
+        if (n > 0 && (p[0].revents & (POLLIN | POLLHUP))) {
             int r = rt_task_reap(t, ex);
             if (r != -EAGAIN) {
                 if (sfd >= 0)

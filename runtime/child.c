@@ -357,6 +357,18 @@ void rt__child_main(const struct rt_child *c)
     char b;
     ssize_t n;
 
+    /* a clean slate: the caller may block or ignore signals (SIGPIPE, the ones it reads
+     * from a signalfd), and both would survive execve. Everything is blocked until the
+     * dispositions are back to default (the caller blocked all around clone3). */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     /* the task must not outlive the process that supervises it (no shim keeps it) */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
         FAIL("prctl PR_SET_PDEATHSIG", "");

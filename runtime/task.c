@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,9 +260,17 @@ int rt_task_start(rt_runtime *rt,
         .exit_signal = SIGCHLD,
         .cgroup = into_cgroup ? (uint64_t)t->cg.v2_fd : 0,
     };
+    /* no handler of the caller may run in the child before it resets them all
+     * (libuv's would write to the caller's own signal pipe) */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     long pid = syscall(SYS_clone3, &args, sizeof(args));
     if (pid == 0)
         rt__child_main(&c); /* never returns */
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = clone_errno;
     if (pid < 0) {
         r = -errno;
         snprintf(errmsg, errmsg_size, "clone3: %s", strerror(errno));
