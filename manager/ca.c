@@ -117,9 +117,7 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
     return 0;
 }
 
-static void h_issue_node_certificate(net_call *call,
-                                     const uint8_t *payload,
-                                     size_t len,
+static void h_issue_node_certificate(net_call *call, const uint8_t *payload, size_t len,
                                      void *userdata)
 {
     struct mgr *m = userdata;

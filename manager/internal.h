@@ -14,14 +14,14 @@
 #include "proto/swarm.pb-c.h"
 #include "store/store.h"
 
-#define MGR_STATE_FILE "node.conf"
-#define MGR_CERT_DIR "certificates"
-#define MGR_ROOT_CA_FILE "certificates/swarm-root-ca.crt"
-#define MGR_NODE_CERT_FILE "certificates/swarm-node.crt"
-#define MGR_NODE_KEY_FILE "certificates/swarm-node.key"
-#define MGR_KEYS_DIR "keys"
-#define MGR_KEK_FILE "keys/kek"
-#define MGR_DEK_FILE "keys/dek"
+#define MGR_STATE_FILE PKI_NODE_STATE_FILE
+#define MGR_CERT_DIR PKI_NODE_CERT_DIR
+#define MGR_ROOT_CA_FILE PKI_NODE_ROOT_CA_FILE
+#define MGR_NODE_CERT_FILE PKI_NODE_CERT_FILE
+#define MGR_NODE_KEY_FILE PKI_NODE_KEY_FILE
+#define MGR_KEYS_DIR PKI_NODE_KEYS_DIR
+#define MGR_KEK_FILE PKI_NODE_KEK_FILE
+#define MGR_DEK_FILE PKI_NODE_DEK_FILE
 #define MGR_RAFT_DIR "raft"
 #define MGR_STORE_DIR "store"
 #define MGR_SOCKET_FILE "swarmd.sock"
@@ -29,22 +29,6 @@
 #define MGR_HEARTBEAT_DEFAULT_NS (5ULL * 1000000000ULL)
 #define MGR_SNAPSHOT_INTERVAL_DEFAULT 10000
 #define MGR_TASK_HISTORY_DEFAULT 5
-
-/* The node's identity and keys as kept in the state dir. */
-struct mgr_node_state {
-    char node_id[SW_ID_LEN + 1];
-    char cluster_id[SW_ID_LEN + 1];
-    uint64_t raft_id;
-    enum pki_role role;
-    struct sw_addr listen_addr;
-    struct sw_addr advertise_addr;
-    char hostname[256];
-    struct pki_aead_key kek;
-    struct pki_aead_key dek;
-    pki_key *node_key;
-    char *node_cert_pem;
-    char *root_ca_pem;
-};
 
 typedef void (*mgr_commit_fn)(struct mgr *m, int status, void *userdata);
 
@@ -66,7 +50,7 @@ struct mgr {
     bool conf_changed;       /* resume with new addresses or hostname: rewrite node.conf */
     uint64_t cert_expiry_ns; /* init only */
     unsigned snapshot_threshold, snapshot_trailing;
-    struct mgr_node_state st;
+    struct pki_node_state st;
 
     store *store;
     pki_ca *ca; /* signing root, from the cluster object */
@@ -107,21 +91,7 @@ struct mgr {
     char errmsg[256];
 };
 
-/* state.c */
-int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size);
-/* Everything but node.conf: KEK, wrapped DEK, encrypted node key, certificates. Blocking
- * (fsyncs): run it off the loop. node.conf comes last (mgr__state_save_conf): its presence
- * means the node is complete. */
-int mgr__state_write_keys(const char *dir,
-                          const struct mgr_node_state *st,
-                          char *errmsg,
-                          size_t size);
-void mgr__state_finish(struct mgr_node_state *st);
-/* Rewrite node.conf only (addresses, hostname). */
-int mgr__state_save_conf(const char *dir,
-                         const struct mgr_node_state *st,
-                         char *errmsg,
-                         size_t size);
+/* objects.c */
 uint64_t mgr__raft_id_from_node_id(const char *node_id);
 
 /* raft.c */
@@ -132,16 +102,11 @@ bool mgr__is_leader(struct mgr *m);
 uint64_t mgr__leader_raft_id(struct mgr *m);
 /* Seal and submit a batch; cb gets 0 once committed and applied, or a negative errno
  * (-EEXIST/-ENOENT from the store, -ENOTCONN when not leader, -EIO otherwise). */
-int mgr__propose(struct mgr *m,
-                 const struct store_action *actions,
-                 size_t n,
-                 mgr_commit_fn cb,
+int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mgr_commit_fn cb,
                  void *userdata);
 /* Queue a read-modify-write of the cluster object (serialised, so concurrent edits
  * do not overwrite each other). */
-int mgr__cluster_update(struct mgr *m,
-                        mgr_cluster_mutate_fn mutate,
-                        mgr_commit_fn cb,
+int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_fn cb,
                         void *userdata);
 
 /* manager.c */

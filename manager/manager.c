@@ -78,12 +78,10 @@ static void become_ready(struct mgr *m)
     }
 }
 
-int mgr_state_probe(const char *state_dir,
-                    enum mgr_state_kind *ret,
-                    char *node_id,
+int mgr_state_probe(const char *state_dir, enum mgr_state_kind *ret, char *node_id,
                     char *cluster_id)
 {
-    struct mgr_node_state st;
+    struct pki_node_state st;
     char err[256];
     char path[4096];
     int r = sw_path_join(path, sizeof(path), state_dir, MGR_STATE_FILE);
@@ -93,14 +91,14 @@ int mgr_state_probe(const char *state_dir,
         *ret = MGR_STATE_EMPTY;
         return 0;
     }
-    r = mgr__state_load(state_dir, &st, err, sizeof(err));
+    r = pki_node_state_load(state_dir, &st, err, sizeof(err));
     if (r >= 0) {
         if (node_id)
             memcpy(node_id, st.node_id, SW_ID_LEN + 1);
         if (cluster_id)
             memcpy(cluster_id, st.cluster_id, SW_ID_LEN + 1);
     }
-    mgr__state_finish(&st);
+    pki_node_state_finish(&st);
     *ret = r >= 0 ? MGR_STATE_NODE : MGR_STATE_DAMAGED;
     return 0;
 }
@@ -124,9 +122,7 @@ static bool dir_has_entries(const char *dir, const char *sub)
 
 /* Choose the address to advertise when none was given: the listen address if it is a
  * specific one, else the machine's only non-loopback IPv4 address. */
-static int choose_advertise(const struct sw_addr *listen,
-                            struct sw_addr *ret,
-                            char *errmsg,
+static int choose_advertise(const struct sw_addr *listen, struct sw_addr *ret, char *errmsg,
                             size_t size)
 {
     if (strcmp(listen->host, "0.0.0.0") != 0 && strcmp(listen->host, "::") != 0) {
@@ -171,7 +167,7 @@ static int choose_advertise(const struct sw_addr *listen,
 /* Everything a new cluster needs, in memory: IDs, keys, root CA, this node's certificate. */
 static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg, size_t size)
 {
-    struct mgr_node_state *st = &m->st;
+    struct pki_node_state *st = &m->st;
     int r;
     _cleanup_free_ char *csr = NULL;
 
@@ -213,7 +209,7 @@ static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg
 /* The first raft entry: the cluster object and this node. */
 static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
 {
-    const struct mgr_node_state *st = &m->st;
+    const struct pki_node_state *st = &m->st;
     _cleanup_free_ char *key_pem = NULL;
     size_t key_len = 0;
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
@@ -293,7 +289,7 @@ static void init_finish(struct mgr *m)
         return;
     if (m->files_status < 0)
         return fail(m, m->files_status, "%s", m->files_err);
-    int r = mgr__state_save_conf(m->state_dir, &m->st, err, sizeof(err));
+    int r = pki_node_state_save_conf(m->state_dir, &m->st, err, sizeof(err));
     if (r < 0)
         return fail(m, r, "%s", err);
     become_ready(m);
@@ -311,7 +307,7 @@ static void init_committed(struct mgr *m, int status, void *userdata)
 static void files_work(uv_work_t *w)
 {
     struct mgr *m = w->data;
-    int r = mgr__state_write_keys(m->state_dir, &m->st, m->files_err, sizeof(m->files_err));
+    int r = pki_node_state_write_keys(m->state_dir, &m->st, m->files_err, sizeof(m->files_err));
     m->files_result = r < 0 ? r : 0;
 }
 
@@ -334,7 +330,7 @@ static void resume_committed(struct mgr *m, int status, void *userdata)
     if (status < 0)
         return fail(m, status, "cannot record this node as ready: %s", strerror(-status));
     if (m->conf_changed) {
-        int r = mgr__state_save_conf(m->state_dir, &m->st, err, sizeof(err));
+        int r = pki_node_state_save_conf(m->state_dir, &m->st, err, sizeof(err));
         if (r < 0)
             return fail(m, r, "%s", err);
     }
@@ -489,14 +485,8 @@ static int take_lock(struct mgr *m, char *errmsg, size_t size)
     return 0;
 }
 
-int mgr_start(uv_loop_t *loop,
-              const struct mgr_config *cfg,
-              bool init,
-              mgr_ready_fn ready,
-              void *userdata,
-              mgr **ret,
-              char *errmsg,
-              size_t size)
+int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_ready_fn ready,
+              void *userdata, mgr **ret, char *errmsg, size_t size)
 {
     struct mgr *m = calloc(1, sizeof(*m));
     int r;
@@ -575,7 +565,7 @@ int mgr_start(uv_loop_t *loop,
             goto fail;
         }
     } else {
-        r = mgr__state_load(cfg->state_dir, &m->st, errmsg, size);
+        r = pki_node_state_load(cfg->state_dir, &m->st, errmsg, size);
         if (r < 0)
             goto fail;
         if (m->st.role != PKI_ROLE_MANAGER) {
@@ -647,7 +637,7 @@ static void free_mgr(struct mgr *m)
     pki_ca_free(m->ca);
     if (m->server_ctx)
         pki_tls_ctx_free(m->server_ctx);
-    mgr__state_finish(&m->st);
+    pki_node_state_finish(&m->st);
     if (m->lock_fd >= 0)
         close(m->lock_fd);
     free(m->state_dir);

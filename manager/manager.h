@@ -38,21 +38,13 @@ enum mgr_state_kind {
     MGR_STATE_NODE = 1,    /* a node: resume it */
     MGR_STATE_DAMAGED = 2, /* node.conf is there but the node does not load */
 };
-int mgr_state_probe(const char *state_dir,
-                    enum mgr_state_kind *ret,
-                    char *node_id,
+int mgr_state_probe(const char *state_dir, enum mgr_state_kind *ret, char *node_id,
                     char *cluster_id);
 
 /* Create a new cluster (init=true) or resume the node in state_dir (init=false).
  * Returns <0 with errmsg if it cannot even begin; otherwise ready is called once. */
-int mgr_start(uv_loop_t *loop,
-              const struct mgr_config *cfg,
-              bool init,
-              mgr_ready_fn ready,
-              void *userdata,
-              mgr **ret,
-              char *errmsg,
-              size_t errmsg_size);
+int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_ready_fn ready,
+              void *userdata, mgr **ret, char *errmsg, size_t errmsg_size);
 /* Stop serving, close raft and the store; cb runs when everything is closed and m freed. */
 void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata);
 

@@ -29,6 +29,18 @@ void mgr__cluster_free(Swarm__Cluster *c)
     swarm__cluster__free_unpacked(c, NULL);
 }
 
+uint64_t mgr__raft_id_from_node_id(const char *node_id)
+{
+    uint8_t raw[16];
+    uint64_t id = 0;
+    if (sw_base36_decode(node_id, raw, sizeof(raw)) < 0)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        id = (id << 8) | raw[i];
+    id &= 0x7fffffffffffffffULL; /* keep it positive for tools that print signed */
+    return id ? id : 1;
+}
+
 int mgr__get_cluster(struct mgr *m, Swarm__Cluster **ret)
 {
     store_txn *t;

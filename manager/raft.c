@@ -27,11 +27,8 @@ static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     return 0;
 }
 
-static int transport_connect(struct raft_uv_transport *t,
-                             struct raft_uv_connect *req,
-                             raft_id id,
-                             const char *address,
-                             raft_uv_connect_cb cb)
+static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                             const char *address, raft_uv_connect_cb cb)
 {
     snprintf(t->errmsg, sizeof(t->errmsg), "no raft transport to %s yet", address);
     return RAFT_NOCONNECTION;
@@ -294,10 +291,7 @@ static void propose_done(struct raft_apply *req, int status, void *result)
     free(p);
 }
 
-int mgr__propose(struct mgr *m,
-                 const struct store_action *actions,
-                 size_t n,
-                 mgr_commit_fn cb,
+int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mgr_commit_fn cb,
                  void *userdata)
 {
     uint8_t *sealed;
@@ -400,9 +394,7 @@ static void cluster_op_next(struct mgr *m)
     }
 }
 
-int mgr__cluster_update(struct mgr *m,
-                        mgr_cluster_mutate_fn mutate,
-                        mgr_commit_fn cb,
+int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_fn cb,
                         void *userdata)
 {
     if (m->stopping)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/addr.h"
 #include "common/ids.h"
 
 typedef struct ssl_ctx_st SSL_CTX; /* OpenSSL's, opaque here */
@@ -38,10 +39,10 @@ int pki_key_from_pem(const char *pem, size_t len, pki_key **ret);
 /* PKCS#8 PEM encrypted with AES-256-CBC under a passphrase (the KEK), and back. The
  * passphrase is binary (1..1024 bytes). Reading: -EINVAL for anything but an ENCRYPTED
  * PRIVATE KEY block, -EBADMSG for a wrong passphrase or a damaged key. */
-int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len,
-                             char **ret_pem, size_t *ret_len);
-int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass,
-                               size_t pass_len, pki_key **ret);
+int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len, char **ret_pem,
+                             size_t *ret_len);
+int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass, size_t pass_len,
+                               pki_key **ret);
 
 /* ------------------------------------------------------------------ CA */
 
@@ -86,8 +87,8 @@ struct pki_identity {
     enum pki_role role;
     uint64_t not_before_ns; /* unix ns */
     uint64_t not_after_ns;
-    char serial[80];        /* hex */
-    char issuer[256];       /* one-line DN */
+    char serial[80];  /* hex */
+    char issuer[256]; /* one-line DN */
 };
 
 /* Read CN/OU/O and validity from a certificate; -EINVAL if it is not a swarm node cert
@@ -111,7 +112,8 @@ bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key);
 #define PKI_TOKEN_DIGEST_LEN 50
 #define PKI_TOKEN_SECRET_LEN 25
 /* SWMTKN-1- + 50 + - + 25 */
-#define PKI_TOKEN_LEN (sizeof(PKI_TOKEN_PREFIX) - 1 + PKI_TOKEN_DIGEST_LEN + 1 + PKI_TOKEN_SECRET_LEN)
+#define PKI_TOKEN_LEN \
+    (sizeof(PKI_TOKEN_PREFIX) - 1 + PKI_TOKEN_DIGEST_LEN + 1 + PKI_TOKEN_SECRET_LEN)
 
 struct pki_token {
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
@@ -182,3 +184,45 @@ void pki_openssl_error(char *buf, size_t size);
 
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void pki_sha256_hex(const void *data, size_t len, char ret[65]);
+
+/* ------------------------------------------------------------------ a node's state dir */
+
+/* Every node (manager or worker) keeps its identity under its state dir:
+ * node.conf (ids, role, addresses, hostname; no secrets), keys/kek (the key-encryption key,
+ * 0600), keys/dek (managers: the cluster data key sealed under the KEK), the node key
+ * (PKCS#8 encrypted under the KEK, 0600), its certificate and the root CA bundle. */
+#define PKI_NODE_STATE_FILE "node.conf"
+#define PKI_NODE_CERT_DIR "certificates"
+#define PKI_NODE_ROOT_CA_FILE "certificates/swarm-root-ca.crt"
+#define PKI_NODE_CERT_FILE "certificates/swarm-node.crt"
+#define PKI_NODE_KEY_FILE "certificates/swarm-node.key"
+#define PKI_NODE_KEYS_DIR "keys"
+#define PKI_NODE_KEK_FILE "keys/kek"
+#define PKI_NODE_DEK_FILE "keys/dek"
+
+struct pki_node_state {
+    char node_id[SW_ID_LEN + 1];
+    char cluster_id[SW_ID_LEN + 1];
+    uint64_t raft_id; /* managers */
+    enum pki_role role;
+    struct sw_addr listen_addr;
+    struct sw_addr advertise_addr;
+    char hostname[256];
+    struct pki_aead_key kek;
+    struct pki_aead_key dek; /* managers */
+    pki_key *node_key;
+    char *node_cert_pem;
+    char *root_ca_pem;
+};
+
+/* Load everything; -ENOENT (with a message suggesting init/join) when there is no node. */
+int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size);
+/* Everything but node.conf: KEK, wrapped DEK (managers), encrypted node key, certificates.
+ * Blocking (fsyncs). node.conf comes last (pki_node_state_save_conf): its presence means
+ * the node is complete. */
+int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, char *errmsg,
+                              size_t size);
+int pki_node_state_save_conf(const char *dir, const struct pki_node_state *st, char *errmsg,
+                             size_t size);
+/* Wipe keys and free. */
+void pki_node_state_finish(struct pki_node_state *st);

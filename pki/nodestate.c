@@ -1,4 +1,4 @@
-/* The node's identity on disk: node.conf, the KEK, the wrapped DEK, the node key (encrypted
+/* A node's identity on disk: node.conf, the KEK, the wrapped DEK, the node key (encrypted
  * under the KEK), the node certificate and the root CA bundle. */
 #include <errno.h>
 #include <inttypes.h>
@@ -8,25 +8,13 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
-#include "manager/internal.h"
+#include "pki/pki.h"
 
 #define KEK_FILE_LEN (4 + PKI_KEY_BYTES)
 
 static int path_of(char *buf, size_t size, const char *dir, const char *name)
 {
     return sw_path_join(buf, size, dir, name);
-}
-
-uint64_t mgr__raft_id_from_node_id(const char *node_id)
-{
-    uint8_t raw[16];
-    uint64_t id = 0;
-    if (sw_base36_decode(node_id, raw, sizeof(raw)) < 0)
-        return 0;
-    for (int i = 0; i < 8; i++)
-        id = (id << 8) | raw[i];
-    id &= 0x7fffffffffffffffULL; /* keep it positive for tools that print signed */
-    return id ? id : 1;
 }
 
 static void kek_passphrase(const struct pki_aead_key *kek, char out[2 * PKI_KEY_BYTES + 1])
@@ -60,7 +48,7 @@ static void dek_aad(const char *cluster_id, char *buf, size_t size)
     snprintf(buf, size, "swarmd-dek/%s", cluster_id);
 }
 
-void mgr__state_finish(struct mgr_node_state *st)
+void pki_node_state_finish(struct pki_node_state *st)
 {
     pki_key_free(st->node_key);
     free(st->node_cert_pem);
@@ -70,7 +58,7 @@ void mgr__state_finish(struct mgr_node_state *st)
     memset(st, 0, sizeof(*st));
 }
 
-static int write_conf(const char *dir, const struct mgr_node_state *st)
+static int write_conf(const char *dir, const struct pki_node_state *st)
 {
     char path[4096], buf[2048], la[80], aa[80];
     sw_addr_format(&st->listen_addr, la, sizeof(la));
@@ -84,27 +72,23 @@ static int write_conf(const char *dir, const struct mgr_node_state *st)
                  st->raft_id, la, aa, st->hostname);
     if (n < 0 || (size_t)n >= sizeof(buf))
         return -ENAMETOOLONG;
-    int r = path_of(path, sizeof(path), dir, MGR_STATE_FILE);
+    int r = path_of(path, sizeof(path), dir, PKI_NODE_STATE_FILE);
     if (r < 0)
         return r;
     return sw_write_file_atomic(path, buf, (size_t)n, 0600);
 }
 
-int mgr__state_save_conf(const char *dir,
-                         const struct mgr_node_state *st,
-                         char *errmsg,
-                         size_t size)
+int pki_node_state_save_conf(const char *dir, const struct pki_node_state *st, char *errmsg,
+                             size_t size)
 {
     int r = write_conf(dir, st);
     if (r < 0)
-        snprintf(errmsg, size, "cannot write %s/%s: %s", dir, MGR_STATE_FILE, strerror(-r));
+        snprintf(errmsg, size, "cannot write %s/%s: %s", dir, PKI_NODE_STATE_FILE, strerror(-r));
     return r;
 }
 
-int mgr__state_write_keys(const char *dir,
-                          const struct mgr_node_state *st,
-                          char *errmsg,
-                          size_t size)
+int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, char *errmsg,
+                              size_t size)
 {
     char path[4096];
     int r;
@@ -112,17 +96,17 @@ int mgr__state_write_keys(const char *dir,
     r = sw_mkdir_p(dir, 0700);
     if (r < 0)
         goto fail_dir;
-    for (const char *sub = MGR_CERT_DIR;; sub = MGR_KEYS_DIR) {
+    for (const char *sub = PKI_NODE_CERT_DIR;; sub = PKI_NODE_KEYS_DIR) {
         if ((r = path_of(path, sizeof(path), dir, sub)) < 0 || (r = sw_mkdir_p(path, 0700)) < 0)
             goto fail_dir;
-        if (strcmp(sub, MGR_KEYS_DIR) == 0)
+        if (strcmp(sub, PKI_NODE_KEYS_DIR) == 0)
             break;
     }
 
     /* KEK: id | key, 0600 (autolock, in the HA issue, replaces this file) */
     uint8_t kekbuf[KEK_FILE_LEN];
     key_encode(&st->kek, kekbuf);
-    path_of(path, sizeof(path), dir, MGR_KEK_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
     r = sw_write_file_atomic(path, kekbuf, sizeof(kekbuf), 0600);
     sw_erase(kekbuf, sizeof(kekbuf));
     if (r < 0)
@@ -139,7 +123,7 @@ int mgr__state_write_keys(const char *dir,
         sw_erase(dekbuf, sizeof(dekbuf));
         if (r < 0)
             goto fail_write;
-        path_of(path, sizeof(path), dir, MGR_DEK_FILE);
+        path_of(path, sizeof(path), dir, PKI_NODE_DEK_FILE);
         r = sw_write_file_atomic(path, sealed, sealed_len, 0600);
         if (r < 0)
             goto fail_write;
@@ -155,16 +139,16 @@ int mgr__state_write_keys(const char *dir,
         sw_erase(pass, sizeof(pass));
         if (r < 0)
             goto fail_write;
-        path_of(path, sizeof(path), dir, MGR_NODE_KEY_FILE);
+        path_of(path, sizeof(path), dir, PKI_NODE_KEY_FILE);
         r = sw_write_file_atomic(path, pem, pem_len, 0600);
         if (r < 0)
             goto fail_write;
     }
-    path_of(path, sizeof(path), dir, MGR_NODE_CERT_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
     r = sw_write_file_atomic(path, st->node_cert_pem, strlen(st->node_cert_pem), 0644);
     if (r < 0)
         goto fail_write;
-    path_of(path, sizeof(path), dir, MGR_ROOT_CA_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_ROOT_CA_FILE);
     r = sw_write_file_atomic(path, st->root_ca_pem, strlen(st->root_ca_pem), 0644);
     if (r < 0)
         goto fail_write;
@@ -178,10 +162,7 @@ fail_write:
     return r;
 }
 
-static int parse_conf(const char *dir,
-                      char *text,
-                      struct mgr_node_state *st,
-                      char *errmsg,
+static int parse_conf(const char *dir, char *text, struct pki_node_state *st, char *errmsg,
                       size_t size)
 {
     bool have_id = false, have_cluster = false;
@@ -198,7 +179,8 @@ static int parse_conf(const char *dir,
         const char *k = line, *v = eq + 1;
         if (strcmp(k, "version") == 0) {
             if (strcmp(v, "1") != 0) {
-                snprintf(errmsg, size, "%s/%s has unsupported version %s", dir, MGR_STATE_FILE, v);
+                snprintf(errmsg, size, "%s/%s has unsupported version %s", dir, PKI_NODE_STATE_FILE,
+                         v);
                 return -EINVAL;
             }
         } else if (strcmp(k, "node_id") == 0) {
@@ -240,18 +222,18 @@ static int parse_conf(const char *dir,
     return 0;
 bad:
     snprintf(errmsg, size, "%s/%s is damaged; restore it from a backup or re-join the node", dir,
-             MGR_STATE_FILE);
+             PKI_NODE_STATE_FILE);
     return -EINVAL;
 }
 
-int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, size_t size)
+int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size)
 {
     char path[4096];
     _cleanup_free_ char *text = NULL;
     int r;
 
     memset(st, 0, sizeof(*st));
-    path_of(path, sizeof(path), dir, MGR_STATE_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_STATE_FILE);
     r = sw_read_file(path, 64 * 1024, &text, NULL);
     if (r == -ENOENT) {
         snprintf(errmsg, size,
@@ -271,7 +253,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
     /* KEK */
     _cleanup_free_ char *kek = NULL;
     size_t kek_len = 0;
-    path_of(path, sizeof(path), dir, MGR_KEK_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
     r = sw_read_file(path, 4096, &kek, &kek_len);
     if (r < 0 || kek_len != KEK_FILE_LEN) {
         snprintf(errmsg, size, "cannot read the key-encryption key %s: %s", path,
@@ -289,7 +271,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
         uint8_t *plain = NULL;
         size_t plain_len = 0;
         char aad[64];
-        path_of(path, sizeof(path), dir, MGR_DEK_FILE);
+        path_of(path, sizeof(path), dir, PKI_NODE_DEK_FILE);
         r = sw_read_file(path, 4096, &sealed, &sealed_len);
         if (r < 0) {
             snprintf(errmsg, size, "cannot read the wrapped data key %s: %s", path, strerror(-r));
@@ -317,7 +299,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
         _cleanup_free_ char *pem = NULL;
         size_t pem_len;
         char pass[2 * PKI_KEY_BYTES + 1];
-        path_of(path, sizeof(path), dir, MGR_NODE_KEY_FILE);
+        path_of(path, sizeof(path), dir, PKI_NODE_KEY_FILE);
         r = sw_read_file(path, 64 * 1024, &pem, &pem_len);
         if (r < 0) {
             snprintf(errmsg, size, "cannot read the node key %s: %s", path, strerror(-r));
@@ -334,7 +316,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
         }
     }
     size_t cert_len;
-    path_of(path, sizeof(path), dir, MGR_NODE_CERT_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
     r = sw_read_file(path, 256 * 1024, &st->node_cert_pem, &cert_len);
     if (r < 0) {
         snprintf(errmsg, size, "cannot read the node certificate %s: %s", path, strerror(-r));
@@ -344,7 +326,7 @@ int mgr__state_load(const char *dir, struct mgr_node_state *st, char *errmsg, si
         snprintf(errmsg, size, "the node certificate %s does not match the node key", path);
         return -EINVAL;
     }
-    path_of(path, sizeof(path), dir, MGR_ROOT_CA_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_ROOT_CA_FILE);
     r = sw_read_file(path, 1024 * 1024, &st->root_ca_pem, NULL);
     if (r < 0) {
         snprintf(errmsg, size, "cannot read the root CA bundle %s: %s", path, strerror(-r));
