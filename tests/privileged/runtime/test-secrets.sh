@@ -1,0 +1,46 @@
+# --secret-file: content, mode, owner, a read-only nosuid,nodev,noexec tmpfs at
+# /run/secrets; the host keeps no mount of it after the task.
+source "${RT_LIB:-$(dirname "$0")/lib.sh}"
+
+printf 's3cret-%s' "$TAG" >"$T/pw.txt"
+printf 'line1\nline2\n' >"$T/two.txt"
+secret=$(cat "$T/pw.txt")
+
+run_task modeuid --rootfs "$ROOTFS" --secret-file "db_pw=$T/pw.txt,mode=0400,uid=1000,gid=1001" -- \
+    "$P" secret /run/secrets/db_pw "$secret" 0400 1000 1001
+expect_probe_ok "--secret-file db_pw,mode=0400,uid=1000,gid=1001: content, mode, owner, mount"
+
+two=$'line1\nline2\n'
+run_task default --rootfs "$ROOTFS" --secret-file "a=$T/pw.txt" --secret-file "b=$T/two.txt" -- \
+    "$P" secret /run/secrets/a "$secret" 0444 0 0 + secret /run/secrets/b "$two" 0444 0 0
+expect_probe_ok "two secrets, default mode 0444 and owner 0:0"
+
+run_task default-root --secret-file "db=$T/two.txt,mode=0440,gid=1000" --user 1000:1000 -- \
+    /bin/sh -c 'cat /run/secrets/db; stat -c "%a %u:%g" /run/secrets/db; echo x > /run/secrets/db'
+if [ "$(head -3 "$T/out")" = "$(printf 'line1\nline2\n440 0:1000')" ] && [ "$RC" != 0 ]; then
+    pass "--user 1000:1000 reads a 0440 root:1000 secret in the default root and cannot write it"
+else
+    fail "secret read by --user 1000 in the default root: exit $RC"
+    show_output
+fi
+
+run_task noexec --rootfs "$ROOTFS" --secret-file "x=$PROBE,mode=0755" -- /run/secrets/x pid1
+if [ "$RC" = 126 ] || grep -q "too large\|larger than" "$T/err"; then
+    pass "a secret cannot be executed (noexec) or is refused as too large: exit $RC"
+else
+    fail "executing a secret: exit $RC"
+    show_output
+fi
+
+run_task missing --rootfs "$ROOTFS" --secret-file "m=$T/nope" -- "$P" pid1
+expect_rc "--secret-file of a missing file" 125 "secret m"
+
+run_task badname --rootfs "$ROOTFS" --secret-file "a/b=$T/pw.txt" -- "$P" pid1
+expect_rc "--secret-file with '/' in the name" 2 "secret"
+
+if grep -q "s3cret-$TAG" /proc/self/mountinfo; then
+    fail "secret data in the mount table"
+else
+    pass "nothing of the secrets in the host's mount table"
+fi
+finish
