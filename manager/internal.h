@@ -32,11 +32,15 @@
 
 typedef void (*mgr_commit_fn)(struct mgr *m, int status, void *userdata);
 
-/* A queued read-modify-write of the cluster object. mutate edits *c in place and returns
- * 0, or <0 to abort (then cb gets that status). */
+/* A queued read-modify-write of the cluster object or a node. mutate edits the object in
+ * place and returns 0, or <0 to abort (then cb gets that status). One queue for both, so
+ * concurrent edits never overwrite each other. */
 typedef int (*mgr_cluster_mutate_fn)(struct mgr *m, Swarm__Cluster *c, void *userdata);
+typedef int (*mgr_node_mutate_fn)(struct mgr *m, Swarm__Node *n, void *userdata);
 struct mgr_cluster_op {
-    mgr_cluster_mutate_fn mutate;
+    mgr_cluster_mutate_fn mutate;   /* the cluster, or */
+    mgr_node_mutate_fn node_mutate; /* this node */
+    char node_id[SW_ID_LEN + 1];
     mgr_commit_fn cb;
     void *userdata;
     struct mgr_cluster_op *next;
@@ -108,6 +112,9 @@ int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mg
  * do not overwrite each other). */
 int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_fn cb,
                         void *userdata);
+/* The same for a node object (-ENOENT to cb if it is gone). */
+int mgr__node_update(struct mgr *m, const char *node_id, mgr_node_mutate_fn mutate,
+                     mgr_commit_fn cb, void *userdata);
 
 /* manager.c */
 /* Report a fatal error from inside a raft callback; the handler runs on the next loop

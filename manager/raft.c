@@ -354,6 +354,56 @@ static void cluster_op_committed(struct mgr *m, int status, void *userdata)
     cluster_op_next(m);
 }
 
+/* Read, mutate, propose; 0 once proposed (cluster_op_committed follows). */
+static int propose_update(struct mgr *m, struct mgr_cluster_op *op, enum store_table table,
+                          const char *id, const ProtobufCMessage *obj)
+{
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    int r = proto_pack(obj, &buf, &len);
+    if (r < 0)
+        return r;
+    struct store_action a = {
+        .kind = STORE_UPDATE, .table = table, .id = id, .value = buf, .len = len};
+    m->cluster_op_running = true;
+    r = mgr__propose(m, &a, 1, cluster_op_committed, op);
+    if (r < 0)
+        m->cluster_op_running = false;
+    sw_erase(buf, len);
+    return r;
+}
+
+static int run_cluster_op(struct mgr *m, struct mgr_cluster_op *op)
+{
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r >= 0)
+        r = op->mutate(m, c, op->userdata);
+    if (r >= 0) {
+        c->meta->updated_at = sw_now_realtime_ns();
+        r = propose_update(m, op, STORE_CLUSTER, c->id, &c->base);
+    }
+    if (c)
+        mgr__cluster_free(c);
+    return r;
+}
+
+static int run_node_op(struct mgr *m, struct mgr_cluster_op *op)
+{
+    Swarm__Node *n = NULL;
+    int r = mgr__get_node(m, op->node_id, &n);
+    if (r >= 0)
+        r = op->node_mutate(m, n, op->userdata);
+    if (r >= 0) {
+        if (n->meta)
+            n->meta->updated_at = sw_now_realtime_ns();
+        r = propose_update(m, op, STORE_NODES, op->node_id, &n->base);
+    }
+    if (n)
+        swarm__node__free_unpacked(n, NULL);
+    return r;
+}
+
 static void cluster_op_next(struct mgr *m)
 {
     while (!m->cluster_op_running && m->cluster_ops_head) {
@@ -362,36 +412,24 @@ static void cluster_op_next(struct mgr *m)
         if (!m->cluster_ops_head)
             m->cluster_ops_tail = NULL;
 
-        Swarm__Cluster *c = NULL;
-        int r = mgr__get_cluster(m, &c);
-        if (r >= 0)
-            r = op->mutate(m, c, op->userdata);
-        if (r >= 0) {
-            c->meta->updated_at = sw_now_realtime_ns();
-            _cleanup_free_ uint8_t *buf = NULL;
-            size_t len;
-            r = proto_pack(&c->base, &buf, &len);
-            if (r >= 0) {
-                struct store_action a = {.kind = STORE_UPDATE,
-                                         .table = STORE_CLUSTER,
-                                         .id = c->id,
-                                         .value = buf,
-                                         .len = len};
-                m->cluster_op_running = true;
-                r = mgr__propose(m, &a, 1, cluster_op_committed, op);
-                if (r < 0)
-                    m->cluster_op_running = false;
-                sw_erase(buf, len);
-            }
-        }
-        if (c)
-            mgr__cluster_free(c);
+        int r = op->node_mutate ? run_node_op(m, op) : run_cluster_op(m, op);
         if (r < 0) {
             if (op->cb)
                 op->cb(m, r, op->userdata);
             free(op);
         }
     }
+}
+
+static int enqueue(struct mgr *m, struct mgr_cluster_op *op)
+{
+    if (m->cluster_ops_tail)
+        m->cluster_ops_tail->next = op;
+    else
+        m->cluster_ops_head = op;
+    m->cluster_ops_tail = op;
+    cluster_op_next(m);
+    return 0;
 }
 
 int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_fn cb,
@@ -405,11 +443,22 @@ int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_
     op->mutate = mutate;
     op->cb = cb;
     op->userdata = userdata;
-    if (m->cluster_ops_tail)
-        m->cluster_ops_tail->next = op;
-    else
-        m->cluster_ops_head = op;
-    m->cluster_ops_tail = op;
-    cluster_op_next(m);
-    return 0;
+    return enqueue(m, op);
+}
+
+int mgr__node_update(struct mgr *m, const char *node_id, mgr_node_mutate_fn mutate,
+                     mgr_commit_fn cb, void *userdata)
+{
+    if (m->stopping)
+        return -ECANCELED;
+    if (!sw_id_valid(node_id))
+        return -EINVAL;
+    struct mgr_cluster_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->node_mutate = mutate;
+    memcpy(op->node_id, node_id, SW_ID_LEN + 1);
+    op->cb = cb;
+    op->userdata = userdata;
+    return enqueue(m, op);
 }
