@@ -508,10 +508,7 @@ static void cmd_dev(void)
 }
 
 /* The secret's content, mode and owner; /run/secrets a read-only nosuid,nodev,noexec tmpfs. */
-static void cmd_secret(const char *path,
-                       const char *content,
-                       const char *mode_s,
-                       const char *uid_s,
+static void cmd_secret(const char *path, const char *content, const char *mode_s, const char *uid_s,
                        const char *gid_s)
 {
     char buf[4096];
@@ -708,6 +705,39 @@ static void cmd_cgroupns(void)
 
 /* ------------------------------------------------------------------ process */
 
+/* The pid namespace shows only this task: /proc lists pid 1 and nothing of the host. */
+static void cmd_procs(void)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    char pids[256] = "";
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        size_t used = strlen(pids);
+        int w = snprintf(pids + used, sizeof(pids) - used, "%s%s", n ? "," : "", de->d_name);
+        n++;
+        if (w < 0 || (size_t)w >= sizeof(pids) - used)
+            break; /* a long list is a failure anyway */
+    }
+    if (d)
+        closedir(d);
+    check(strcmp(pids, "1") == 0, "procs", "/proc lists %s", pids);
+}
+
+/* None of the paths exists in the task (the host's /work, /root, ...). */
+static void cmd_absent(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        struct stat st;
+        char label[128];
+        snprintf(label, sizeof(label), "absent %s", argv[i]);
+        int e = lstat(argv[i], &st) < 0 ? errno : 0;
+        check(e == ENOENT, label, "%s", e ? errname(e) : "present");
+    }
+}
+
 static void cmd_env(int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
@@ -826,6 +856,11 @@ static int run(int argc, char **argv)
     } else if (!strcmp(c, "cgroupns")) {
         ARGS(0);
         cmd_cgroupns();
+    } else if (!strcmp(c, "procs")) {
+        ARGS(0);
+        cmd_procs();
+    } else if (!strcmp(c, "absent")) {
+        cmd_absent(argc - 1, argv + 1);
     } else if (!strcmp(c, "env")) {
         cmd_env(argc - 1, argv + 1);
     } else if (!strcmp(c, "cwd")) {

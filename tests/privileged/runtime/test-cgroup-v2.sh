@@ -31,6 +31,13 @@ for f in memory.max pids.max cpu.max; do
     echo "$f $(cat "$(find "$d" -maxdepth 4 -type d -name "$ID" | head -1)/$f" 2>/dev/null)"
 done >"$T/limits"
 wait $bg
+rc=$?
+if grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+    "$SWARMD" run-task --id "$ID-oom" --rootfs "$ROOTFS" --limit-memory 32M -- "$P" oom \
+        >/dev/null 2>"$T/oom.err"
+    echo $? >"$T/oom.rc"
+fi
+exit $rc
 SH
 export T ID ROOTFS P SWARMD
 unshare -m bash "$T/in-ns.sh"
@@ -46,6 +53,11 @@ if [[ " $ctrls " == *" memory "* && " $ctrls " == *" pids "* && " $ctrls " == *"
         pass "cgroup v2: memory.max, pids.max, cpu.max read back"
     else
         fail "cgroup v2 limits: $(tr '\n' ';' <"$T/limits")"
+    fi
+    if [ "$(cat "$T/oom.rc")" = 137 ] && grep -q "OOM killer" "$T/oom.err"; then
+        pass "cgroup v2: the memory hog is killed at 32M and reported as OOM"
+    else
+        fail "cgroup v2 OOM: exit $(cat "$T/oom.rc"): $(cat "$T/oom.err")"
     fi
 else
     expect_rc "cgroup v2 without the memory controller: refused at start" 125 \

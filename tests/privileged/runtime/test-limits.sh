@@ -8,6 +8,9 @@ if ! grep -q " - cgroup cgroup .*memory" /proc/self/mountinfo; then
     exit 77
 fi
 
+v2_root=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+v2_before=$([ -n "$v2_root" ] && find "$v2_root" -maxdepth 3 -type d | sort)
+
 run_task oom --rootfs "$ROOTFS" --limit-memory 32M -- "$P" oom
 expect_rc "--limit-memory 32M, memory hog: exit 137" 137 "OOM"
 if grep -q "^FAIL" "$T/out"; then
@@ -78,6 +81,25 @@ else
 fi
 expect_rc "SIGTERM to run-task is passed to the task (its handler exits 128+15)" 143
 
+# the same id twice: the second start is refused, the running task keeps its cgroup
+watch_limits dup
+first=$BG
+first_id=$ID
+"$SWARMD" run-task --id "$ID" --rootfs "$ROOTFS" -- "$P" exit 0 >"$T/out2" 2>"$T/err2"
+rc2=$?
+alive=$(pgrep -f "^$P sleep" | head -1)
+procs=$(read_cg pids cgroup.procs)
+if [ "$rc2" = 125 ] && [ -n "$alive" ] && [ "$procs" = "$alive" ]; then
+    pass "a second task with a running task's id is refused (125: $(cat "$T/err2")); the first keeps its cgroup"
+else
+    fail "same id twice: second exit $rc2 ($(cat "$T/err2")), first task '$alive', its cgroup.procs '$procs'"
+fi
+stop_watch dup
+expect_rc "the first task with that id ends normally afterwards" 143
+if [ "$first_id" != "$ID" ] || [ "$first" != "$BG" ]; then
+    fail "internal: watch state"
+fi
+
 watch_limits nolimits
 quota=$(read_cg cpu cpu.cfs_quota_us)
 mem=$(read_cg memory memory.limit_in_bytes)
@@ -87,5 +109,13 @@ if [ "$quota" = -1 ] && [ "$pids" = max ] && [ "${#mem}" -ge 16 ]; then
     pass "no limit flags: quota -1, pids.max max, memory unlimited (still a cgroup per task)"
 else
     fail "no limit flags: quota $quota, pids.max $pids, memory $mem"
+fi
+if [ -n "$v2_root" ]; then
+    v2_after=$(find "$v2_root" -maxdepth 3 -type d | sort)
+    if [ "$v2_before" = "$v2_after" ]; then
+        pass "hybrid layout: the v2 mount beside the v1 controllers ($v2_root) is left alone"
+    else
+        fail "the v2 mount $v2_root changed: $(diff <(echo "$v2_before") <(echo "$v2_after") | grep '^[<>]' | tr '\n' ' ')"
+    fi
 fi
 finish
