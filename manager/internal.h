@@ -76,6 +76,13 @@ struct mgr {
     SSL_CTX *server_ctx;
     struct sw_addr bound_addr;
 
+    /* dispatcher.c */
+    struct mgr_session *sessions;
+    uint64_t heartbeat_period_ns;
+    uv_timer_t dispatcher_timer;
+    uint64_t dispatcher_start_ns;
+    bool orphans_checked;
+
     struct mgr_cluster_op *cluster_ops_head, *cluster_ops_tail;
     bool cluster_op_running;
 
@@ -138,3 +145,11 @@ void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
 int mgr__control_register(struct mgr *m);
 int mgr__ca_register(struct mgr *m);
 int mgr__ca_reload(struct mgr *m);
+
+/* dispatcher.c: node sessions and heartbeats */
+struct mgr_session;
+int mgr__dispatcher_register(struct mgr *m);
+/* Once serving: read the heartbeat period, start expiring missed heartbeats. */
+void mgr__dispatcher_start(struct mgr *m);
+/* End every session (their streams get an answer) and stop the timer. */
+void mgr__dispatcher_stop(struct mgr *m);

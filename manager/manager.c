@@ -71,6 +71,7 @@ void mgr_set_fatal_handler(mgr *m, mgr_fatal_fn fn, void *userdata)
 static void become_ready(struct mgr *m)
 {
     m->serving = true;
+    mgr__dispatcher_start(m);
     if (m->ready) {
         mgr_ready_fn cb = m->ready;
         m->ready = NULL;
@@ -430,7 +431,8 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
         return r;
     }
     net_server_set_authorize(m->server, authorize_peer, m);
-    if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0) {
+    if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
+        (r = mgr__dispatcher_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
@@ -509,6 +511,8 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->leader_timer.data = m;
     uv_timer_init(loop, &m->fatal_timer);
     m->fatal_timer.data = m;
+    uv_timer_init(loop, &m->dispatcher_timer);
+    m->dispatcher_timer.data = m;
 
     enum mgr_state_kind kind;
     char node_id[SW_ID_LEN + 1] = "?", cluster_id[SW_ID_LEN + 1] = "?";
@@ -684,9 +688,11 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
         free(op);
     }
     m->pending_closes++; /* held until every close below has been started */
-    m->pending_closes += 2;
+    mgr__dispatcher_stop(m);
+    m->pending_closes += 3;
     uv_close((uv_handle_t *)&m->leader_timer, timer_closed);
     uv_close((uv_handle_t *)&m->fatal_timer, timer_closed);
+    uv_close((uv_handle_t *)&m->dispatcher_timer, timer_closed);
     if (m->server) {
         m->pending_closes++;
         net_server_close(m->server, server_closed, m);
