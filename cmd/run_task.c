@@ -146,10 +146,7 @@ static int parse_u32(const char *s, uint32_t *ret, int base)
 }
 
 /* Look a name up in <root>/etc/passwd (field 2 = uid, 3 = gid) or /etc/group. */
-static int lookup_id(const char *root,
-                     const char *file,
-                     const char *name,
-                     uint32_t *ret_id,
+static int lookup_id(const char *root, const char *file, const char *name, uint32_t *ret_id,
                      uint32_t *ret_gid)
 {
     char path[4096];
@@ -268,11 +265,7 @@ static int parse_secret(const char *s, struct secret_arg *ret)
     return 0;
 }
 
-static int apply_cap(const char *name,
-                     bool add,
-                     uint64_t *adds,
-                     uint64_t *drops,
-                     bool *add_all,
+static int apply_cap(const char *name, bool add, uint64_t *adds, uint64_t *drops, bool *add_all,
                      bool *drop_all)
 {
     int bit;
@@ -505,8 +498,8 @@ int swarmd_run_task(int argc, char **argv)
     }
     spec.user_set = user != NULL;
     uint64_t caps = drop_all ? 0 : RT_CAPS_DEFAULT;
-    if (add_all)
-        caps = rt_caps_all();
+    if (add_all) /* every capability swarmd itself holds, as --privileged */
+        caps = rt_caps_all() & rt_caps_held();
     spec.caps = (caps | adds) & ~drops & rt_caps_all();
     spec.env = env;
     spec.argv = argv + optind;

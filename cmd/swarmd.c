@@ -53,6 +53,9 @@ static const char usage_init[] =
     "\n"
     "Options:\n"
     "  --cert-expiry DURATION     Validity of node certificates (default 2160h0m0s, at least 1h)\n"
+    "  --dispatcher-heartbeat DURATION\n"
+    "                             Heartbeat period of nodes (default 5s); a node is Down\n"
+    "                             after three missed periods\n"
     "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
     ")\n"
     "  --listen-addr IP:PORT      Address for cluster traffic (default " DEFAULT_LISTEN
@@ -154,6 +157,7 @@ enum {
     OPT_HOSTNAME,
     OPT_LOG_LEVEL,
     OPT_CERT_EXPIRY,
+    OPT_HEARTBEAT,
     OPT_VERSION,
 };
 
@@ -166,12 +170,13 @@ int main(int argc, char **argv)
         {"hostname", required_argument, NULL, OPT_HOSTNAME},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
+        {"dispatcher-heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
     };
     struct mgr_config cfg = {.state_dir = DEFAULT_STATE_DIR};
-    const char *cert_expiry = NULL;
+    const char *cert_expiry = NULL, *heartbeat = NULL;
     bool help = false;
     int c;
 
@@ -253,6 +258,15 @@ int main(int argc, char **argv)
     if (help) {
         fputs(init ? usage_init : usage_main, stdout);
         return 0;
+    }
+    if (heartbeat) {
+        if (!init)
+            return usage_error("--dispatcher-heartbeat applies to 'swarmd init' only");
+        if (sw_duration_parse(heartbeat, &cfg.heartbeat_period_ns) < 0 ||
+            cfg.heartbeat_period_ns < 100 * SW_NSEC_PER_MSEC ||
+            cfg.heartbeat_period_ns > 24 * 3600 * SW_NSEC_PER_SEC)
+            return usage_error("invalid --dispatcher-heartbeat '%s': a duration from 100ms to 24h",
+                               heartbeat);
     }
     if (cert_expiry) {
         if (!init)

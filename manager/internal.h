@@ -51,8 +51,9 @@ struct mgr {
     char *state_dir;
     int lock_fd;
     bool init;
-    bool conf_changed;       /* resume with new addresses or hostname: rewrite node.conf */
-    uint64_t cert_expiry_ns; /* init only */
+    bool conf_changed;          /* resume with new addresses or hostname: rewrite node.conf */
+    uint64_t cert_expiry_ns;    /* init only */
+    uint64_t init_heartbeat_ns; /* init only */
     unsigned snapshot_threshold, snapshot_trailing;
     struct pki_node_state st;
 

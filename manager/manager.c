@@ -233,7 +233,8 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     Swarm__ClusterSpec spec = SWARM__CLUSTER_SPEC__INIT;
     spec.name = "default";
     spec.cert_expiry_ns = m->cert_expiry_ns ? m->cert_expiry_ns : PKI_CERT_VALIDITY_DEFAULT_NS;
-    spec.heartbeat_period_ns = MGR_HEARTBEAT_DEFAULT_NS;
+    spec.heartbeat_period_ns =
+        m->init_heartbeat_ns ? m->init_heartbeat_ns : MGR_HEARTBEAT_DEFAULT_NS;
     spec.snapshot_interval = MGR_SNAPSHOT_INTERVAL_DEFAULT;
     spec.task_history_limit = MGR_TASK_HISTORY_DEFAULT;
     Swarm__RootCA ca = SWARM__ROOT_CA__INIT;
@@ -499,6 +500,7 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->lock_fd = -1;
     m->init = init;
     m->cert_expiry_ns = cfg->cert_expiry_ns;
+    m->init_heartbeat_ns = cfg->heartbeat_period_ns;
     m->snapshot_threshold =
         cfg->snapshot_threshold ? cfg->snapshot_threshold : MGR_SNAPSHOT_INTERVAL_DEFAULT;
     m->snapshot_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 500;

@@ -14,10 +14,11 @@ struct mgr_config {
     bool listen_addr_set; /* given on the command line (resume keeps the stored one otherwise) */
     struct sw_addr advertise_addr;
     bool advertise_addr_set;
-    const char *hostname;        /* NULL: the machine's */
-    uint64_t cert_expiry_ns;     /* init only; 0: 90 days */
-    unsigned snapshot_threshold; /* raft entries between snapshots; 0: 10000 (tests lower it) */
-    unsigned snapshot_trailing;  /* entries kept behind a snapshot; 0: 500 */
+    const char *hostname;         /* NULL: the machine's */
+    uint64_t cert_expiry_ns;      /* init only; 0: 90 days */
+    uint64_t heartbeat_period_ns; /* init only; 0: 5 s */
+    unsigned snapshot_threshold;  /* raft entries between snapshots; 0: 10000 (tests lower it) */
+    unsigned snapshot_trailing;   /* entries kept behind a snapshot; 0: 500 */
 };
 
 typedef struct mgr mgr;

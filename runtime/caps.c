@@ -132,7 +132,7 @@ int rt__caps_set(uint64_t caps)
     return 0;
 }
 
-uint64_t rt__caps_held(void)
+uint64_t rt_caps_held(void)
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2];

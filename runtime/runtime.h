@@ -21,6 +21,8 @@
 int rt_cap_parse(const char *name, int *ret_bit, bool *ret_all);
 /* All capabilities this kernel knows (from /proc/sys/kernel/cap_last_cap). */
 uint64_t rt_caps_all(void);
+/* The capabilities this process may hand on (its permitted set): a task never gets more. */
+uint64_t rt_caps_held(void);
 const char *rt_cap_name(int bit);
 
 /* ------------------------------------------------------------------ seccomp */

@@ -148,10 +148,7 @@ static void kill_and_wait(pid_t pid, int pidfd)
         ;
 }
 
-int rt_task_start(rt_runtime *rt,
-                  const struct rt_task_spec *spec,
-                  rt_task **ret,
-                  char *errmsg,
+int rt_task_start(rt_runtime *rt, const struct rt_task_spec *spec, rt_task **ret, char *errmsg,
                   size_t errmsg_size)
 {
     struct rt_child c = {0};
@@ -174,7 +171,7 @@ int rt_task_start(rt_runtime *rt,
     snprintf(t->id, sizeof(t->id), "%s", spec->id);
 
     /* what the task may do: never more than this process holds */
-    uint64_t held = rt__caps_held();
+    uint64_t held = rt_caps_held();
     uint64_t caps = spec->privileged ? rt_caps_all() & held : spec->caps;
     if (caps & ~held) {
         int bit = __builtin_ctzll(caps & ~held);
