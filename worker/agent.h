@@ -12,13 +12,13 @@
 
 struct wrk_join_request {
     const char *state_dir;
-    const char *token;               /* SWMTKN-1-… */
-    struct sw_addr manager;          /* where to join */
-    struct sw_addr listen_addr;      /* recorded in node.conf */
-    struct sw_addr advertise_addr;   /* port 0: the listen port */
-    bool advertise_set;              /* else the address this node reached the manager from */
-    const char *hostname;            /* NULL: the machine's */
-    uint64_t timeout_ms;             /* total, retries included; 0: 30 s */
+    const char *token;             /* SWMTKN-1-… */
+    struct sw_addr manager;        /* where to join */
+    struct sw_addr listen_addr;    /* recorded in node.conf */
+    struct sw_addr advertise_addr; /* port 0: the listen port */
+    bool advertise_set;            /* else the address this node reached the manager from */
+    const char *hostname;          /* NULL: the machine's */
+    uint64_t timeout_ms;           /* total, retries included; 0: 30 s */
 };
 
 /* Join: refuse a state dir that already holds a node; GetRootCA without trusting anyone,
@@ -35,8 +35,8 @@ typedef struct wrk_agent wrk_agent;
 
 struct wrk_config {
     const char *state_dir;
-    const char *hostname;        /* NULL: as recorded */
-    struct sw_addr manager;      /* the manager to reach; port 0: from the state dir */
+    const char *hostname;   /* NULL: as recorded */
+    struct sw_addr manager; /* the manager to reach; port 0: from the state dir */
     bool manager_set;
 };
 

@@ -1,0 +1,466 @@
+/* The worker agent: one mTLS session with a manager (Dispatcher.Session), heartbeats at the
+ * period the manager asks for, reconnection with backoff and failover between managers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "net/rpc.h"
+#include "proto/frame.h"
+#include "worker/agent.h"
+#include "worker/internal.h"
+
+#define CONNECT_TIMEOUT_MS 5000u
+#define SESSION_WAIT_MS 10000u  /* connected, first SessionMessage still missing */
+#define FIRST_SESSION_MS 30000u /* ready(<0) if no session by then */
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 5000u
+#define PERIOD_DEFAULT_NS (5ULL * SW_NSEC_PER_SEC)
+#define PERIOD_MIN_NS (10ULL * SW_NSEC_PER_MSEC)
+
+enum agent_state {
+    AGENT_IDLE = 0,   /* waiting to reconnect (backoff) or given up */
+    AGENT_CONNECTING, /* TLS connect in progress */
+    AGENT_OPENING,    /* Session called, first message pending */
+    AGENT_ACTIVE,     /* session up, heartbeating */
+    AGENT_STOPPED,
+};
+
+struct wrk_agent {
+    uv_loop_t *loop;
+    char *state_dir;
+    char node_id[SW_ID_LEN + 1];
+    char cluster_id[SW_ID_LEN + 1];
+    char hostname[256];
+    char advertise[80];
+    SSL_CTX *ctx;
+    struct sw_addr managers[WRK_MANAGERS_MAX];
+    size_t n_managers, cur;
+
+    enum agent_state state;
+    net_client *client;
+    char *session_id;
+    uint64_t period_ns;
+    bool hb_in_flight;
+    uint64_t backoff_ms;
+    char last_error[256];
+
+    wrk_ready_fn ready;
+    void *userdata;
+    bool ready_done;
+
+    uv_timer_t timer;       /* backoff, session wait, heartbeats */
+    uv_timer_t first_timer; /* FIRST_SESSION_MS */
+    int handles_open;
+    void (*stop_cb)(void *userdata);
+    void *stop_userdata;
+};
+
+static void connect_next(wrk_agent *a);
+static void fail_session(wrk_agent *a, int status, const char *why);
+
+/* ------------------------------------------------------------------ helpers */
+
+static void report_ready(wrk_agent *a, int status, const char *errmsg)
+{
+    if (a->ready_done)
+        return;
+    a->ready_done = true;
+    uv_timer_stop(&a->first_timer);
+    if (a->ready)
+        a->ready(a, status, errmsg, a->userdata);
+}
+
+static void drop_client(wrk_agent *a)
+{
+    net_client *c = a->client;
+    a->client = NULL; /* callbacks run inside the close see it is not ours any more */
+    if (c)
+        net_client_close(c);
+    free(a->session_id);
+    a->session_id = NULL;
+    a->hb_in_flight = false;
+}
+
+static uint64_t period_ms(const wrk_agent *a)
+{
+    return SW_MAX(a->period_ns, PERIOD_MIN_NS) / SW_NSEC_PER_MSEC;
+}
+
+/* ------------------------------------------------------------------ reconnecting */
+
+static void timer_reconnect(uv_timer_t *t)
+{
+    wrk_agent *a = t->data;
+    if (a->state == AGENT_IDLE)
+        connect_next(a);
+}
+
+static void fail_session(wrk_agent *a, int status, const char *why)
+{
+    if (a->state == AGENT_STOPPED)
+        return;
+    char target[80];
+    sw_addr_format(&a->managers[a->cur], target, sizeof(target));
+    snprintf(a->last_error, sizeof(a->last_error), "%s", why);
+    log_debug("agent: session with %s lost: %s", target, why);
+    bool had_session = a->state == AGENT_ACTIVE;
+    drop_client(a);
+    uv_timer_stop(&a->timer);
+    a->state = AGENT_IDLE;
+    if (!a->ready_done && status == -EPERM) {
+        /* refused by the manager or not a manager of this cluster: no point waiting */
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s", why);
+        report_ready(a, status, msg);
+        return;
+    }
+    if (had_session)
+        a->backoff_ms = BACKOFF_MIN_MS;
+    a->cur = (a->cur + 1) % a->n_managers;
+    uint64_t wait = wrk__jitter_ms(a->backoff_ms, 20);
+    a->backoff_ms = SW_MIN(a->backoff_ms * 2, (uint64_t)BACKOFF_MAX_MS);
+    uv_timer_start(&a->timer, timer_reconnect, wait, 0);
+}
+
+static void first_timeout(uv_timer_t *t)
+{
+    wrk_agent *a = t->data;
+    if (a->ready_done)
+        return;
+    char msg[400];
+    snprintf(msg, sizeof(msg), "no session with a manager within %u s: %s", FIRST_SESSION_MS / 1000,
+             a->last_error[0] ? a->last_error : "no answer");
+    drop_client(a);
+    uv_timer_stop(&a->timer);
+    a->state = AGENT_IDLE; /* given up: the caller stops the agent */
+    report_ready(a, -ETIMEDOUT, msg);
+}
+
+/* ------------------------------------------------------------------ heartbeats */
+
+static void heartbeat_send(wrk_agent *a);
+
+static void timer_heartbeat(uv_timer_t *t)
+{
+    wrk_agent *a = t->data;
+    if (a->state != AGENT_ACTIVE)
+        return;
+    if (a->hb_in_flight) {
+        fail_session(a, -ETIMEDOUT, "the manager did not answer a heartbeat within a period");
+        return;
+    }
+    heartbeat_send(a);
+}
+
+static void on_heartbeat(net_client *c, int status, const char *error, const uint8_t *payload,
+                         size_t len, bool final, void *userdata)
+{
+    wrk_agent *a = userdata;
+    if (c != a->client || !final)
+        return;
+    a->hb_in_flight = false;
+    if (status < 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "heartbeat refused: %s", error ? error : strerror(-status));
+        fail_session(a, status, why);
+        return;
+    }
+    Swarm__HeartbeatResponse *resp = swarm__heartbeat_response__unpack(NULL, len, payload);
+    if (!resp) {
+        fail_session(a, -EPROTO, "malformed heartbeat answer");
+        return;
+    }
+    if (resp->period_ns)
+        a->period_ns = resp->period_ns;
+    swarm__heartbeat_response__free_unpacked(resp, NULL);
+}
+
+static void heartbeat_send(wrk_agent *a)
+{
+    Swarm__HeartbeatRequest req = SWARM__HEARTBEAT_REQUEST__INIT;
+    req.session_id = a->session_id;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = proto_pack(&req.base, &buf, &len);
+    if (r >= 0)
+        r = net_client_call(a->client, "Dispatcher.Heartbeat", buf, len, on_heartbeat, a, NULL);
+    if (r < 0) {
+        fail_session(a, r, "cannot send a heartbeat");
+        return;
+    }
+    a->hb_in_flight = true;
+    uv_timer_start(&a->timer, timer_heartbeat, wrk__jitter_ms(period_ms(a), 20), 0);
+}
+
+/* ------------------------------------------------------------------ session */
+
+/* Adopt the managers a session message names; rewrite the file when the set changed. */
+static void adopt_managers(wrk_agent *a, const Swarm__SessionMessage *m)
+{
+    struct sw_addr list[WRK_MANAGERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_managers && n < WRK_MANAGERS_MAX; i++) {
+        if (m->managers[i]->addr && sw_addr_parse(m->managers[i]->addr, 2377, 0, &list[n]) >= 0)
+            n++;
+    }
+    if (n == 0)
+        return;
+    bool same = n == a->n_managers;
+    for (size_t i = 0; same && i < n; i++)
+        same =
+            strcmp(list[i].host, a->managers[i].host) == 0 && list[i].port == a->managers[i].port;
+    if (same)
+        return;
+    /* keep talking to the one we reached: it goes first */
+    struct sw_addr cur = a->managers[a->cur];
+    memcpy(a->managers, list, n * sizeof(list[0]));
+    a->n_managers = n;
+    a->cur = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i].host, cur.host) == 0 && list[i].port == cur.port) {
+            a->cur = i;
+            break;
+        }
+    }
+    char err[300];
+    if (wrk__managers_save(a->state_dir, a->managers, a->n_managers, err, sizeof(err)) < 0)
+        log_debug("agent: %s", err);
+}
+
+static void on_session(net_client *c, int status, const char *error, const uint8_t *payload,
+                       size_t len, bool final, void *userdata)
+{
+    wrk_agent *a = userdata;
+    if (c != a->client)
+        return;
+    if (final) {
+        char why[300];
+        if (status < 0)
+            snprintf(why, sizeof(why), "session ended: %s", error ? error : strerror(-status));
+        else
+            snprintf(why, sizeof(why), "the manager ended the session");
+        fail_session(a, status < 0 ? status : -ECONNRESET, why);
+        return;
+    }
+    Swarm__SessionMessage *m = swarm__session_message__unpack(NULL, len, payload);
+    if (!m || (a->state == AGENT_OPENING && !m->session_id[0])) {
+        if (m)
+            swarm__session_message__free_unpacked(m, NULL);
+        fail_session(a, -EPROTO, "malformed session message");
+        return;
+    }
+    if (m->heartbeat_period_ns)
+        a->period_ns = m->heartbeat_period_ns;
+    adopt_managers(a, m);
+    if (a->state == AGENT_OPENING) {
+        a->session_id = strdup(m->session_id);
+        swarm__session_message__free_unpacked(m, NULL);
+        if (!a->session_id) {
+            fail_session(a, -ENOMEM, "out of memory");
+            return;
+        }
+        a->state = AGENT_ACTIVE;
+        a->backoff_ms = BACKOFF_MIN_MS;
+        a->last_error[0] = '\0';
+        char target[80];
+        sw_addr_format(&a->managers[a->cur], target, sizeof(target));
+        log_debug("agent: session %s with %s, heartbeat every %llu ms", a->session_id, target,
+                  (unsigned long long)period_ms(a));
+        uv_timer_stop(&a->timer);
+        uv_timer_start(&a->timer, timer_heartbeat, wrk__jitter_ms(period_ms(a), 20), 0);
+        report_ready(a, 0, NULL);
+        return;
+    }
+    swarm__session_message__free_unpacked(m, NULL);
+}
+
+static void timer_session_wait(uv_timer_t *t)
+{
+    wrk_agent *a = t->data;
+    if (a->state == AGENT_OPENING)
+        fail_session(a, -ETIMEDOUT, "the manager opened no session");
+}
+
+static void describe(const wrk_agent *a, Swarm__NodeDescription *d, Swarm__Resources *res,
+                     struct utsname *u)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    res->nano_cpus = (int64_t)(ncpu > 0 ? ncpu : 1) * 1000000000LL;
+    res->memory_bytes = pages > 0 && psize > 0 ? (int64_t)pages * psize : 0;
+    if (uname(u) < 0)
+        snprintf(u->machine, sizeof(u->machine), "unknown");
+    d->hostname = (char *)a->hostname;
+    d->addr = (char *)a->advertise;
+    d->resources = res;
+    d->os = "linux";
+    d->arch = u->machine;
+}
+
+static void on_connect(net_client *c, int status, const char *error, void *userdata)
+{
+    wrk_agent *a = userdata;
+    if (c != a->client)
+        return;
+    if (status < 0) {
+        fail_session(a, status, error ? error : strerror(-status));
+        return;
+    }
+    Swarm__NodeDescription d = SWARM__NODE_DESCRIPTION__INIT;
+    Swarm__Resources res = SWARM__RESOURCES__INIT;
+    Swarm__SessionRequest req = SWARM__SESSION_REQUEST__INIT;
+    struct utsname u;
+    describe(a, &d, &res, &u);
+    req.description = &d;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    int r = proto_pack(&req.base, &buf, &len);
+    if (r >= 0)
+        r = net_client_call(c, "Dispatcher.Session", buf, len, on_session, a, NULL);
+    if (r < 0) {
+        fail_session(a, r, "cannot open a session");
+        return;
+    }
+    a->state = AGENT_OPENING;
+    uv_timer_stop(&a->timer);
+    uv_timer_start(&a->timer, timer_session_wait, SESSION_WAIT_MS, 0);
+}
+
+static void connect_next(wrk_agent *a)
+{
+    struct net_expect expect = {.cluster_id = a->cluster_id, .manager = true};
+    net_client *c = NULL;
+    a->state = AGENT_CONNECTING;
+    int r = net_client_connect_tcp_expect(a->loop, &a->managers[a->cur], a->ctx, &expect,
+                                          CONNECT_TIMEOUT_MS, on_connect, a, &c);
+    if (r < 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "cannot connect: %s", strerror(-r));
+        fail_session(a, r, why);
+        return;
+    }
+    a->client = c;
+}
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static void agent_free(wrk_agent *a)
+{
+    if (!a)
+        return;
+    pki_tls_ctx_free(a->ctx);
+    free(a->session_id);
+    free(a->state_dir);
+    free(a);
+}
+
+int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn ready,
+                    void *userdata, wrk_agent **ret, char *errmsg, size_t errmsg_size)
+{
+    struct pki_node_state st;
+    wrk_agent *a = NULL;
+    int r;
+
+    if (!loop || !cfg || !cfg->state_dir || !ret) {
+        snprintf(errmsg, errmsg_size, "a loop and a state directory are required");
+        return -EINVAL;
+    }
+    r = pki_node_state_load(cfg->state_dir, &st, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
+    if (st.role != PKI_ROLE_WORKER) {
+        snprintf(errmsg, errmsg_size, "%s holds node %s, a manager, not a worker", cfg->state_dir,
+                 st.node_id);
+        r = -EINVAL;
+        goto out;
+    }
+    a = calloc(1, sizeof(*a));
+    if (!a || !(a->state_dir = strdup(cfg->state_dir))) {
+        snprintf(errmsg, errmsg_size, "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
+    a->loop = loop;
+    memcpy(a->node_id, st.node_id, sizeof(a->node_id));
+    memcpy(a->cluster_id, st.cluster_id, sizeof(a->cluster_id));
+    snprintf(a->hostname, sizeof(a->hostname), "%s", cfg->hostname ? cfg->hostname : st.hostname);
+    sw_addr_format(&st.advertise_addr, a->advertise, sizeof(a->advertise));
+    a->period_ns = PERIOD_DEFAULT_NS;
+    a->backoff_ms = BACKOFF_MIN_MS;
+    a->ready = ready;
+    a->userdata = userdata;
+
+    if (cfg->manager_set && cfg->manager.port != 0)
+        a->managers[a->n_managers++] = cfg->manager;
+    {
+        struct sw_addr list[WRK_MANAGERS_MAX];
+        size_t n = 0;
+        char lerr[300];
+        r = wrk__managers_load(cfg->state_dir, list, WRK_MANAGERS_MAX, &n, lerr, sizeof(lerr));
+        if (r < 0 && a->n_managers == 0) {
+            snprintf(errmsg, errmsg_size, "%s", lerr);
+            goto out;
+        }
+        for (size_t i = 0; r >= 0 && i < n && a->n_managers < WRK_MANAGERS_MAX; i++) {
+            bool dup = false;
+            for (size_t k = 0; k < a->n_managers; k++)
+                dup |= strcmp(a->managers[k].host, list[i].host) == 0 &&
+                       a->managers[k].port == list[i].port;
+            if (!dup)
+                a->managers[a->n_managers++] = list[i];
+        }
+    }
+    r = pki_tls_client_ctx(st.root_ca_pem, strlen(st.root_ca_pem), st.node_cert_pem,
+                           strlen(st.node_cert_pem), st.node_key, &a->ctx, errmsg, errmsg_size);
+    if (r < 0)
+        goto out;
+
+    uv_timer_init(loop, &a->timer);
+    uv_timer_init(loop, &a->first_timer);
+    a->timer.data = a->first_timer.data = a;
+    a->handles_open = 2;
+    uv_timer_start(&a->first_timer, first_timeout, FIRST_SESSION_MS, 0);
+    connect_next(a);
+    *ret = TAKE_PTR(a);
+    r = 0;
+out:
+    pki_node_state_finish(&st);
+    agent_free(a);
+    return r;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    wrk_agent *a = h->data;
+    if (--a->handles_open > 0)
+        return;
+    void (*cb)(void *) = a->stop_cb;
+    void *ud = a->stop_userdata;
+    agent_free(a);
+    if (cb)
+        cb(ud);
+}
+
+void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata)
+{
+    if (!a || a->state == AGENT_STOPPED)
+        return;
+    a->state = AGENT_STOPPED;
+    a->ready_done = true; /* no callback after stop */
+    a->stop_cb = cb;
+    a->stop_userdata = userdata;
+    drop_client(a);
+    uv_close((uv_handle_t *)&a->timer, handle_closed);
+    uv_close((uv_handle_t *)&a->first_timer, handle_closed);
+}
+
+const char *wrk_agent_node_id(const wrk_agent *a)
+{
+    return a->node_id;
+}

@@ -1,0 +1,441 @@
+/* swarmd join: pin the root CA by the token's digest, get a certificate for a fresh key with
+ * the token, and write the node's state dir (blocking, before any loop runs). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "net/rpc.h"
+#include "proto/frame.h"
+#include "worker/agent.h"
+#include "worker/internal.h"
+
+#define JOIN_TIMEOUT_DEFAULT_MS 30000u
+#define JOIN_ATTEMPT_MAX_MS 5000u
+#define JOIN_BACKOFF_MIN_MS 100u
+#define JOIN_BACKOFF_MAX_MS 2000u
+
+/* Everything one join carries between attempts. */
+struct join {
+    const struct wrk_join_request *req;
+    char target[80]; /* the manager, "IP:PORT" */
+    struct pki_token token;
+    char *root_pem; /* pinned root bundle */
+    pki_key *key;
+    char *csr;
+    char hostname[256];
+    struct sw_addr advertise;
+    char advertise_s[80];
+    Swarm__IssueNodeCertificateResponse *issued;
+    uint64_t deadline_ms;
+};
+
+static uint64_t now_ms(void)
+{
+    return sw_now_monotonic_ns() / SW_NSEC_PER_MSEC;
+}
+
+/* Errors worth another attempt: the manager is not there (yet) or is starting. */
+static bool transient(int r)
+{
+    switch (-r) {
+        case ECONNREFUSED:
+        case ETIMEDOUT:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case ECONNRESET:
+        case ECONNABORTED:
+        case EPIPE:
+        case EAGAIN:
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* "cannot connect to X: why" -> "why" (the caller names the manager itself). */
+static const char *reason_of(const char *err)
+{
+    static const char prefix[] = "cannot connect to ";
+    if (strncmp(err, prefix, sizeof(prefix) - 1) == 0) {
+        const char *p = strstr(err + sizeof(prefix) - 1, ": ");
+        if (p)
+            return p + 2;
+    }
+    return err;
+}
+
+static uint64_t attempt_timeout(const struct join *j)
+{
+    uint64_t now = now_ms();
+    uint64_t left = j->deadline_ms > now ? j->deadline_ms - now : 1;
+    return SW_MAX(SW_MIN(left, (uint64_t)JOIN_ATTEMPT_MAX_MS), 1);
+}
+
+/* One unary call on a fresh connection. *ret_status is the server's answer. */
+static int call_once(const struct join *j, SSL_CTX *ctx, const struct net_expect *expect,
+                     const char *method, const ProtobufCMessage *msg, int *ret_status,
+                     uint8_t **ret_out, size_t *ret_len, char *err, size_t errsize)
+{
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    net_sync *c = NULL;
+    int r = proto_pack(msg, &buf, &len);
+    if (r < 0) {
+        snprintf(err, errsize, "out of memory");
+        return r;
+    }
+    r = net_sync_connect_tcp_expect(&j->req->manager, ctx, expect, attempt_timeout(j), &c, err,
+                                    errsize);
+    if (r >= 0) {
+        r = net_sync_call(c, method, buf, len, ret_status, err, errsize, ret_out, ret_len);
+        net_sync_close(c);
+    }
+    sw_erase(buf, len); /* may hold the token */
+    return r;
+}
+
+/* GetRootCA without trusting anyone, then pin it by the token's digest. */
+static int fetch_root(struct join *j, char *err, size_t errsize)
+{
+    SSL_CTX *ctx = NULL;
+    _cleanup_free_ uint8_t *out = NULL;
+    size_t out_len = 0;
+    int status = 0;
+    int r = pki_tls_client_ctx(NULL, 0, NULL, 0, NULL, &ctx, err, errsize);
+    if (r < 0)
+        return r;
+    Swarm__GetRootCARequest req = SWARM__GET_ROOT_CAREQUEST__INIT;
+    r = call_once(j, ctx, NULL, "CA.GetRootCA", &req.base, &status, &out, &out_len, err, errsize);
+    pki_tls_ctx_free(ctx);
+    if (r < 0)
+        return r;
+    if (status < 0)
+        return status; /* err holds the server's text */
+    Swarm__GetRootCAResponse *resp = swarm__get_root_caresponse__unpack(NULL, out_len, out);
+    if (!resp || !resp->ca_cert_pem[0]) {
+        if (resp)
+            swarm__get_root_caresponse__free_unpacked(resp, NULL);
+        snprintf(err, errsize, "%s sent a malformed root CA answer", j->target);
+        return -EPROTO;
+    }
+    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    r = pki_ca_digest(resp->ca_cert_pem, strlen(resp->ca_cert_pem), digest);
+    if (r >= 0 && strcmp(digest, j->token.digest) != 0) {
+        snprintf(err, errsize,
+                 "the token's CA digest does not match the root CA of %s — wrong swarm or stale "
+                 "token (get one with 'swarmctl join-token worker' on a manager)",
+                 j->target);
+        r = -EPERM;
+    }
+    if (r >= 0) {
+        j->root_pem = strdup(resp->ca_cert_pem);
+        if (!j->root_pem)
+            r = -ENOMEM;
+    }
+    swarm__get_root_caresponse__free_unpacked(resp, NULL);
+    return r;
+}
+
+/* CSR + token to the CA, now verifying the manager against the pinned root. */
+static int issue(struct join *j, const char *token, char *err, size_t errsize)
+{
+    SSL_CTX *ctx = NULL;
+    _cleanup_free_ uint8_t *out = NULL;
+    size_t out_len = 0;
+    int status = 0;
+    int r = pki_tls_client_ctx(j->root_pem, strlen(j->root_pem), NULL, 0, NULL, &ctx, err, errsize);
+    if (r < 0)
+        return r;
+    Swarm__IssueNodeCertificateRequest req = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
+    req.token = (char *)token;
+    req.csr_pem = j->csr;
+    req.hostname = j->hostname;
+    req.addr = j->advertise_s;
+    struct net_expect expect = {.manager = true};
+    char serr[400] = "";
+    r = call_once(j, ctx, &expect, "CA.IssueNodeCertificate", &req.base, &status, &out, &out_len,
+                  serr, sizeof(serr));
+    pki_tls_ctx_free(ctx);
+    if (r < 0) {
+        snprintf(err, errsize, "%s", serr);
+        return r;
+    }
+    if (status < 0) {
+        if (status == -EAGAIN)
+            snprintf(err, errsize, "%s", serr);
+        else
+            snprintf(err, errsize, "%s refused the join: %s", j->target,
+                     serr[0] ? serr : strerror(-status));
+        return status;
+    }
+    j->issued = swarm__issue_node_certificate_response__unpack(NULL, out_len, out);
+    if (!j->issued || !j->issued->cert_pem[0]) {
+        snprintf(err, errsize, "%s sent a malformed certificate answer", j->target);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Retry fn while the manager is unreachable, with exponential backoff and jitter. */
+static int with_retries(struct join *j, int (*fn)(struct join *, const char *, char *, size_t),
+                        const char *token, char *errmsg, size_t size)
+{
+    uint64_t start = now_ms(), backoff = JOIN_BACKOFF_MIN_MS;
+    unsigned tries = 0;
+    char err[512];
+    for (;;) {
+        err[0] = '\0';
+        tries++;
+        int r = fn(j, token, err, sizeof(err));
+        if (r >= 0)
+            return r;
+        if (!transient(r)) {
+            snprintf(errmsg, size, "%s", err[0] ? err : strerror(-r));
+            return r;
+        }
+        log_debug("join: %s unreachable (%s), retrying", j->target, err);
+        uint64_t now = now_ms();
+        if (now >= j->deadline_ms) {
+            uint64_t spent = now - start;
+            snprintf(errmsg, size,
+                     "cannot reach the manager at %s: %s (tried %u times over %llu.%01llu s)",
+                     j->target, err[0] ? reason_of(err) : strerror(-r), tries,
+                     (unsigned long long)(spent / 1000), (unsigned long long)(spent % 1000 / 100));
+            return r == -EAGAIN ? -EAGAIN : -EHOSTUNREACH;
+        }
+        /* the last attempt comes at the deadline */
+        uint64_t wait = SW_MIN(wrk__jitter_ms(backoff, 20), j->deadline_ms - now);
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000),
+                              .tv_nsec = (long)(wait % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        backoff = SW_MIN(backoff * 2, (uint64_t)JOIN_BACKOFF_MAX_MS);
+    }
+}
+
+static int fetch_root_fn(struct join *j, const char *token, char *err, size_t size)
+{
+    return fetch_root(j, err, size);
+}
+
+/* The local address the kernel would use to reach the manager (no packet is sent). */
+static int local_addr_towards(const struct sw_addr *to, struct sw_addr *ret)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t slen;
+    if (to->family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(to->port);
+        if (inet_pton(AF_INET6, to->host, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        slen = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(to->port);
+        if (inet_pton(AF_INET, to->host, &s4->sin_addr) != 1)
+            return -EINVAL;
+        slen = sizeof(*s4);
+    }
+    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&ss, slen) < 0)
+        return -errno;
+    struct sockaddr_storage local = {0};
+    socklen_t llen = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+        return -errno;
+    struct sw_addr a = {.family = local.ss_family};
+    const void *src = local.ss_family == AF_INET6
+                          ? (const void *)&((struct sockaddr_in6 *)&local)->sin6_addr
+                          : (const void *)&((struct sockaddr_in *)&local)->sin_addr;
+    if (!inet_ntop(local.ss_family, src, a.host, sizeof(a.host)))
+        return -errno;
+    *ret = a;
+    return 0;
+}
+
+/* node_id of an existing node.conf ("?" if it cannot be read). */
+static void existing_node_id(const char *path, char *buf, size_t size)
+{
+    _cleanup_free_ char *text = NULL;
+    snprintf(buf, size, "?");
+    if (sw_read_file(path, 64 * 1024, &text, NULL) < 0)
+        return;
+    const char *p = strstr(text, "\nnode_id=");
+    if (!p)
+        return;
+    p += strlen("\nnode_id=");
+    size_t n = strcspn(p, "\n");
+    snprintf(buf, size, "%.*s", (int)SW_MIN(n, (size_t)SW_ID_LEN), p);
+}
+
+static int write_state(struct join *j, const struct pki_identity *id, char *errmsg, size_t size)
+{
+    const struct wrk_join_request *req = j->req;
+    struct pki_node_state st = {0};
+    int r;
+
+    memcpy(st.node_id, id->node_id, sizeof(st.node_id));
+    memcpy(st.cluster_id, id->cluster_id, sizeof(st.cluster_id));
+    st.role = id->role;
+    st.listen_addr = req->listen_addr;
+    st.advertise_addr = j->advertise;
+    snprintf(st.hostname, sizeof(st.hostname), "%s", j->hostname);
+    r = pki_aead_key_generate(&st.kek);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot generate the key-encryption key: %s", strerror(-r));
+        goto out;
+    }
+    st.node_key = j->key; /* borrowed: pki_node_state_finish must not free it */
+    st.node_cert_pem = j->issued->cert_pem;
+    st.root_ca_pem = j->root_pem;
+
+    r = sw_mkdir_p(req->state_dir, 0700);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create state directory %s: %s", req->state_dir,
+                 strerror(-r));
+        goto out;
+    }
+    r = pki_node_state_write_keys(req->state_dir, &st, errmsg, size);
+    if (r < 0)
+        goto out;
+    r = wrk__managers_save(req->state_dir, &req->manager, 1, errmsg, size);
+    if (r < 0)
+        goto out;
+    r = pki_node_state_save_conf(req->state_dir, &st, errmsg, size);
+out:
+    pki_aead_key_clear(&st.kek);
+    sw_erase(&st, sizeof(st));
+    return r;
+}
+
+static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_role *ret_role,
+                    char *errmsg, size_t size)
+{
+    const struct wrk_join_request *req = j->req;
+    char path[4096];
+    int r;
+
+    if (!req->state_dir || !req->state_dir[0] || !req->token) {
+        snprintf(errmsg, size, "a state directory and a join token are required");
+        return -EINVAL;
+    }
+    r = sw_path_join(path, sizeof(path), req->state_dir, PKI_NODE_STATE_FILE);
+    if (r < 0) {
+        snprintf(errmsg, size, "state directory path too long");
+        return r;
+    }
+    if (sw_file_exists(path)) {
+        char id[SW_ID_LEN + 2];
+        existing_node_id(path, id, sizeof(id));
+        snprintf(errmsg, size, "%s already holds node %s; start it with 'swarmd --state-dir %s'",
+                 req->state_dir, id, req->state_dir);
+        return -EEXIST;
+    }
+    char perr[200] = "";
+    r = pki_token_parse(req->token, &j->token, perr, sizeof(perr));
+    if (r < 0) {
+        snprintf(errmsg, size, "invalid join token: %s", perr);
+        return -EINVAL;
+    }
+    sw_addr_format(&req->manager, j->target, sizeof(j->target));
+
+    if (req->hostname) {
+        snprintf(j->hostname, sizeof(j->hostname), "%s", req->hostname);
+    } else if (gethostname(j->hostname, sizeof(j->hostname) - 1) < 0) {
+        r = -errno;
+        snprintf(errmsg, size, "cannot read the hostname: %s", strerror(errno));
+        return r;
+    }
+    if (!sw_hostname_valid(j->hostname)) {
+        snprintf(errmsg, size, "invalid hostname '%.64s' (letters, digits, '.', '_', '-')",
+                 j->hostname);
+        return -EINVAL;
+    }
+    if (req->advertise_set) {
+        j->advertise = req->advertise_addr;
+    } else {
+        r = local_addr_towards(&req->manager, &j->advertise);
+        if (r < 0) {
+            snprintf(errmsg, size,
+                     "cannot find the local address towards %s: %s; give "
+                     "--advertise-addr",
+                     j->target, strerror(-r));
+            return r;
+        }
+    }
+    if (j->advertise.port == 0)
+        j->advertise.port = req->listen_addr.port;
+    sw_addr_format(&j->advertise, j->advertise_s, sizeof(j->advertise_s));
+
+    j->deadline_ms = now_ms() + (req->timeout_ms ? req->timeout_ms : JOIN_TIMEOUT_DEFAULT_MS);
+    r = with_retries(j, fetch_root_fn, NULL, errmsg, size);
+    if (r < 0)
+        return r;
+
+    r = pki_key_generate(&j->key);
+    if (r >= 0)
+        r = pki_csr_create(j->key, &j->csr);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+        return r;
+    }
+    r = with_retries(j, issue, req->token, errmsg, size);
+    if (r < 0)
+        return r;
+
+    Swarm__IssueNodeCertificateResponse *is = j->issued;
+    struct pki_identity id;
+    char verr[256] = "";
+    r = pki_verify_cert(j->root_pem, strlen(j->root_pem), is->cert_pem, strlen(is->cert_pem), &id,
+                        verr, sizeof(verr));
+    if (r < 0) {
+        snprintf(errmsg, size, "the certificate from %s does not verify against its root CA: %s",
+                 j->target, verr);
+        return -EPROTO;
+    }
+    enum pki_role want_role =
+        is->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
+    if (strcmp(id.node_id, is->node_id) != 0 || id.role != want_role ||
+        (is->cluster_id[0] && strcmp(id.cluster_id, is->cluster_id) != 0) ||
+        !pki_cert_matches_key(is->cert_pem, strlen(is->cert_pem), j->key)) {
+        snprintf(errmsg, size,
+                 "the certificate from %s does not match what it answered (node id, role, "
+                 "cluster or key)",
+                 j->target);
+        return -EPROTO;
+    }
+    r = write_state(j, &id, errmsg, size);
+    if (r < 0)
+        return r;
+    memcpy(ret_node_id, id.node_id, SW_ID_LEN + 1);
+    *ret_role = id.role;
+    return 0;
+}
+
+int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1],
+             enum pki_role *ret_role, char *errmsg, size_t errmsg_size)
+{
+    struct join j = {.req = req};
+    int r = join_run(&j, ret_node_id, ret_role, errmsg, errmsg_size);
+    sw_erase(&j.token, sizeof(j.token));
+    free(j.root_pem);
+    pki_key_free(j.key);
+    free(j.csr);
+    if (j.issued)
+        swarm__issue_node_certificate_response__free_unpacked(j.issued, NULL);
+    return r;
+}
