@@ -116,7 +116,7 @@ static void fail_session(wrk_agent *a, int status, const char *why)
     if (!a->ready_done && status == -EPERM) {
         /* refused by the manager or not a manager of this cluster: no point waiting */
         char msg[400];
-        snprintf(msg, sizeof(msg), "%s", why);
+        snprintf(msg, sizeof(msg), "no session with a manager: %s", why);
         report_ready(a, status, msg);
         return;
     }
