@@ -12,7 +12,9 @@
 #include "common/swtime.h"
 #include "config.h"
 #include "cmd/run_task.h"
+#include "common/fileio.h"
 #include "manager/manager.h"
+#include "worker/agent.h"
 #include "pki/pki.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/swarmd"
@@ -27,6 +29,7 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  init        Create a new swarm with this node as its first manager\n"
+    "  join        Join a swarm as a worker: swarmd join [OPTIONS] TOKEN MANAGER[:PORT]\n"
     "  run-task    Run one isolated task in the foreground (see 'swarmd run-task --help')\n"
     "\n"
     "Options:\n"
@@ -65,6 +68,25 @@ static const char usage_init[] =
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "  -h, --help                 Show this help\n";
 
+static const char usage_join[] =
+    "Usage: swarmd join [OPTIONS] TOKEN MANAGER[:PORT]\n"
+    "\n"
+    "Join the swarm of MANAGER (port 2377 by default) as a worker: check the manager's\n"
+    "root CA against the token's digest, obtain this node's certificate with the token,\n"
+    "then keep a session with the manager. swarmd keeps running in the foreground;\n"
+    "'swarmd --state-dir DIR' resumes the node later. Refuses a state directory that\n"
+    "already holds a node.\n"
+    "\n"
+    "Options:\n"
+    "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
+    ")\n"
+    "  --listen-addr IP:PORT      Address for cluster traffic (default " DEFAULT_LISTEN
+    ")\n"
+    "  --advertise-addr IP[:PORT] Address other nodes use to reach this one\n"
+    "  --hostname NAME            Node hostname (default: the machine's)\n"
+    "  --log-level LEVEL          debug, info, warn or error (default info)\n"
+    "  -h, --help                 Show this help\n";
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -81,6 +103,7 @@ struct daemon {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     mgr *m;
+    wrk_agent *a;
     bool init;
     int exit_code;
     bool stopping;
@@ -90,6 +113,7 @@ static void stopped(void *userdata)
 {
     struct daemon *d = userdata;
     d->m = NULL;
+    d->a = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -102,6 +126,8 @@ static void stop(struct daemon *d, int code)
     d->exit_code = code;
     if (d->m)
         mgr_stop(d->m, stopped, d);
+    else if (d->a)
+        wrk_agent_stop(d->a, stopped, d);
     else
         stopped(d);
 }
@@ -148,6 +174,31 @@ static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
         "node %s of cluster %s is serving: manager, raft leader, listening on %s "
         "(advertised %s)",
         mgr_node_id(m), mgr_cluster_id(m), listen, addr);
+}
+
+static void on_agent_ready(wrk_agent *a, int status, const char *errmsg, void *userdata)
+{
+    struct daemon *d = userdata;
+    if (status < 0) {
+        fprintf(stderr, "swarmd: %s\n", errmsg);
+        stop(d, 1);
+        return;
+    }
+    log_info("node %s is a worker of the swarm, in session with a manager", wrk_agent_node_id(a));
+}
+
+/* The role kept in the state dir, or -ENOENT when it holds no node. */
+static int state_role(const char *dir, enum pki_role *ret)
+{
+    char path[4096], err[256];
+    struct pki_node_state st;
+    if (sw_path_join(path, sizeof(path), dir, PKI_NODE_STATE_FILE) < 0 || !sw_file_exists(path))
+        return -ENOENT;
+    int r = pki_node_state_load(dir, &st, err, sizeof(err));
+    if (r >= 0)
+        *ret = st.role;
+    pki_node_state_finish(&st);
+    return r < 0 ? -ENOENT : 0;
 }
 
 enum {
@@ -233,6 +284,9 @@ int main(int argc, char **argv)
             case OPT_CERT_EXPIRY:
                 cert_expiry = optarg;
                 break;
+            case OPT_HEARTBEAT:
+                heartbeat = optarg;
+                break;
             case 'h':
                 help = true;
                 break;
@@ -246,17 +300,31 @@ int main(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : NULL;
-    if (command && optind + 1 < argc)
-        return usage_error("unexpected argument '%s'", argv[optind + 1]);
-    bool init = false;
+    bool init = false, join = false;
+    const char *token = NULL;
+    struct sw_addr manager = {0};
     if (command) {
         if (strcmp(command, "init") == 0)
             init = true;
+        else if (strcmp(command, "join") == 0)
+            join = true;
         else
             return usage_error("unknown command '%s'", command);
     }
+    if (join && !help) {
+        if (optind + 3 != argc)
+            return usage_error(
+                "join needs a token and a manager address: swarmd join TOKEN "
+                "MANAGER[:PORT]");
+        token = argv[optind + 1];
+        if (sw_addr_parse(argv[optind + 2], DEFAULT_PORT, 0, &manager) < 0)
+            return usage_error("invalid manager address '%s': expected IP[:PORT]",
+                               argv[optind + 2]);
+    } else if (command && optind + 1 < argc) {
+        return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    }
     if (help) {
-        fputs(init ? usage_init : usage_main, stdout);
+        fputs(init ? usage_init : join ? usage_join : usage_main, stdout);
         return 0;
     }
     if (heartbeat) {
@@ -290,14 +358,57 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
 
-    int r = mgr_start(&d.loop, &cfg, init, on_ready, &d, &d.m, errmsg, sizeof(errmsg));
-    if (r < 0) {
-        fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
-        d.m = NULL;
-        stop(&d, 1);
-    } else {
-        mgr_set_fatal_handler(d.m, on_fatal, &d);
+    enum pki_role role = PKI_ROLE_MANAGER;
+    if (join) {
+        char node_id[SW_ID_LEN + 1];
+        struct wrk_join_request jr = {.state_dir = cfg.state_dir,
+                                      .token = token,
+                                      .manager = manager,
+                                      .listen_addr = cfg.listen_addr,
+                                      .advertise_addr = cfg.advertise_addr,
+                                      .advertise_set = cfg.advertise_addr_set,
+                                      .hostname = cfg.hostname};
+        int r = wrk_join(&jr, node_id, &role, errmsg, sizeof(errmsg));
+        if (r < 0) {
+            fprintf(stderr, "swarmd join: %s\n", errmsg);
+            d.exit_code = 1;
+            stop(&d, 1);
+            goto run;
+        }
+        if (role != PKI_ROLE_WORKER) {
+            fprintf(stderr,
+                    "swarmd join: that is a manager token; joining managers arrives with the "
+                    "HA managers issue; join with the worker token ('swarmctl join-token "
+                    "worker') into a fresh state directory\n");
+            stop(&d, 1);
+            goto run;
+        }
+        printf("This node joined a swarm as a worker (node %s).\n", node_id);
+        fflush(stdout);
+    } else if (!init && state_role(cfg.state_dir, &role) < 0) {
+        role = PKI_ROLE_MANAGER; /* mgr_start explains what is missing */
     }
+
+    int r;
+    if (role == PKI_ROLE_WORKER) {
+        struct wrk_config wc = {.state_dir = cfg.state_dir, .hostname = cfg.hostname};
+        r = wrk_agent_start(&d.loop, &wc, on_agent_ready, &d, &d.a, errmsg, sizeof(errmsg));
+        if (r < 0) {
+            fprintf(stderr, "swarmd: %s\n", errmsg);
+            d.a = NULL;
+            stop(&d, 1);
+        }
+    } else {
+        r = mgr_start(&d.loop, &cfg, init, on_ready, &d, &d.m, errmsg, sizeof(errmsg));
+        if (r < 0) {
+            fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
+            d.m = NULL;
+            stop(&d, 1);
+        } else {
+            mgr_set_fatal_handler(d.m, on_fatal, &d);
+        }
+    }
+run:
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);
     return d.exit_code;

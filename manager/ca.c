@@ -155,7 +155,7 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
         goto out;
     }
     struct sw_addr addr;
-    if (req->addr[0] && sw_addr_parse(req->addr, 2377, 0, &addr) < 0) {
+    if (req->addr[0] && sw_addr_parse(req->addr, 2377, 1, &addr) < 0) {
         r = -EINVAL;
         snprintf(err, sizeof(err), "invalid node address %.64s", req->addr);
         goto out;

@@ -58,11 +58,12 @@ static void session_end(struct mgr_session *s, int status, const char *why)
 static void session_gone(net_call *call, void *userdata)
 {
     struct mgr_session *s = userdata;
-    /* the node went away: the session ends; the node stays Ready until its heartbeats
-     * are missed (it may be reconnecting to us or another manager) */
+    /* the node's stream went away: the node stays Ready until its heartbeats are missed
+     * (it may be reconnecting); the entry stays to time it out, but heartbeats on it are
+     * refused so the node opens a new session */
     s->call = NULL;
+    s->ready = false;
     net_call_reply(call, -ECANCELED, "gone", NULL, 0);
-    session_end(s, 0, NULL);
 }
 
 /* ------------------------------------------------------------------ node status */
@@ -126,6 +127,8 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
 static void send_first(struct mgr_session *s)
 {
     struct mgr *m = s->m;
+    if (!s->call)
+        return; /* the stream went away while the node was being recorded */
     char addr[80];
     mgr_advertise_addr(m, addr, sizeof(addr));
     Swarm__ManagerPeer self = SWARM__MANAGER_PEER__INIT;
@@ -213,7 +216,7 @@ static bool valid_description(const Swarm__NodeDescription *d, char *err, size_t
         snprintf(err, size, "invalid hostname");
         return false;
     }
-    if (d->addr[0] && sw_addr_parse(d->addr, -1, 0, &a) < 0) {
+    if (d->addr[0] && sw_addr_parse(d->addr, -1, 1, &a) < 0) {
         snprintf(err, size, "invalid node address %.64s", d->addr);
         return false;
     }
@@ -331,7 +334,7 @@ static void check_timer_cb(uv_timer_t *t)
 
     for (struct mgr_session *s = m->sessions, *next; s; s = next) {
         next = s->next;
-        if (s->ready && now - s->last_seen_ns > limit) {
+        if (now - s->last_seen_ns > limit) {
             char id[SW_ID_LEN + 1];
             memcpy(id, s->node_id, sizeof(id));
             session_end(s, -ETIMEDOUT, "heartbeat failure");

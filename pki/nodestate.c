@@ -204,7 +204,7 @@ static int parse_conf(const char *dir, char *text, struct pki_node_state *st, ch
             char *end;
             errno = 0;
             unsigned long long id = strtoull(v, &end, 10);
-            if (errno || *end || id == 0)
+            if (errno || *end)
                 goto bad;
             st->raft_id = id;
         } else if (strcmp(k, "listen_addr") == 0) {
@@ -217,7 +217,8 @@ static int parse_conf(const char *dir, char *text, struct pki_node_state *st, ch
             snprintf(st->hostname, sizeof(st->hostname), "%s", v);
         }
     }
-    if (!have_id || !have_cluster || !st->raft_id)
+    /* a manager has a raft id; a worker has none (0) */
+    if (!have_id || !have_cluster || (st->role == PKI_ROLE_MANAGER && !st->raft_id))
         goto bad;
     return 0;
 bad:
