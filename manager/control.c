@@ -10,34 +10,6 @@
 #include "manager/internal.h"
 #include "proto/frame.h"
 
-static bool serving(struct mgr *m, net_call *call)
-{
-    if (m->serving)
-        return true;
-    net_call_reply(call, -EAGAIN, "the manager is starting or stopping; try again", NULL, 0);
-    return false;
-}
-
-static void reply_msg(net_call *call, const ProtobufCMessage *msg)
-{
-    uint8_t *buf;
-    size_t len;
-    int r = proto_pack(msg, &buf, &len);
-    if (r < 0) {
-        net_call_reply(call, r, "out of memory", NULL, 0);
-        return;
-    }
-    net_call_reply(call, 0, NULL, buf, len);
-    free(buf);
-}
-
-static void reply_errno(net_call *call, int r, const char *what)
-{
-    char err[256];
-    snprintf(err, sizeof(err), "%s: %s", what, strerror(-r));
-    net_call_reply(call, r, err, NULL, 0);
-}
-
 /* Observed manager status, filled from raft at read time. */
 static void fill_live(struct mgr *m, Swarm__Node *n)
 {
@@ -98,19 +70,19 @@ static void h_list_nodes(net_call *call, const uint8_t *payload, size_t len, voi
 {
     struct mgr *m = userdata;
     struct node_list l = {0};
-    if (!serving(m, call))
+    if (!mgr__serving(m, call))
         return;
     int r = list_nodes(m, &l);
     if (r < 0) {
         node_list_free(&l);
-        return reply_errno(call, r, "cannot list nodes");
+        return mgr__reply_errno(call, r, "cannot list nodes");
     }
     for (size_t i = 0; i < l.n; i++)
         fill_live(m, l.v[i]);
     Swarm__ListNodesResponse resp = SWARM__LIST_NODES_RESPONSE__INIT;
     resp.nodes = l.v;
     resp.n_nodes = l.n;
-    reply_msg(call, &resp.base);
+    mgr__reply_msg(call, &resp.base);
     node_list_free(&l);
 }
 
@@ -161,7 +133,7 @@ static void h_get_node(net_call *call, const uint8_t *payload, size_t len, void 
     struct mgr *m = userdata;
     char err[256];
     Swarm__Node *n = NULL;
-    if (!serving(m, call))
+    if (!mgr__serving(m, call))
         return;
     Swarm__GetNodeRequest *req = swarm__get_node_request__unpack(NULL, len, payload);
     if (!req)
@@ -177,7 +149,7 @@ static void h_get_node(net_call *call, const uint8_t *payload, size_t len, void 
     fill_live(m, n);
     Swarm__GetNodeResponse resp = SWARM__GET_NODE_RESPONSE__INIT;
     resp.node = n;
-    reply_msg(call, &resp.base);
+    mgr__reply_msg(call, &resp.base);
     swarm__node__free_unpacked(n, NULL);
 }
 
@@ -196,11 +168,11 @@ static void h_get_cluster(net_call *call, const uint8_t *payload, size_t len, vo
     struct mgr *m = userdata;
     Swarm__Cluster *c = NULL;
     char wd[65], md[65];
-    if (!serving(m, call))
+    if (!mgr__serving(m, call))
         return;
     int r = mgr__get_cluster(m, &c);
     if (r < 0)
-        return reply_errno(call, r, "cannot read the cluster object");
+        return mgr__reply_errno(call, r, "cannot read the cluster object");
     Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
     pki_sha256_hex(c->join_tokens->worker, strlen(c->join_tokens->worker), wd);
     pki_sha256_hex(c->join_tokens->manager, strlen(c->join_tokens->manager), md);
@@ -216,7 +188,7 @@ static void h_get_cluster(net_call *call, const uint8_t *payload, size_t len, vo
     wipe_string(c->join_tokens->worker);
     wipe_string(c->join_tokens->manager);
     resp.cluster = c;
-    reply_msg(call, &resp.base);
+    mgr__reply_msg(call, &resp.base);
     mgr__cluster_free(c);
 }
 
@@ -232,12 +204,12 @@ static void reply_token(struct mgr *m, net_call *call, int role)
     char token[PKI_TOKEN_LEN + 1], addr[80];
     int r = mgr_join_token(m, role, token, sizeof(token));
     if (r < 0)
-        return reply_errno(call, r, "cannot read the join tokens");
+        return mgr__reply_errno(call, r, "cannot read the join tokens");
     mgr_advertise_addr(m, addr, sizeof(addr));
     Swarm__GetJoinTokenResponse resp = SWARM__GET_JOIN_TOKEN_RESPONSE__INIT;
     resp.token = token;
     resp.manager_addr = addr;
-    reply_msg(call, &resp.base);
+    mgr__reply_msg(call, &resp.base);
     sw_erase(token, sizeof(token));
 }
 
@@ -265,7 +237,7 @@ static void rotate_committed(struct mgr *m, int status, void *userdata)
 {
     struct token_call *tc = userdata;
     if (status < 0)
-        reply_errno(tc->call, status, "cannot rotate the join token");
+        mgr__reply_errno(tc->call, status, "cannot rotate the join token");
     else {
         log_info("rotated the %s join token", tc->role ? "manager" : "worker");
         reply_token(m, tc->call, tc->role);
@@ -276,7 +248,7 @@ static void rotate_committed(struct mgr *m, int status, void *userdata)
 static void h_get_join_token(net_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
     struct mgr *m = userdata;
-    if (!serving(m, call))
+    if (!mgr__serving(m, call))
         return;
     Swarm__GetJoinTokenRequest *req = swarm__get_join_token_request__unpack(NULL, len, payload);
     if (!req)
@@ -298,7 +270,7 @@ static void h_get_join_token(net_call *call, const uint8_t *payload, size_t len,
     int r = mgr__cluster_update(m, rotate_mutate, rotate_committed, tc);
     if (r < 0) {
         free(tc);
-        reply_errno(call, r, "cannot rotate the join token");
+        mgr__reply_errno(call, r, "cannot rotate the join token");
     }
 }
 

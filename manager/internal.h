@@ -142,6 +142,31 @@ int mgr__self_node(struct mgr *m, Swarm__Node **ret);
 /* Fill c (strdup'd fields) from a certificate PEM. */
 void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
 
+/* objects.c: RPC helpers */
+/* false (and the call answered -EAGAIN) while the manager is not serving */
+bool mgr__serving(struct mgr *m, net_call *call);
+void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg);
+void mgr__reply_errno(net_call *call, int r, const char *what);
+
+/* objects.c: every object of a table, unpacked */
+struct mgr_objs {
+    ProtobufCMessage **v;
+    size_t n, cap;
+    const ProtobufCMessageDescriptor *desc;
+};
+int mgr__list(struct mgr *m, enum store_table table, const ProtobufCMessageDescriptor *desc,
+              struct mgr_objs *ret);
+/* the tasks of a service or a node */
+int mgr__list_index(struct mgr *m, enum store_index index, const char *key, struct mgr_objs *ret);
+void mgr__objs_free(struct mgr_objs *o);
+/* take v[i] out (the caller frees it with protobuf_c_message_free_unpacked) */
+ProtobufCMessage *mgr__objs_take(struct mgr_objs *o, size_t i);
+typedef void (*mgr_name_fn)(const ProtobufCMessage *msg, const char **ret_id,
+                            const char **ret_name);
+/* By full id, unique id prefix or name: the index, or -ENOENT/-EINVAL with err set. */
+ssize_t mgr__objs_find(struct mgr_objs *o, const char *ref, mgr_name_fn name_of, char *err,
+                       size_t size, const char *what);
+
 /* control.c / ca.c: RPC handlers */
 int mgr__control_register(struct mgr *m);
 int mgr__ca_register(struct mgr *m);

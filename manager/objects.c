@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/swtime.h"
 #include "manager/internal.h"
+#include "proto/frame.h"
 
 static void wipe_str(char *s)
 {
@@ -161,4 +162,137 @@ int mgr__self_node(struct mgr *m, Swarm__Node **ret)
     }
     *ret = n;
     return 0;
+}
+
+/* ------------------------------------------------------------------ RPC helpers */
+
+bool mgr__serving(struct mgr *m, net_call *call)
+{
+    if (m->serving)
+        return true;
+    net_call_reply(call, -EAGAIN, "the manager is starting or stopping; try again", NULL, 0);
+    return false;
+}
+
+void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    int r = proto_pack(msg, &buf, &len);
+    if (r < 0) {
+        net_call_reply(call, r, "out of memory", NULL, 0);
+        return;
+    }
+    net_call_reply(call, 0, NULL, buf, len);
+    free(buf);
+}
+
+void mgr__reply_errno(net_call *call, int r, const char *what)
+{
+    char err[256];
+    snprintf(err, sizeof(err), "%s: %s", what, strerror(-r));
+    net_call_reply(call, r, err, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ listing */
+
+struct collect_ctx {
+    struct mgr_objs *o;
+};
+
+static int collect(const char *id, const uint8_t *value, size_t len, void *userdata)
+{
+    struct mgr_objs *o = userdata;
+    ProtobufCMessage *msg = protobuf_c_message_unpack(o->desc, NULL, len, value);
+    if (!msg)
+        return -EBADMSG;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        ProtobufCMessage **v = realloc(o->v, cap * sizeof(*v));
+        if (!v) {
+            protobuf_c_message_free_unpacked(msg, NULL);
+            return -ENOMEM;
+        }
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n++] = msg;
+    return 0;
+}
+
+int mgr__list(struct mgr *m, enum store_table table, const ProtobufCMessageDescriptor *desc,
+              struct mgr_objs *ret)
+{
+    store_txn *t;
+    memset(ret, 0, sizeof(*ret));
+    ret->desc = desc;
+    int r = store_read_begin(m->store, &t);
+    if (r < 0)
+        return r;
+    r = store_foreach(t, table, collect, ret);
+    store_read_end(t);
+    if (r < 0)
+        mgr__objs_free(ret);
+    return r;
+}
+
+int mgr__list_index(struct mgr *m, enum store_index index, const char *key, struct mgr_objs *ret)
+{
+    store_txn *t;
+    memset(ret, 0, sizeof(*ret));
+    ret->desc = &swarm__task__descriptor;
+    int r = store_read_begin(m->store, &t);
+    if (r < 0)
+        return r;
+    r = store_foreach_index(t, index, key, collect, ret);
+    store_read_end(t);
+    if (r < 0)
+        mgr__objs_free(ret);
+    return r;
+}
+
+void mgr__objs_free(struct mgr_objs *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->v[i])
+            protobuf_c_message_free_unpacked(o->v[i], NULL);
+    free(o->v);
+    memset(o, 0, sizeof(*o));
+}
+
+ProtobufCMessage *mgr__objs_take(struct mgr_objs *o, size_t i)
+{
+    ProtobufCMessage *msg = o->v[i];
+    o->v[i] = NULL;
+    return msg;
+}
+
+ssize_t mgr__objs_find(struct mgr_objs *o, const char *ref, mgr_name_fn name_of, char *err,
+                       size_t size, const char *what)
+{
+    size_t ref_len = strlen(ref), matches = 0;
+    ssize_t found = -1;
+    if (ref_len == 0) {
+        snprintf(err, size, "a %s id or name is required", what);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        const char *id = NULL, *name = NULL;
+        name_of(o->v[i], &id, &name);
+        if (strcmp(id, ref) == 0)
+            return (ssize_t)i;
+        if (strncmp(id, ref, ref_len) == 0 || (name && strcmp(name, ref) == 0)) {
+            found = (ssize_t)i;
+            matches++;
+        }
+    }
+    if (matches == 1)
+        return found;
+    if (matches > 1) {
+        snprintf(err, size, "%s %s is ambiguous (%zu matches); use the full ID", what, ref,
+                 matches);
+        return -EINVAL;
+    }
+    snprintf(err, size, "no such %s: %s", what, ref);
+    return -ENOENT;
 }
