@@ -172,6 +172,10 @@ int mgr__control_register(struct mgr *m);
 int mgr__ca_register(struct mgr *m);
 int mgr__ca_reload(struct mgr *m);
 
+/* services.c: the control API for services, tasks, secrets, node updates */
+int mgr__services_register(struct mgr *m);
+bool mgr__valid_constraint(const char *c);
+
 /* dispatcher.c: node sessions and heartbeats */
 struct mgr_session;
 int mgr__dispatcher_register(struct mgr *m);
