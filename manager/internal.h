@@ -37,9 +37,21 @@ typedef void (*mgr_commit_fn)(struct mgr *m, int status, void *userdata);
  * concurrent edits never overwrite each other. */
 typedef int (*mgr_cluster_mutate_fn)(struct mgr *m, Swarm__Cluster *c, void *userdata);
 typedef int (*mgr_node_mutate_fn)(struct mgr *m, Swarm__Node *n, void *userdata);
+/* A batch of store actions built from fresh reads when its turn comes. */
+struct mgr_batch {
+    struct store_action *a;
+    size_t n, cap;
+};
+typedef int (*mgr_batch_fn)(struct mgr *m, struct mgr_batch *b, void *userdata);
+/* Add an action (obj packed and copied; NULL for DELETE). */
+int mgr__batch_add(struct mgr_batch *b, enum store_action_kind kind, enum store_table table,
+                   const char *id, const ProtobufCMessage *obj);
+void mgr__batch_free(struct mgr_batch *b);
+
 struct mgr_cluster_op {
     mgr_cluster_mutate_fn mutate;   /* the cluster, or */
-    mgr_node_mutate_fn node_mutate; /* this node */
+    mgr_node_mutate_fn node_mutate; /* this node, or */
+    mgr_batch_fn batch;             /* whatever this builds */
     char node_id[SW_ID_LEN + 1];
     mgr_commit_fn cb;
     void *userdata;
@@ -120,6 +132,8 @@ int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mg
  * do not overwrite each other). */
 int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_fn cb,
                         void *userdata);
+/* Queue a batch built when its turn comes (an empty batch commits nothing: cb gets 0). */
+int mgr__batch_update(struct mgr *m, mgr_batch_fn fn, mgr_commit_fn cb, void *userdata);
 /* The same for a node object (-ENOENT to cb if it is gone). */
 int mgr__node_update(struct mgr *m, const char *node_id, mgr_node_mutate_fn mutate,
                      mgr_commit_fn cb, void *userdata);

@@ -404,6 +404,70 @@ static int run_node_op(struct mgr *m, struct mgr_cluster_op *op)
     return r;
 }
 
+int mgr__batch_add(struct mgr_batch *b, enum store_action_kind kind, enum store_table table,
+                   const char *id, const ProtobufCMessage *obj)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        struct store_action *a = realloc(b->a, cap * sizeof(*a));
+        if (!a)
+            return -ENOMEM;
+        b->a = a;
+        b->cap = cap;
+    }
+    struct store_action *x = &b->a[b->n];
+    memset(x, 0, sizeof(*x));
+    x->kind = kind;
+    x->table = table;
+    x->id = strdup(id);
+    if (!x->id)
+        return -ENOMEM;
+    if (obj) {
+        uint8_t *buf;
+        size_t len;
+        int r = proto_pack(obj, &buf, &len);
+        if (r < 0) {
+            free((char *)x->id);
+            return r;
+        }
+        x->value = buf;
+        x->len = len;
+    }
+    b->n++;
+    return 0;
+}
+
+void mgr__batch_free(struct mgr_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free((char *)b->a[i].id);
+        if (b->a[i].value) {
+            sw_erase((void *)b->a[i].value, b->a[i].len);
+            free((void *)b->a[i].value);
+        }
+    }
+    free(b->a);
+    memset(b, 0, sizeof(*b));
+}
+
+static int run_batch_op(struct mgr *m, struct mgr_cluster_op *op)
+{
+    struct mgr_batch b = {0};
+    int r = op->batch(m, &b, op->userdata);
+    if (r >= 0 && b.n == 0) {
+        mgr__batch_free(&b);
+        return 1; /* nothing to commit */
+    }
+    if (r >= 0) {
+        m->cluster_op_running = true;
+        r = mgr__propose(m, b.a, b.n, cluster_op_committed, op);
+        if (r < 0)
+            m->cluster_op_running = false;
+    }
+    mgr__batch_free(&b);
+    return r;
+}
+
 static void cluster_op_next(struct mgr *m)
 {
     while (!m->cluster_op_running && m->cluster_ops_head) {
@@ -412,7 +476,15 @@ static void cluster_op_next(struct mgr *m)
         if (!m->cluster_ops_head)
             m->cluster_ops_tail = NULL;
 
-        int r = op->node_mutate ? run_node_op(m, op) : run_cluster_op(m, op);
+        int r = op->batch         ? run_batch_op(m, op)
+                : op->node_mutate ? run_node_op(m, op)
+                                  : run_cluster_op(m, op);
+        if (r > 0) { /* done without a proposal */
+            if (op->cb)
+                op->cb(m, 0, op->userdata);
+            free(op);
+            continue;
+        }
         if (r < 0) {
             if (op->cb)
                 op->cb(m, r, op->userdata);
@@ -441,6 +513,19 @@ int mgr__cluster_update(struct mgr *m, mgr_cluster_mutate_fn mutate, mgr_commit_
     if (!op)
         return -ENOMEM;
     op->mutate = mutate;
+    op->cb = cb;
+    op->userdata = userdata;
+    return enqueue(m, op);
+}
+
+int mgr__batch_update(struct mgr *m, mgr_batch_fn fn, mgr_commit_fn cb, void *userdata)
+{
+    if (m->stopping)
+        return -ECANCELED;
+    struct mgr_cluster_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->batch = fn;
     op->cb = cb;
     op->userdata = userdata;
     return enqueue(m, op);
