@@ -23,6 +23,8 @@ struct mgr_session {
     uint64_t last_seen_ns; /* monotonic */
     bool ready;            /* the first message went out */
     Swarm__NodeDescription *desc;
+    char (*secrets)[SW_ID_LEN + 1]; /* secret ids this node holds (sent, not removed) */
+    size_t n_secrets;
     struct mgr_session *next;
 };
 
@@ -52,6 +54,7 @@ static void session_end(struct mgr_session *s, int status, const char *why)
         net_call_reply(s->call, status, why, NULL, 0);
     if (s->desc)
         swarm__node_description__free_unpacked(s->desc, NULL);
+    free(s->secrets);
     free(s);
 }
 
@@ -124,11 +127,139 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
     return 0;
 }
 
-static void send_first(struct mgr_session *s)
+/* ------------------------------------------------------------------ assignments */
+
+struct assign_list {
+    Swarm__Assignment **v;
+    size_t n, cap;
+    struct mgr_objs owned_tasks;
+    ProtobufCMessage **owned;
+    size_t n_owned;
+};
+
+static int assign_add(struct assign_list *l, Swarm__AssignmentAction action, Swarm__Task *task,
+                      Swarm__Secret *secret)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        Swarm__Assignment **v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    Swarm__Assignment *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    swarm__assignment__init(a);
+    a->action = action;
+    a->task = task;
+    a->secret = secret;
+    l->v[l->n++] = a;
+    return 0;
+}
+
+static void assign_free(struct assign_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i]->secret) {
+            sw_erase(l->v[i]->secret->data.data, l->v[i]->secret->data.len);
+            swarm__secret__free_unpacked(l->v[i]->secret, NULL);
+        }
+        free(l->v[i]);
+    }
+    free(l->v);
+    mgr__objs_free(&l->owned_tasks);
+}
+
+static bool holds_secret(const struct mgr_session *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_secrets; i++)
+        if (strcmp(s->secrets[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Secrets the node's live tasks need: send the missing ones, remove the unneeded. */
+static int sync_secrets(struct mgr *m, struct mgr_session *s, const struct mgr_objs *tasks,
+                        struct assign_list *l)
+{
+    /* needed ids */
+    size_t cap = 0, n = 0;
+    char(*need)[SW_ID_LEN + 1] = NULL;
+    for (size_t i = 0; i < tasks->n; i++) {
+        const Swarm__Task *t = (const Swarm__Task *)tasks->v[i];
+        if (t->desired_state > SWARM__TASK_STATE__TASK_RUNNING ||
+            t->state >= SWARM__TASK_STATE__TASK_COMPLETE || !t->spec)
+            continue;
+        for (size_t j = 0; j < t->spec->n_secrets; j++) {
+            const char *id = t->spec->secrets[j]->secret_id;
+            bool dup = false;
+            for (size_t k = 0; k < n && !dup; k++)
+                dup = strcmp(need[k], id) == 0;
+            if (dup || !sw_id_valid(id))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                char(*v)[SW_ID_LEN + 1] = realloc(need, cap * sizeof(*v));
+                if (!v) {
+                    free(need);
+                    return -ENOMEM;
+                }
+                need = v;
+            }
+            memcpy(need[n++], id, SW_ID_LEN + 1);
+        }
+    }
+    int r = 0;
+    for (size_t k = 0; k < n && r >= 0; k++) {
+        if (holds_secret(s, need[k]))
+            continue;
+        store_txn *txn;
+        uint8_t *val = NULL;
+        size_t len = 0;
+        if (store_read_begin(m->store, &txn) < 0)
+            continue;
+        int g = store_get(txn, STORE_SECRETS, need[k], &val, &len);
+        store_read_end(txn);
+        if (g < 0)
+            continue; /* gone: the task will be rejected by the node */
+        Swarm__Secret *sec = swarm__secret__unpack(NULL, len, val);
+        sw_erase(val, len);
+        free(val);
+        if (sec)
+            r = assign_add(l, SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE, NULL, sec);
+    }
+    for (size_t i = 0; i < s->n_secrets && r >= 0; i++) {
+        bool needed = false;
+        for (size_t k = 0; k < n && !needed; k++)
+            needed = strcmp(need[k], s->secrets[i]) == 0;
+        if (needed)
+            continue;
+        Swarm__Secret *gone = calloc(1, sizeof(*gone));
+        if (!gone) {
+            r = -ENOMEM;
+            break;
+        }
+        swarm__secret__init(gone);
+        gone->id = strdup(s->secrets[i]);
+        r = gone->id ? assign_add(l, SWARM__ASSIGNMENT_ACTION__ASSIGN_REMOVE, NULL, gone) : -ENOMEM;
+        if (r < 0)
+            swarm__secret__free_unpacked(gone, NULL);
+    }
+    if (r >= 0) {
+        free(s->secrets);
+        s->secrets = need;
+        s->n_secrets = n;
+    } else {
+        free(need);
+    }
+    return r;
+}
+
+static int send_assignments(struct mgr_session *s, bool full, struct assign_list *l)
 {
     struct mgr *m = s->m;
-    if (!s->call)
-        return; /* the stream went away while the node was being recorded */
     char addr[80];
     mgr_advertise_addr(m, addr, sizeof(addr));
     Swarm__ManagerPeer self = SWARM__MANAGER_PEER__INIT;
@@ -140,16 +271,40 @@ static void send_first(struct mgr_session *s)
     msg.heartbeat_period_ns = period_ns(m);
     msg.managers = peers;
     msg.n_managers = 1;
+    msg.full = full;
+    msg.assignments = l->v;
+    msg.n_assignments = l->n;
     uint8_t *buf;
     size_t len;
-    if (proto_pack(&msg.base, &buf, &len) < 0) {
-        session_end(s, -ENOMEM, "out of memory");
-        return;
-    }
-    int r = net_call_send(s->call, buf, len);
+    int r = proto_pack(&msg.base, &buf, &len);
+    if (r < 0)
+        return r;
+    r = net_call_send(s->call, buf, len);
+    sw_erase(buf, len);
     free(buf);
+    return r;
+}
+
+static void send_first(struct mgr_session *s)
+{
+    struct mgr *m = s->m;
+    if (!s->call)
+        return; /* the stream went away while the node was being recorded */
+    struct assign_list l = {0};
+    int r = mgr__list_index(m, STORE_TASKS_BY_NODE, s->node_id, &l.owned_tasks);
+    for (size_t i = 0; r >= 0 && i < l.owned_tasks.n; i++)
+        r = assign_add(&l, SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE,
+                       (Swarm__Task *)l.owned_tasks.v[i], NULL);
+    free(s->secrets);
+    s->secrets = NULL;
+    s->n_secrets = 0;
+    if (r >= 0)
+        r = sync_secrets(m, s, &l.owned_tasks, &l);
+    if (r >= 0)
+        r = send_assignments(s, true, &l);
+    assign_free(&l);
     if (r < 0) {
-        session_end(s, r, "cannot send");
+        session_end(s, r, "cannot send the node its assignments");
         return;
     }
     s->ready = true;
@@ -301,6 +456,160 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
     free(buf);
 }
 
+static bool task_changed_for_node(const Swarm__Task *old, const Swarm__Task *t)
+{
+    return !old || old->desired_state != t->desired_state || old->spec_version != t->spec_version ||
+           strcmp(old->node_id, t->node_id) != 0;
+}
+
+static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, bool removed)
+{
+    struct mgr_session **slot = node_id[0] ? find_slot(m, node_id) : NULL;
+    if (!slot || !(*slot)->ready || !(*slot)->call)
+        return;
+    struct mgr_session *s = *slot;
+    struct assign_list l = {0};
+    int r = assign_add(
+        &l,
+        removed ? SWARM__ASSIGNMENT_ACTION__ASSIGN_REMOVE : SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE,
+        task, NULL);
+    if (r >= 0)
+        r = mgr__list_index(m, STORE_TASKS_BY_NODE, node_id, &l.owned_tasks);
+    if (r >= 0)
+        r = sync_secrets(m, s, &l.owned_tasks, &l);
+    if (r >= 0)
+        r = send_assignments(s, false, &l);
+    l.v[0]->task = NULL; /* borrowed */
+    assign_free(&l);
+    if (r < 0)
+        session_end(s, r, "cannot send the node its assignments");
+}
+
+void mgr__dispatcher_store_event(struct mgr *m, const struct store_event *ev)
+{
+    if (ev->table != STORE_TASKS || !m->sessions)
+        return;
+    Swarm__Task *old = ev->old_value ? swarm__task__unpack(NULL, ev->old_len, ev->old_value) : NULL;
+    Swarm__Task *t = ev->value ? swarm__task__unpack(NULL, ev->len, ev->value) : NULL;
+    if (t && !task_changed_for_node(old, t)) {
+        /* a status the node itself reported: nothing new for it */
+    } else if (t) {
+        if (old && old->node_id[0] && strcmp(old->node_id, t->node_id) != 0)
+            notify_node(m, old->node_id, old, true);
+        notify_node(m, t->node_id, t, false);
+    } else if (old) {
+        notify_node(m, old->node_id, old, true);
+    }
+    if (old)
+        swarm__task__free_unpacked(old, NULL);
+    if (t)
+        swarm__task__free_unpacked(t, NULL);
+}
+
+/* ------------------------------------------------------------------ task status */
+
+struct status_batch {
+    net_call *call;
+    char node_id[SW_ID_LEN + 1];
+    Swarm__UpdateTaskStatusRequest *req;
+};
+
+static void set_field(char **f, const char *v)
+{
+    char *n = strdup(v ? v : "");
+    if (!n)
+        return;
+    if (*f && *f != protobuf_c_empty_string)
+        free(*f);
+    *f = n;
+}
+
+static int build_status(struct mgr *m, struct mgr_batch *b, void *userdata)
+{
+    struct status_batch *sb = userdata;
+    for (size_t i = 0; i < sb->req->n_updates; i++) {
+        const Swarm__TaskStatusUpdate *u = sb->req->updates[i];
+        Swarm__Task *t = NULL;
+        store_txn *txn;
+        uint8_t *val = NULL;
+        size_t len = 0;
+        if (!sw_id_valid(u->task_id) || store_read_begin(m->store, &txn) < 0)
+            continue;
+        int r = store_get(txn, STORE_TASKS, u->task_id, &val, &len);
+        store_read_end(txn);
+        if (r < 0)
+            continue; /* removed meanwhile */
+        t = swarm__task__unpack(NULL, len, val);
+        free(val);
+        if (!t)
+            continue;
+        /* only this node's tasks, and a state never moves backwards */
+        if (strcmp(t->node_id, sb->node_id) == 0 && u->state >= t->state &&
+            u->state <= SWARM__TASK_STATE__TASK_REJECTED &&
+            (u->state != t->state || u->pid != t->pid || u->exit_code != t->exit_code)) {
+            t->state = u->state;
+            t->state_at = sw_now_realtime_ns();
+            t->pid = u->state == SWARM__TASK_STATE__TASK_RUNNING ? u->pid : 0;
+            t->exit_code = u->exit_code;
+            set_field(&t->message, u->message);
+            set_field(&t->err, u->err);
+            if (t->meta)
+                t->meta->updated_at = t->state_at;
+            r = mgr__batch_add(b, STORE_PUT, STORE_TASKS, t->id, &t->base);
+        }
+        swarm__task__free_unpacked(t, NULL);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static void status_done(struct mgr *m, int status, void *userdata)
+{
+    struct status_batch *sb = userdata;
+    if (status < 0)
+        mgr__reply_errno(sb->call, status, "cannot record task status");
+    else
+        net_call_reply(sb->call, 0, NULL, NULL, 0);
+    swarm__update_task_status_request__free_unpacked(sb->req, NULL);
+    free(sb);
+}
+
+static void h_update_task_status(net_call *call, const uint8_t *payload, size_t len, void *userdata)
+{
+    struct mgr *m = userdata;
+    const struct net_peer *peer = net_call_peer(call);
+    if (peer->kind != NET_PEER_NODE)
+        return net_call_reply(call, -EPERM, "task status needs a node certificate", NULL, 0);
+    Swarm__UpdateTaskStatusRequest *req =
+        swarm__update_task_status_request__unpack(NULL, len, payload);
+    if (!req)
+        return net_call_reply(call, -EINVAL, "malformed UpdateTaskStatusRequest", NULL, 0);
+    struct mgr_session **slot = find_slot(m, peer->id.node_id);
+    if (!slot || strcmp((*slot)->session_id, req->session_id) != 0) {
+        swarm__update_task_status_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -ENOENT, "no such session; open a new one", NULL, 0);
+    }
+    if (req->n_updates > 4096) {
+        swarm__update_task_status_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "at most 4096 updates at once", NULL, 0);
+    }
+    struct status_batch *sb = calloc(1, sizeof(*sb));
+    if (!sb) {
+        swarm__update_task_status_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    }
+    sb->call = call;
+    sb->req = req;
+    memcpy(sb->node_id, peer->id.node_id, SW_ID_LEN + 1);
+    int r = mgr__batch_update(m, build_status, status_done, sb);
+    if (r < 0) {
+        swarm__update_task_status_request__free_unpacked(req, NULL);
+        free(sb);
+        mgr__reply_errno(call, r, "cannot record task status");
+    }
+}
+
 /* ------------------------------------------------------------------ expiry */
 
 struct down_scan {
@@ -362,6 +671,9 @@ int mgr__dispatcher_register(struct mgr *m)
     int r = net_server_register(m->server, "Dispatcher.Session", NET_AUTH_NODE, h_session, m);
     if (r >= 0)
         r = net_server_register(m->server, "Dispatcher.Heartbeat", NET_AUTH_NODE, h_heartbeat, m);
+    if (r >= 0)
+        r = net_server_register(m->server, "Dispatcher.UpdateTaskStatus", NET_AUTH_NODE,
+                                h_update_task_status, m);
     return r;
 }
 

@@ -89,6 +89,11 @@ struct mgr {
     SSL_CTX *server_ctx;
     struct sw_addr bound_addr;
 
+    /* orchestrator.c */
+    bool reconcile_queued;
+    uv_timer_t kick_timer, tick_timer;
+    store_watch *watch;
+
     /* dispatcher.c */
     struct mgr_session *sessions;
     uint64_t heartbeat_period_ns;
@@ -197,3 +202,9 @@ int mgr__dispatcher_register(struct mgr *m);
 void mgr__dispatcher_start(struct mgr *m);
 /* End every session (their streams get an answer) and stop the timer. */
 void mgr__dispatcher_stop(struct mgr *m);
+/* A committed change: send the affected node its assignment changes. */
+void mgr__dispatcher_store_event(struct mgr *m, const struct store_event *ev);
+
+/* orchestrator.c: reconciliation (orchestrator + scheduler) while serving */
+int mgr__orchestrator_start(struct mgr *m);
+void mgr__orchestrator_stop(struct mgr *m);

@@ -72,6 +72,9 @@ static void become_ready(struct mgr *m)
 {
     m->serving = true;
     mgr__dispatcher_start(m);
+    int r = mgr__orchestrator_start(m);
+    if (r < 0)
+        log_warn_errno(r, "cannot watch the store: services will not be reconciled");
     if (m->ready) {
         mgr_ready_fn cb = m->ready;
         m->ready = NULL;
@@ -515,6 +518,10 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->fatal_timer.data = m;
     uv_timer_init(loop, &m->dispatcher_timer);
     m->dispatcher_timer.data = m;
+    uv_timer_init(loop, &m->kick_timer);
+    m->kick_timer.data = m;
+    uv_timer_init(loop, &m->tick_timer);
+    m->tick_timer.data = m;
 
     enum mgr_state_kind kind;
     char node_id[SW_ID_LEN + 1] = "?", cluster_id[SW_ID_LEN + 1] = "?";
@@ -690,8 +697,11 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
         free(op);
     }
     m->pending_closes++; /* held until every close below has been started */
+    mgr__orchestrator_stop(m);
     mgr__dispatcher_stop(m);
-    m->pending_closes += 3;
+    m->pending_closes += 5;
+    uv_close((uv_handle_t *)&m->kick_timer, timer_closed);
+    uv_close((uv_handle_t *)&m->tick_timer, timer_closed);
     uv_close((uv_handle_t *)&m->leader_timer, timer_closed);
     uv_close((uv_handle_t *)&m->fatal_timer, timer_closed);
     uv_close((uv_handle_t *)&m->dispatcher_timer, timer_closed);
