@@ -664,6 +664,12 @@ static void check_timer_cb(uv_timer_t *t)
     }
 }
 
+bool mgr__dispatcher_has_session(struct mgr *m, const char *node_id)
+{
+    struct mgr_session **slot = find_slot(m, node_id);
+    return slot && (*slot)->ready && (*slot)->call;
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 int mgr__dispatcher_register(struct mgr *m)

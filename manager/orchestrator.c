@@ -387,7 +387,9 @@ static int schedule(struct pass *p)
             const Node *node = (Node *)p->nodes.v[n];
             if (t->node_id[0] && strcmp(t->node_id, node->id) != 0)
                 continue; /* global tasks are bound to their node */
-            if (node->state != SWARM__NODE_STATE__NODE_READY) {
+            /* Ready, with an agent in session to run it (a manager runs none yet) */
+            if (node->state != SWARM__NODE_STATE__NODE_READY ||
+                !mgr__dispatcher_has_session(p->m, node->id)) {
                 not_ready++;
                 continue;
             }
