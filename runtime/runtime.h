@@ -142,3 +142,11 @@ int rt_task_reap(rt_task *t, struct rt_exit *ret);
 /* After reap (or to abandon a task: it is SIGKILLed and reaped first): unmount and wipe
  * the secrets, remove the cgroup and the task's dirs, free t. */
 int rt_task_cleanup(rt_task *t);
+
+/* ------------------------------------------------------------------ leftovers */
+
+/* Kill every process left in task cgroups under this runtime's parent cgroup (tasks of a
+ * previous run of the daemon, which was killed before it could stop them) and remove
+ * those cgroups. Run it before starting tasks: a task of this runtime that is running
+ * would be killed too. *ret_killed (may be NULL): how many processes were found. */
+int rt_runtime_kill_leftovers(rt_runtime *rt, unsigned *ret_killed);

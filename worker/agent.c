@@ -1,5 +1,6 @@
 /* The worker agent: one mTLS session with a manager (Dispatcher.Session), heartbeats at the
- * period the manager asks for, reconnection with backoff and failover between managers. */
+ * period the manager asks for, reconnection with backoff and failover between managers;
+ * assignments go to the executor, whose status updates go back batched. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 #define BACKOFF_MAX_MS 5000u
 #define PERIOD_DEFAULT_NS (5ULL * SW_NSEC_PER_SEC)
 #define PERIOD_MIN_NS (10ULL * SW_NSEC_PER_MSEC)
+#define STATUS_FLUSH_MS 50u
+#define STATUS_BATCH 64u
+#define STATUS_RETRY_MS 1000u /* after the manager refused a batch */
 
 enum agent_state {
     AGENT_IDLE = 0,   /* waiting to reconnect (backoff) or given up */
@@ -54,9 +58,11 @@ struct wrk_agent {
     void *userdata;
     bool ready_done;
 
-    uv_timer_t timer;       /* backoff, session wait, heartbeats */
-    uv_timer_t first_timer; /* FIRST_SESSION_MS */
-    int handles_open;
+    uv_timer_t timer;        /* backoff, session wait, heartbeats */
+    uv_timer_t first_timer;  /* FIRST_SESSION_MS */
+    uv_timer_t status_timer; /* STATUS_FLUSH_MS after the first unsent update */
+    wrk__exec *exec;
+    int handles_open; /* the timers and the executor */
     void (*stop_cb)(void *userdata);
     void *stop_userdata;
 };
@@ -82,6 +88,8 @@ static void drop_client(wrk_agent *a)
     a->client = NULL; /* callbacks run inside the close see it is not ours any more */
     if (c)
         net_client_close(c);
+    if (a->exec)
+        wrk__exec_updates_done(a->exec, false); /* what was in flight goes again */
     free(a->session_id);
     a->session_id = NULL;
     a->hb_in_flight = false;
@@ -198,6 +206,74 @@ static void heartbeat_send(wrk_agent *a)
     uv_timer_start(&a->timer, timer_heartbeat, wrk__jitter_ms(period_ms(a), 20), 0);
 }
 
+/* ------------------------------------------------------------------ task status */
+
+static void status_flush(wrk_agent *a);
+
+static void timer_status(uv_timer_t *t)
+{
+    status_flush(t->data);
+}
+
+static void on_status(net_client *c, int status, const char *error, const uint8_t *payload,
+                      size_t len, bool final, void *userdata)
+{
+    wrk_agent *a = userdata;
+    (void)payload;
+    (void)len;
+    if (c != a->client || !final)
+        return;
+    if (status < 0)
+        log_debug("agent: task status not taken: %s", error ? error : strerror(-status));
+    /* answered once the updates are committed; else they are kept */
+    wrk__exec_updates_done(a->exec, status >= 0);
+    if (wrk__exec_updates_unsent(a->exec) == 0)
+        return;
+    uv_timer_stop(&a->status_timer);
+    if (status >= 0)
+        status_flush(a);
+    else
+        uv_timer_start(&a->status_timer, timer_status, STATUS_RETRY_MS, 0);
+}
+
+static void status_flush(wrk_agent *a)
+{
+    if (a->state != AGENT_ACTIVE || !a->client)
+        return; /* sent once a session is up */
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0, n = 0;
+    int r = wrk__exec_updates_pack(a->exec, a->session_id, STATUS_BATCH, &buf, &len, &n);
+    if (r < 0 || n == 0)
+        return;
+    r = net_client_call(a->client, "Dispatcher.UpdateTaskStatus", buf, len, on_status, a, NULL);
+    if (r < 0) {
+        log_debug("agent: cannot send task status: %s", strerror(-r));
+        wrk__exec_updates_done(a->exec, false);
+    }
+}
+
+/* An update was queued: send at STATUS_BATCH unsent, else within STATUS_FLUSH_MS. */
+static void status_kick(void *userdata)
+{
+    wrk_agent *a = userdata;
+    if (a->state == AGENT_STOPPED)
+        return;
+    if (wrk__exec_updates_unsent(a->exec) >= STATUS_BATCH) {
+        uv_timer_stop(&a->status_timer);
+        status_flush(a);
+    } else if (!uv_is_active((uv_handle_t *)&a->status_timer)) {
+        uv_timer_start(&a->status_timer, timer_status, STATUS_FLUSH_MS, 0);
+    }
+}
+
+/* Wipe the secrets a session message carried before it is freed. */
+static void wipe_secrets(Swarm__SessionMessage *m)
+{
+    for (size_t i = 0; i < m->n_assignments; i++)
+        if (m->assignments[i]->secret)
+            sw_erase(m->assignments[i]->secret->data.data, m->assignments[i]->secret->data.len);
+}
+
 /* ------------------------------------------------------------------ session */
 
 /* Adopt the managers a session message names; rewrite the file when the set changed. */
@@ -250,18 +326,22 @@ static void on_session(net_client *c, int status, const char *error, const uint8
     }
     Swarm__SessionMessage *m = swarm__session_message__unpack(NULL, len, payload);
     if (!m || (a->state == AGENT_OPENING && !m->session_id[0])) {
-        if (m)
+        if (m) {
+            wipe_secrets(m);
             swarm__session_message__free_unpacked(m, NULL);
+        }
         fail_session(a, -EPROTO, "malformed session message");
         return;
     }
     if (m->heartbeat_period_ns)
         a->period_ns = m->heartbeat_period_ns;
     adopt_managers(a, m);
-    if (a->state == AGENT_OPENING) {
+    bool opened = a->state == AGENT_OPENING;
+    if (opened) {
         a->session_id = strdup(m->session_id);
-        swarm__session_message__free_unpacked(m, NULL);
         if (!a->session_id) {
+            wipe_secrets(m);
+            swarm__session_message__free_unpacked(m, NULL);
             fail_session(a, -ENOMEM, "out of memory");
             return;
         }
@@ -274,10 +354,16 @@ static void on_session(net_client *c, int status, const char *error, const uint8
                   (unsigned long long)period_ms(a));
         uv_timer_stop(&a->timer);
         uv_timer_start(&a->timer, timer_heartbeat, wrk__jitter_ms(period_ms(a), 20), 0);
-        report_ready(a, 0, NULL);
-        return;
     }
+    wrk__exec_apply(a->exec, m);
+    wipe_secrets(m);
     swarm__session_message__free_unpacked(m, NULL);
+    if (opened) {
+        /* what the last session did not get committed goes now, with this one's news */
+        uv_timer_stop(&a->status_timer);
+        status_flush(a);
+        report_ready(a, 0, NULL);
+    }
 }
 
 static void timer_session_wait(uv_timer_t *t)
@@ -354,6 +440,8 @@ static void agent_free(wrk_agent *a)
 {
     if (!a)
         return;
+    if (a->exec)
+        wrk__exec_close(a->exec, NULL, NULL); /* only on a failed start: no handle open */
     pki_tls_ctx_free(a->ctx);
     free(a->session_id);
     free(a->state_dir);
@@ -421,10 +509,26 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     if (r < 0)
         goto out;
 
+    char run_dir[256], parent[64];
+    if (!cfg->run_dir)
+        snprintf(run_dir, sizeof(run_dir), "/run/swarmd/%s", a->node_id);
+    snprintf(parent, sizeof(parent), "swarmd-%.12s", a->node_id);
+    struct wrk__exec_config xc = {
+        .run_dir = cfg->run_dir ? cfg->run_dir : run_dir,
+        .cgroup_parent = cfg->cgroup_parent ? cfg->cgroup_parent : parent,
+        .stop_grace_ms = cfg->stop_grace_ms,
+    };
+    r = wrk__exec_create(loop, &xc, status_kick, a, &a->exec);
+    if (r < 0) {
+        snprintf(errmsg, errmsg_size, "out of memory");
+        goto out;
+    }
+
     uv_timer_init(loop, &a->timer);
     uv_timer_init(loop, &a->first_timer);
-    a->timer.data = a->first_timer.data = a;
-    a->handles_open = 2;
+    uv_timer_init(loop, &a->status_timer);
+    a->timer.data = a->first_timer.data = a->status_timer.data = a;
+    a->handles_open = 4; /* three timers and the executor */
     uv_timer_start(&a->first_timer, first_timeout, FIRST_SESSION_MS, 0);
     connect_next(a);
     *ret = TAKE_PTR(a);
@@ -435,9 +539,8 @@ out:
     return r;
 }
 
-static void handle_closed(uv_handle_t *h)
+static void agent_closed_one(wrk_agent *a)
 {
-    wrk_agent *a = h->data;
     if (--a->handles_open > 0)
         return;
     void (*cb)(void *) = a->stop_cb;
@@ -445,6 +548,16 @@ static void handle_closed(uv_handle_t *h)
     agent_free(a);
     if (cb)
         cb(ud);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    agent_closed_one(h->data);
+}
+
+static void exec_closed(void *userdata)
+{
+    agent_closed_one(userdata);
 }
 
 void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata)
@@ -458,6 +571,20 @@ void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata)
     drop_client(a);
     uv_close((uv_handle_t *)&a->timer, handle_closed);
     uv_close((uv_handle_t *)&a->first_timer, handle_closed);
+    uv_close((uv_handle_t *)&a->status_timer, handle_closed);
+    /* every task killed, reaped and its cgroup gone before the agent is */
+    wrk__exec *x = TAKE_PTR(a->exec);
+    wrk__exec_close(x, exec_closed, a);
+}
+
+const char *wrk_agent_runtime_error(const wrk_agent *a)
+{
+    return a->exec ? wrk__exec_runtime_error(a->exec) : NULL;
+}
+
+unsigned wrk_agent_leftovers_killed(const wrk_agent *a)
+{
+    return a->exec ? wrk__exec_leftovers_killed(a->exec) : 0;
 }
 
 const char *wrk_agent_node_id(const wrk_agent *a)

@@ -1,5 +1,5 @@
-/* worker: the agent every node runs — joining a swarm, the session with a manager, and
- * heartbeats (assignments and task supervision come with the orchestrator). */
+/* worker: the agent every node runs — joining a swarm, the session with a manager,
+ * heartbeats, and the tasks the manager assigns (run with runtime/). */
 #pragma once
 
 #include <stdbool.h>
@@ -38,15 +38,29 @@ struct wrk_config {
     const char *hostname;   /* NULL: as recorded */
     struct sw_addr manager; /* the manager to reach; port 0: from the state dir */
     bool manager_set;
+    const char *run_dir;       /* the tasks' run dir; NULL: /run/swarmd/<node id> */
+    const char *cgroup_parent; /* NULL: swarmd-<first 12 characters of the node id> */
+    uint64_t stop_grace_ms;    /* a stopped task gets SIGTERM, SIGKILL after this; 0: 10 s */
 };
 
 /* status 0: the first session message arrived (the node is Ready); <0: gave up. */
 typedef void (*wrk_ready_fn)(wrk_agent *a, int status, const char *errmsg, void *userdata);
 
-/* Load the node from the state dir, keep a session with a manager (reconnecting with
- * backoff, failing over to the managers the session names), heartbeat at the period the
- * manager asks for (jittered). Returns <0 with errmsg if it cannot begin. */
+/* Load the node from the state dir, kill what a previous run of this node left in its
+ * task cgroups, keep a session with a manager (reconnecting with backoff, failing over to
+ * the managers the session names), heartbeat at the period the manager asks for
+ * (jittered), run the tasks the session assigns and report their status
+ * (Dispatcher.UpdateTaskStatus, batched, resent after a reconnect until committed).
+ * Secrets are held in memory only. A runtime that cannot be set up (not root, no cgroups)
+ * does not stop the agent: every task is then rejected with the reason
+ * (wrk_agent_runtime_error). Returns <0 with errmsg if it cannot begin. */
 int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn ready,
                     void *userdata, wrk_agent **ret, char *errmsg, size_t errmsg_size);
+/* Stop: every task is killed (SIGKILL), reaped and its cgroup removed before cb runs;
+ * secrets are wiped. */
 void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata);
 const char *wrk_agent_node_id(const wrk_agent *a);
+/* NULL when tasks can run, else why not (for the daemon to log once). */
+const char *wrk_agent_runtime_error(const wrk_agent *a);
+/* How many processes left by a previous run were killed at start. */
+unsigned wrk_agent_leftovers_killed(const wrk_agent *a);

@@ -19,3 +19,47 @@ int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, ch
  * holds no address. */
 int wrk__managers_load(const char *dir, struct sw_addr *list, size_t max, size_t *ret_n,
                        char *errmsg, size_t size);
+
+/* ------------------------------------------------------------------ executor.c */
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "proto/frame.h"
+
+/* Runs the tasks the manager assigns to this node with runtime/, holds the secrets they
+ * need (in memory only), and queues the status updates the agent sends back. */
+typedef struct wrk__exec wrk__exec;
+
+struct wrk__exec_config {
+    const char *run_dir;       /* runtime run dir */
+    const char *cgroup_parent; /* runtime cgroup parent */
+    uint64_t stop_grace_ms;    /* SIGTERM, then SIGKILL after this */
+};
+
+/* Called (on the loop) whenever an update was queued. */
+typedef void (*wrk__exec_notify_fn)(void *userdata);
+
+/* Create the runtime and kill what a previous run left in its cgroups. A runtime that
+ * cannot be created is not fatal: the executor then rejects every task with the reason
+ * (wrk__exec_runtime_error). Fails only for lack of memory. */
+int wrk__exec_create(uv_loop_t *loop, const struct wrk__exec_config *cfg,
+                     wrk__exec_notify_fn notify, void *userdata, wrk__exec **ret);
+/* NULL when the runtime is up, else why it is not. */
+const char *wrk__exec_runtime_error(const wrk__exec *x);
+/* How many processes the leftover sweep at creation killed. */
+unsigned wrk__exec_leftovers_killed(const wrk__exec *x);
+/* Apply a session message's assignments (m->full: the complete set). */
+void wrk__exec_apply(wrk__exec *x, const Swarm__SessionMessage *m);
+/* Stop every task (SIGKILL, reap, cleanup), wipe the secrets, close the handles; cb runs
+ * (maybe before this returns) once x is freed. */
+void wrk__exec_close(wrk__exec *x, void (*cb)(void *userdata), void *userdata);
+
+/* Updates not yet sent (an update replaces an unsent one of the same task). */
+size_t wrk__exec_updates_unsent(const wrk__exec *x);
+/* Pack up to max unsent updates into an UpdateTaskStatusRequest and mark them in flight.
+ * *ret_n = 0 (and no buffer) when nothing is unsent or a batch is already in flight. */
+int wrk__exec_updates_pack(wrk__exec *x, const char *session_id, size_t max, uint8_t **ret_buf,
+                           size_t *ret_len, size_t *ret_n);
+/* The batch in flight was committed (drop it) or not (send it again later). */
+void wrk__exec_updates_done(wrk__exec *x, bool committed);

@@ -11,5 +11,6 @@ int main(void)
     int failed = 0;
     failed += _cmocka_run_group_tests("worker-join", wt_join_tests, wt_join_n, NULL, NULL);
     failed += _cmocka_run_group_tests("worker-agent", wt_agent_tests, wt_agent_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("worker-exec", wt_exec_tests, wt_exec_n, NULL, NULL);
     return failed ? 1 : 0;
 }

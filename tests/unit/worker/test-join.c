@@ -335,7 +335,9 @@ static void test_join_then_ready(void **state)
         fail_msg("join: %d %s", j.r, j.err);
     assert_int_not_equal(node_state(t, j.node_id), SWARM__NODE_STATE__NODE_READY);
 
-    struct wrk_config cfg = {.state_dir = j.dir};
+    char run[256];
+    snprintf(run, sizeof(run), "%s/run", t->dir);
+    struct wrk_config cfg = {.state_dir = j.dir, .run_dir = run};
     struct ready rd = {0};
     wrk_agent *a = NULL;
     char err[512];

@@ -10,3 +10,5 @@ extern const struct CMUnitTest wt_join_tests[];
 extern const size_t wt_join_n;
 extern const struct CMUnitTest wt_agent_tests[];
 extern const size_t wt_agent_n;
+extern const struct CMUnitTest wt_exec_tests[];
+extern const size_t wt_exec_n;
