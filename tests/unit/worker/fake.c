@@ -195,6 +195,8 @@ static void h_status(net_call *call, const uint8_t *payload, size_t len, void *u
         net_call_reply(call, -EAGAIN, "not committed", NULL, 0);
         return;
     }
+    if (req->n_updates > f->max_batch)
+        f->max_batch = req->n_updates;
     for (size_t i = 0; i < req->n_updates && f->n_status < MAX_STATUS; i++) {
         const Swarm__TaskStatusUpdate *u = req->updates[i];
         struct wt_status *s = &f->status[f->n_status++];

@@ -49,6 +49,7 @@ struct fake {
     size_t n_first;
     /* Dispatcher.UpdateTaskStatus */
     unsigned status_calls, status_refused, bad_status;
+    size_t max_batch;   /* the most updates in one call */
     bool refuse_status; /* answer with an error: nothing is committed */
     size_t n_status;
     struct wt_status status[MAX_STATUS];

@@ -339,6 +339,78 @@ static void test_exec_exit_codes(void **state)
     wx_stop(w);
 }
 
+static void test_exec_spec_mapping(void **state)
+{
+    struct wx *w = wx_new(state);
+    static const char *const check[] = {
+        "/bin/sh", "-c",
+        "[ \"$(id -u):$(id -g)\" = 1000:1001 ] && [ \"$FOO\" = bar ] && "
+        "[ \"$(cat /proc/sys/kernel/hostname)\" = web-1 ] && [ \"$(pwd)\" = /etc ] && "
+        "! touch /etc/x 2>/dev/null && [ \"$(grep CapBnd /proc/self/status)\" = "
+        "\"CapBnd:\t0000000000000401\" ]",
+        NULL};
+    static const char *const hog[] = {"/usr/bin/tail", "/dev/zero", NULL};
+    struct tb b1, b2;
+    static char *env[] = {"FOO=bar"};
+    static char *drop[] = {"ALL"};
+    static char *add[] = {"chown", "CAP_NET_BIND_SERVICE"};
+    Swarm__Assignment *set[] = {
+        tb_task(&b1, "mapped", SWARM__TASK_STATE__TASK_RUNNING, check),
+        tb_task(&b2, "oom", SWARM__TASK_STATE__TASK_RUNNING, hog),
+    };
+    b1.spec.user = "1000:1001";
+    b1.spec.env = env;
+    b1.spec.n_env = 1;
+    b1.spec.hostname = "web-1";
+    b1.spec.workdir = "/etc";
+    b1.spec.read_only = true;
+    b1.spec.cap_drop = drop;
+    b1.spec.n_cap_drop = 1;
+    b1.spec.cap_add = add;
+    b1.spec.n_cap_add = 2;
+    b2.spec.limit_memory = 32 << 20;
+    w->f.first = set;
+    w->f.n_first = SW_ARRAY_SIZE(set);
+    wx_start(w);
+
+    const struct wt_status *s =
+        wt_fake_wait(&w->f, "mapped", SWARM__TASK_STATE__TASK_COMPLETE, WAIT_MS);
+    if (!s) {
+        s = wt_fake_last(&w->f, "mapped");
+        fail_msg("mapped: %d %s", s ? (int)s->state : -1, s ? s->err : "");
+    }
+    s = must_reach(w, "oom", SWARM__TASK_STATE__TASK_FAILED);
+    assert_string_equal(s->err, "OOM killed");
+    assert_int_equal(s->exit_code, 137);
+    wx_stop(w);
+}
+
+static void test_exec_batched(void **state)
+{
+    struct wx *w = wx_new(state);
+    enum { N = 80 };
+    static const char *const ok[] = {"/bin/true", NULL};
+    struct tb *b = calloc(N, sizeof(*b));
+    Swarm__Assignment *set[N];
+    char ids[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "batch-%d", i);
+        set[i] = tb_task(&b[i], ids[i], SWARM__TASK_STATE__TASK_RUNNING, ok);
+    }
+    w->f.first = set;
+    w->f.n_first = N;
+    wx_start(w);
+    for (int i = 0; i < N; i++)
+        must_reach(w, ids[i], SWARM__TASK_STATE__TASK_COMPLETE);
+    free(b);
+    /* at most 64 a call, and far fewer calls than updates */
+    assert_true(w->f.max_batch <= 64);
+    assert_true(w->f.max_batch > 1);
+    assert_true(w->f.status_calls < N);
+    assert_int_equal(w->f.bad_status, 0);
+    wx_stop(w);
+}
+
 static void read_secret_file(pid_t pid, const char *target, char *buf, size_t size, mode_t *mode)
 {
     char path[256];
@@ -519,6 +591,8 @@ static void test_exec_leftovers_killed(void **state)
 const struct CMUnitTest wt_exec_tests[] = {
     cmocka_unit_test_setup_teardown(test_exec_full_set_remove, wx_setup, wx_teardown),
     cmocka_unit_test_setup_teardown(test_exec_exit_codes, wx_setup, wx_teardown),
+    cmocka_unit_test_setup_teardown(test_exec_spec_mapping, wx_setup, wx_teardown),
+    cmocka_unit_test_setup_teardown(test_exec_batched, wx_setup, wx_teardown),
     cmocka_unit_test_setup_teardown(test_exec_secrets, wx_setup, wx_teardown),
     cmocka_unit_test_setup_teardown(test_exec_stop_leaves_nothing, wx_setup, wx_teardown),
     cmocka_unit_test_setup_teardown(test_exec_status_kept_until_committed, wx_setup, wx_teardown),
