@@ -415,10 +415,7 @@ static const struct option *find_long(const struct option *longopts, const char 
     return NULL;
 }
 
-void cli_getopt_error(int c,
-                      char *const *argv,
-                      const struct option *longopts,
-                      char *buf,
+void cli_getopt_error(int c, char *const *argv, const struct option *longopts, char *buf,
                       size_t size)
 {
     const char *arg = optind > 0 ? argv[optind - 1] : NULL;
@@ -458,4 +455,160 @@ int cli_parse_choice(const char *value, const char *const *choices, size_t n)
         if (strcmp(value, choices[i]) == 0)
             return (int)i;
     return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ values */
+
+int cli_parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+    uint64_t v = 0;
+    if (!s || !*s)
+        return -EINVAL;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    if (v > max)
+        return -ERANGE;
+    *ret = v;
+    return 0;
+}
+
+/* digits[.digits] into an integer part and up to 9 fraction digits (nanos); the rest of
+ * the string in *ret_end. */
+static int parse_decimal(const char *s, uint64_t *ret_int, uint64_t *ret_nanos,
+                         const char **ret_end)
+{
+    const char *p = s;
+    uint64_t iv = 0, nanos = 0;
+    bool digits = false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (iv > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        iv = iv * 10 + d;
+        digits = true;
+    }
+    if (*p == '.') {
+        p++;
+        uint64_t scale = 100000000;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (scale == 0)
+                return -EINVAL; /* more than 9 decimals */
+            nanos += (uint64_t)(*p - '0') * scale;
+            scale /= 10;
+            digits = true;
+        }
+    }
+    if (!digits)
+        return -EINVAL;
+    *ret_int = iv;
+    *ret_nanos = nanos;
+    *ret_end = p;
+    return 0;
+}
+
+int cli_parse_size(const char *s, int64_t *ret)
+{
+    uint64_t iv, nanos;
+    const char *end;
+    if (!s)
+        return -EINVAL;
+    int r = parse_decimal(s, &iv, &nanos, &end);
+    if (r < 0)
+        return r;
+    static const char units[] = "bkmgtp";
+    unsigned shift = 0;
+    if (*end) {
+        const char *u = strchr(units, *end | 0x20);
+        if (!u || !(*end >= 'A' && *end <= 'z'))
+            return -EINVAL;
+        shift = (unsigned)(u - units) * 10;
+        end++;
+        if (shift && ((end[0] | 0x20) == 'i') && ((end[1] | 0x20) == 'b') && !end[2])
+            end += 2;
+        else if (shift && (end[0] | 0x20) == 'b' && !end[1])
+            end++;
+    }
+    if (*end)
+        return -EINVAL;
+    if (iv > ((uint64_t)INT64_MAX >> shift))
+        return -ERANGE;
+    uint64_t v = iv << shift;
+    /* the fraction: nanos/1e9 of the unit, rounded down to a byte */
+    uint64_t frac = (uint64_t)(((unsigned __int128)nanos << shift) / 1000000000u);
+    if (v > (uint64_t)INT64_MAX - frac)
+        return -ERANGE;
+    *ret = (int64_t)(v + frac);
+    return 0;
+}
+
+int cli_parse_nano_cpus(const char *s, int64_t *ret)
+{
+    uint64_t iv, nanos;
+    const char *end;
+    if (!s)
+        return -EINVAL;
+    int r = parse_decimal(s, &iv, &nanos, &end);
+    if (r < 0)
+        return r;
+    if (*end)
+        return -EINVAL;
+    if (iv > (uint64_t)INT64_MAX / 1000000000u - 1)
+        return -ERANGE;
+    uint64_t v = iv * 1000000000u + nanos;
+    if (v == 0)
+        return -EINVAL;
+    *ret = (int64_t)v;
+    return 0;
+}
+
+bool cli_name_valid(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return false;
+    for (const char *p = s; *p; p++, n++) {
+        char c = *p;
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (n == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return n >= 1 && n <= 63;
+}
+
+void cli_fmt_ago(uint64_t then_ns, uint64_t now_ns, char *buf, size_t size)
+{
+    if (then_ns == 0) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    uint64_t secs = now_ns > then_ns ? (now_ns - then_ns) / 1000000000u : 0;
+    uint64_t mins = secs / 60, hours = (secs + 1800) / 3600;
+    if (secs < 1)
+        snprintf(buf, size, "Less than a second ago");
+    else if (secs == 1)
+        snprintf(buf, size, "1 second ago");
+    else if (secs < 60)
+        snprintf(buf, size, "%" PRIu64 " seconds ago", secs);
+    else if (mins == 1)
+        snprintf(buf, size, "About a minute ago");
+    else if (mins < 60)
+        snprintf(buf, size, "%" PRIu64 " minutes ago", mins);
+    else if (hours == 1)
+        snprintf(buf, size, "About an hour ago");
+    else if (hours < 48)
+        snprintf(buf, size, "%" PRIu64 " hours ago", hours);
+    else if (hours < 24 * 7 * 2)
+        snprintf(buf, size, "%" PRIu64 " days ago", hours / 24);
+    else if (hours < 24 * 30 * 2)
+        snprintf(buf, size, "%" PRIu64 " weeks ago", hours / 24 / 7);
+    else if (hours < 24 * 365 * 2)
+        snprintf(buf, size, "%" PRIu64 " months ago", hours / 24 / 30);
+    else
+        snprintf(buf, size, "%" PRIu64 " years ago", hours / 24 / 365);
 }

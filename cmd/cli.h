@@ -84,11 +84,26 @@ int cli_usage_error(const char *prog, const char *cmd, const char *fmt, ...)
  * c is its return value ('?' or ':'), argv/optind/optopt as it left them. Writes e.g.
  * "unknown flag: --foo", "unknown shorthand flag: -x",
  * "flag needs an argument: --format" into buf (always NUL-terminated). */
-void cli_getopt_error(int c,
-                      char *const *argv,
-                      const struct option *longopts,
-                      char *buf,
+void cli_getopt_error(int c, char *const *argv, const struct option *longopts, char *buf,
                       size_t size);
 
 /* Index of value in choices[0..n), or -EINVAL. */
 int cli_parse_choice(const char *value, const char *const *choices, size_t n);
+
+/* ------------------------------------------------------------------ values */
+
+/* A size like docker's: a number (fraction allowed) with an optional binary unit b, k, m,
+ * g, t, p (any case, optionally followed by "b" or "ib": 64M, 64mb, 1.5GiB, 4096).
+ * -EINVAL if malformed, -ERANGE if above INT64_MAX bytes. */
+int cli_parse_size(const char *s, int64_t *ret);
+/* A positive number of CPUs with at most 9 decimals ("0.5", "2") as nano-CPUs;
+ * -EINVAL if malformed or 0, -ERANGE if too large. */
+int cli_parse_nano_cpus(const char *s, int64_t *ret);
+/* A decimal integer (digits only) of at most max; -EINVAL, -ERANGE. */
+int cli_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+/* An object name: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}. */
+bool cli_name_valid(const char *s);
+/* How long ago then was, as docker says it: "Less than a second ago", "About a minute
+ * ago", "3 hours ago", "2 weeks ago". "-" for then == 0; times in the future read as
+ * "Less than a second ago". */
+void cli_fmt_ago(uint64_t then_ns, uint64_t now_ns, char *buf, size_t size);

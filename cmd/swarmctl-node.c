@@ -1,4 +1,5 @@
-/* swarmctl node ls|inspect: node tables, JSON and the human-readable view. */
+/* swarmctl node ls|inspect|update: node tables, JSON, the human-readable view, and the
+ * operator's changes (availability, labels). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@ static const char help_node[] =
     "Commands:\n"
     "  inspect     Display detailed information on one or more nodes\n"
     "  ls          List nodes in the swarm\n"
+    "  update      Update a node's availability or labels\n"
     "\n"
     "Options:\n"
     "  -h, --help  Print usage\n"
@@ -48,6 +50,18 @@ static const char help_node_inspect[] =
     "Options:\n"
     "  -h, --help     Print usage\n"
     "      --pretty   Print the information in a human friendly format\n";
+
+static const char help_node_update[] =
+    "Usage:  swarmctl node update [OPTIONS] NODE\n"
+    "\n"
+    "Update a node (by ID, unique ID prefix or hostname): a drained node's tasks move to\n"
+    "other nodes, a paused node keeps its tasks but gets no new ones\n"
+    "\n"
+    "Options:\n"
+    "      --availability string   active, pause or drain\n"
+    "  -h, --help                  Print usage\n"
+    "      --label-add K=V         Add or update a node label (repeatable)\n"
+    "      --label-rm K            Remove a node label (repeatable)\n";
 
 static const char *role_str(Swarm__NodeRole role, bool title)
 {
@@ -391,6 +405,113 @@ static int cmd_node_inspect(struct ctl *ctl, int argc, char **argv)
     return ctl_finish_output(code);
 }
 
+/* ------------------------------------------------------------------ node update */
+
+static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
+{
+    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM };
+    static const struct option opts[] = {
+        {"availability", required_argument, NULL, OPT_AVAILABILITY},
+        {"label-add", required_argument, NULL, OPT_LABEL_ADD},
+        {"label-rm", required_argument, NULL, OPT_LABEL_RM},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const availabilities[] = {"active", "pause", "drain"};
+    static const Swarm__NodeAvailability avail_values[] = {
+        SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE,
+        SWARM__NODE_AVAILABILITY__AVAILABILITY_PAUSE,
+        SWARM__NODE_AVAILABILITY__AVAILABILITY_DRAIN,
+    };
+    const char *cmd = "node update";
+    Swarm__UpdateNodeRequest req = SWARM__UPDATE_NODE_REQUEST__INIT;
+    _cleanup_free_ char **label_rm = calloc((size_t)argc + 1, sizeof(char *));
+    Swarm__Label **label_add = NULL;
+    size_t n_add = 0, n_rm = 0;
+    int c, r = CLI_EXIT_OK;
+
+    if (!label_rm) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    optind = 0;
+    while (r == CLI_EXIT_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+            case OPT_AVAILABILITY: {
+                int a = cli_parse_choice(optarg, availabilities, SW_ARRAY_SIZE(availabilities));
+                if (a < 0) {
+                    r = cli_usage_error(
+                        PROG, cmd, "invalid --availability \"%s\": active, pause or drain", optarg);
+                    break;
+                }
+                req.set_availability = true;
+                req.availability = avail_values[a];
+                break;
+            }
+            case OPT_LABEL_ADD: {
+                Swarm__Label *l = NULL;
+                r = ctl_parse_label(optarg, "--label-add", cmd, &l);
+                if (r != CLI_EXIT_OK)
+                    break;
+                Swarm__Label **n = realloc(label_add, (n_add + 1) * sizeof(*n));
+                if (!n) {
+                    ctl_label_free(l);
+                    r = CLI_EXIT_FAILURE;
+                    break;
+                }
+                label_add = n;
+                label_add[n_add++] = l;
+                break;
+            }
+            case OPT_LABEL_RM:
+                if (!optarg[0] || strchr(optarg, '='))
+                    r = cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key",
+                                        optarg);
+                else
+                    label_rm[n_rm++] = optarg;
+                break;
+            case 'h':
+                ctl_labels_free(label_add, n_add);
+                return ctl_print_help(help_node_update);
+            default:
+                r = ctl_getopt_usage(c, argv, opts, cmd);
+        }
+    }
+    if (r == CLI_EXIT_OK && argc - optind != 1)
+        r = cli_usage_error(PROG, cmd, "\"swarmctl node update\" requires exactly 1 argument");
+    if (r == CLI_EXIT_OK && !argv[optind][0])
+        r = cli_usage_error(PROG, cmd, "a node name must not be empty");
+    if (r == CLI_EXIT_OK && !req.set_availability && n_add == 0 && n_rm == 0)
+        r = cli_usage_error(PROG, cmd,
+                            "nothing to update: give --availability, --label-add or --label-rm");
+    for (size_t i = 0; r == CLI_EXIT_OK && i < n_rm; i++)
+        for (size_t k = 0; k < n_add; k++)
+            if (strcmp(label_rm[i], label_add[k]->key) == 0) {
+                r = cli_usage_error(PROG, cmd, "label %s is both added and removed", label_rm[i]);
+                break;
+            }
+    if (r == CLI_EXIT_OK)
+        r = ctl_connect(ctl);
+    if (r == CLI_EXIT_OK) {
+        req.id = argv[optind];
+        req.label_add = label_add;
+        req.n_label_add = n_add;
+        req.label_rm = label_rm;
+        req.n_label_rm = n_rm;
+        ProtobufCMessage *m = NULL;
+        if (ctl_call_object(ctl, "Control.UpdateNode", &req.base,
+                            &swarm__get_node_response__descriptor, "node", argv[optind],
+                            &m) == CALL_OK) {
+            printf("%s\n", argv[optind]);
+            protobuf_c_message_free_unpacked(m, NULL);
+        } else {
+            r = CLI_EXIT_FAILURE;
+        }
+    }
+    ctl_labels_free(label_add, n_add);
+    return ctl_finish_output(r);
+}
+
 /* ------------------------------------------------------------------ node */
 
 int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
@@ -415,5 +536,7 @@ int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
         return cmd_node_ls(ctl, argc, argv);
     if (strcmp(sub, "inspect") == 0)
         return cmd_node_inspect(ctl, argc, argv);
+    if (strcmp(sub, "update") == 0)
+        return cmd_node_update(ctl, argc, argv);
     return cli_usage_error(PROG, "node", "unknown command \"node %s\"", sub);
 }

@@ -1,5 +1,7 @@
 /* swarmctl: the operator CLI; talks to the local manager's control socket. Command
- * dispatch, the connection, join-token and cluster; node commands in swarmctl-node.c. */
+ * dispatch, the connection, join-token and cluster; node, service and secret commands in
+ * swarmctl-node.c, swarmctl-service.c (task-spec flags in swarmctl-spec.c) and
+ * swarmctl-secret.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -39,6 +41,8 @@ static const char help_main[] =
     "Management Commands:\n"
     "  cluster     Manage the swarm\n"
     "  node        Manage swarm nodes\n"
+    "  secret      Manage secrets\n"
+    "  service     Manage services\n"
     "\n"
     "Commands:\n"
     "  join-token  Manage join tokens\n"
@@ -95,10 +99,7 @@ int ctl_getopt_usage(int c, char *const *argv, const struct option *opts, const 
     return cli_usage_error(PROG, cmd, "%s", msg);
 }
 
-int ctl_parse_format(const char *value,
-                     bool allow_table,
-                     bool allow_pretty,
-                     enum ctl_format *ret,
+int ctl_parse_format(const char *value, bool allow_table, bool allow_pretty, enum ctl_format *ret,
                      const char *cmd)
 {
     if (allow_table && strcmp(value, "table") == 0)
@@ -196,14 +197,9 @@ void ctl_close(struct ctl *ctl)
     ctl->conn = NULL;
 }
 
-int ctl_call(struct ctl *ctl,
-             const char *method,
-             const ProtobufCMessage *req,
-             const ProtobufCMessageDescriptor *desc,
-             ProtobufCMessage **ret_resp,
-             int *ret_status,
-             char *error,
-             size_t error_size)
+int ctl_call(struct ctl *ctl, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_resp, int *ret_status,
+             char *error, size_t error_size)
 {
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len = 0;
@@ -218,6 +214,8 @@ int ctl_call(struct ctl *ctl,
     error[0] = '\0';
     r = net_sync_call(ctl->conn, method, buf, len, &status, error, error_size, &payload,
                       &payload_len);
+    /* requests may carry secret data: do not leave it in freed memory */
+    sw_erase(buf, len);
     if (r < 0) {
         if (error[0])
             fprintf(stderr, PROG ": %s call failed: %s\n", method, error);
@@ -252,13 +250,8 @@ int ctl_call(struct ctl *ctl,
     return CALL_OK;
 }
 
-int ctl_query(struct ctl *ctl,
-              const struct ctl_query *q,
-              int argc,
-              char **argv,
-              bool *ret_quiet,
-              enum ctl_format *ret_format,
-              ProtobufCMessage **ret_resp)
+int ctl_query(struct ctl *ctl, const struct ctl_query *q, int argc, char **argv, bool *ret_quiet,
+              enum ctl_format *ret_format, ProtobufCMessage **ret_resp)
 {
     static const struct option opts[] = {
         {"quiet", no_argument, NULL, 'q'},
@@ -306,6 +299,75 @@ int ctl_query(struct ctl *ctl,
     *ret_format = format;
     *ret_resp = m;
     return CLI_EXIT_OK;
+}
+
+int ctl_call_object(struct ctl *ctl, const char *method, const ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *desc, const char *kind, const char *name,
+                    ProtobufCMessage **ret_resp)
+{
+    int status = 0;
+    char error[ERRMSG_SIZE];
+    int r = ctl_call(ctl, method, req, desc, ret_resp, &status, error, sizeof(error));
+    if (r == CALL_SERVER_ERROR) {
+        if (kind && status == -ENOENT)
+            fprintf(stderr, PROG ": no such %s: %s\n", kind, name);
+        else
+            fprintf(stderr, PROG ": %s\n", error);
+    }
+    return r;
+}
+
+int ctl_parse_label(const char *arg, const char *flag, const char *cmd, Swarm__Label **ret)
+{
+    const char *eq = strchr(arg, '=');
+    size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (klen == 0)
+        return cli_usage_error(PROG, cmd, "invalid %s \"%s\": expected KEY=VALUE", flag, arg);
+    for (size_t i = 0; i < klen; i++)
+        if (arg[i] == ' ' || arg[i] == '\t' || arg[i] == '\n')
+            return cli_usage_error(PROG, cmd, "invalid %s \"%s\": the key has a space", flag, arg);
+    Swarm__Label *l = malloc(sizeof(*l));
+    if (!l) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    swarm__label__init(l);
+    l->key = strndup(arg, klen);
+    l->value = strdup(eq ? eq + 1 : "");
+    if (!l->key || !l->value) {
+        ctl_label_free(l);
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    *ret = l;
+    return CLI_EXIT_OK;
+}
+
+void ctl_label_free(Swarm__Label *l)
+{
+    if (!l)
+        return;
+    if (l->key != protobuf_c_empty_string)
+        free(l->key);
+    if (l->value != protobuf_c_empty_string)
+        free(l->value);
+    free(l);
+}
+
+void ctl_labels_free(Swarm__Label **labels, size_t n)
+{
+    for (size_t i = 0; labels && i < n; i++)
+        ctl_label_free(labels[i]);
+    free(labels);
+}
+
+void ctl_json_labels(struct cli_json *j, const char *key, Swarm__Label *const *l, size_t n)
+{
+    cli_json_key(j, key);
+    cli_json_begin_object(j);
+    for (size_t i = 0; i < n; i++)
+        cli_json_kv_string(j, l[i]->key, l[i]->value);
+    cli_json_end_object(j);
 }
 
 /* Exit code for a call that did not return CALL_OK. */
@@ -585,6 +647,10 @@ int main(int argc, char **argv)
     int code;
     if (strcmp(cmd, "node") == 0)
         code = ctl_cmd_node(&ctl, argc, argv);
+    else if (strcmp(cmd, "service") == 0)
+        code = ctl_cmd_service(&ctl, argc, argv);
+    else if (strcmp(cmd, "secret") == 0)
+        code = ctl_cmd_secret(&ctl, argc, argv);
     else if (strcmp(cmd, "join-token") == 0)
         code = cmd_join_token(&ctl, argc, argv);
     else if (strcmp(cmd, "cluster") == 0)

@@ -1,5 +1,6 @@
 /* A fake control socket for swarmctl's output tests: answers Control.* calls with fixed
- * nodes, a cluster (whose secrets it deliberately does not strip) and join tokens.
+ * nodes (availability and labels can be updated), a cluster (whose secrets it deliberately
+ * does not strip), join tokens, and services, tasks and secrets (fake-objects.c).
  * Usage: fake-control SOCKET [fail]  ("fail": every call gets -EPERM). Serves
  * connections one at a time until SIGTERM, or 60 s at most. */
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "common/cleanup.h"
 #include "proto/frame.h"
 #include "proto/swarm.pb-c.h"
+#include "tests/unit/cli/fake.h"
 
 #define NS 1000000000ULL
 #define T0 (1767225600ULL * NS) /* 2026-01-01T00:00:00Z */
@@ -53,6 +55,18 @@ static const struct fake_node fake_nodes[] = {
      SWARM__NODE_STATE__NODE_DISCONNECTED, SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE, false,
      SWARM__REACHABILITY__REACH_UNREACHABLE},
 };
+
+#define MAX_LABELS 8
+
+/* What node update changed, per node of fake_nodes. */
+struct node_state {
+    bool availability_set;
+    Swarm__NodeAvailability availability;
+    Swarm__Label labels[MAX_LABELS];
+    Swarm__Label *label_ptrs[MAX_LABELS];
+    size_t n_labels;
+};
+static struct node_state node_states[SW_ARRAY_SIZE(fake_nodes)];
 
 /* Storage for one node message and its submessages. */
 struct node_buf {
@@ -98,6 +112,52 @@ static void fill_node(struct node_buf *b, const struct fake_node *f)
     b->cert.not_after = T0 + 90 * 24 * 3600 * NS;
     b->cert.cert_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     b->n.certificate = &b->cert;
+    struct node_state *st = &node_states[f - fake_nodes];
+    if (st->availability_set)
+        b->n.availability = st->availability;
+    for (size_t i = 0; i < st->n_labels; i++)
+        st->label_ptrs[i] = &st->labels[i];
+    b->n.labels = st->label_ptrs;
+    b->n.n_labels = st->n_labels;
+}
+
+/* Apply a node update; an errno and message for a bad one. */
+static int update_node(const Swarm__UpdateNodeRequest *req, const struct fake_node *f,
+                       const char **error)
+{
+    struct node_state *st = &node_states[f - fake_nodes];
+    if (req->set_availability) {
+        st->availability_set = true;
+        st->availability = req->availability;
+    }
+    for (size_t i = 0; i < req->n_label_rm; i++) {
+        for (size_t k = 0; k < st->n_labels; k++) {
+            if (strcmp(st->labels[k].key, req->label_rm[i]) == 0) {
+                free(st->labels[k].key);
+                free(st->labels[k].value);
+                st->labels[k] = st->labels[--st->n_labels];
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < req->n_label_add; i++) {
+        size_t k = 0;
+        while (k < st->n_labels && strcmp(st->labels[k].key, req->label_add[i]->key) != 0)
+            k++;
+        if (k == st->n_labels) {
+            if (k == MAX_LABELS) {
+                *error = "too many labels";
+                return -ENOSPC;
+            }
+            swarm__label__init(&st->labels[k]);
+            st->labels[k].key = strdup(req->label_add[i]->key);
+            st->labels[k].value = NULL;
+            st->n_labels++;
+        }
+        free(st->labels[k].value);
+        st->labels[k].value = strdup(req->label_add[i]->value);
+    }
+    return 0;
 }
 
 static const struct fake_node *find_node(const char *key)
@@ -117,14 +177,8 @@ static const struct fake_node *find_node(const char *key)
 }
 
 /* Answer one request: status, error text and packed payload. */
-static void handle(const char *method,
-                   const uint8_t *in,
-                   size_t in_len,
-                   bool fail,
-                   int *status,
-                   const char **error,
-                   uint8_t **out,
-                   size_t *out_len)
+static void handle(const char *method, const uint8_t *in, size_t in_len, bool fail, int *status,
+                   const char **error, uint8_t **out, size_t *out_len)
 {
     *status = 0;
     *error = "";
@@ -154,6 +208,25 @@ static void handle(const char *method,
             *error = "node not found";
             return;
         }
+        struct node_buf b;
+        fill_node(&b, f);
+        Swarm__GetNodeResponse resp = SWARM__GET_NODE_RESPONSE__INIT;
+        resp.node = &b.n;
+        proto_pack(&resp.base, out, out_len);
+    } else if (strcmp(method, "Control.UpdateNode") == 0) {
+        Swarm__UpdateNodeRequest *req = swarm__update_node_request__unpack(NULL, in_len, in);
+        const struct fake_node *f = req ? find_node(req->id) : NULL;
+        if (!f) {
+            if (req)
+                swarm__update_node_request__free_unpacked(req, NULL);
+            *status = -ENOENT;
+            *error = "node not found";
+            return;
+        }
+        *status = update_node(req, f, error);
+        swarm__update_node_request__free_unpacked(req, NULL);
+        if (*status < 0)
+            return;
         struct node_buf b;
         fill_node(&b, f);
         Swarm__GetNodeResponse resp = SWARM__GET_NODE_RESPONSE__INIT;
@@ -208,7 +281,7 @@ static void handle(const char *method,
         resp.token = (char *)token_for(role);
         resp.manager_addr = "10.0.0.1:2377";
         proto_pack(&resp.base, out, out_len);
-    } else {
+    } else if (!fake_objects_handle(method, in, in_len, status, error, out, out_len)) {
         *status = -ENOSYS;
         *error = "unknown method";
     }
@@ -294,6 +367,12 @@ int main(int argc, char **argv)
         return 1;
     }
     memcpy(sa.sun_path, argv[1], strlen(argv[1]) + 1);
+    char dir[sizeof(sa.sun_path)];
+    memcpy(dir, argv[1], strlen(argv[1]) + 1);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    fake_objects_init(slash ? dir : ".");
     _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0) {
         perror("fake-control");

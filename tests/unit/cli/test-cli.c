@@ -1,4 +1,5 @@
-/* Unit tests of cmd/cli.c: JSON string escaping and writer, table alignment, flag errors. */
+/* Unit tests of cmd/cli.c: JSON string escaping and writer, table alignment, flag errors,
+ * sizes, CPUs, names and "ago" times. */
 #include <errno.h>
 #include <getopt.h>
 #include <setjmp.h>
@@ -289,6 +290,121 @@ static void test_parse_choice(void **state)
     assert_int_equal(cli_parse_choice(NULL, roles, 2), -EINVAL);
 }
 
+static void test_parse_size(void **state)
+{
+    (void)state;
+    int64_t v = -1;
+    assert_int_equal(cli_parse_size("64M", &v), 0);
+    assert_int_equal(v, 64 << 20);
+    assert_int_equal(cli_parse_size("64mib", &v), 0);
+    assert_int_equal(v, 64 << 20);
+    assert_int_equal(cli_parse_size("64MB", &v), 0);
+    assert_int_equal(v, 64 << 20);
+    assert_int_equal(cli_parse_size("1.5g", &v), 0);
+    assert_int_equal(v, 3LL << 29);
+    assert_int_equal(cli_parse_size("4096", &v), 0);
+    assert_int_equal(v, 4096);
+    assert_int_equal(cli_parse_size("10b", &v), 0);
+    assert_int_equal(v, 10);
+    assert_int_equal(cli_parse_size("0", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(cli_parse_size("8191p", &v), 0);
+    assert_int_equal(cli_parse_size("8192p", &v), -ERANGE);
+    assert_int_equal(cli_parse_size("99999999999999999999", &v), -ERANGE);
+    const char *bad[] = {"",      "-1", "+1",   "M",    "64X",  "64Mx", "64 M",
+                         "1.2.3", ".",  "64bb", "64mi", " 64M", "1e3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = -7;
+        assert_int_equal(cli_parse_size(bad[i], &v), -EINVAL);
+        assert_int_equal(v, -7);
+    }
+}
+
+static void test_parse_nano_cpus(void **state)
+{
+    (void)state;
+    int64_t v = -1;
+    assert_int_equal(cli_parse_nano_cpus("0.5", &v), 0);
+    assert_int_equal(v, 500000000);
+    assert_int_equal(cli_parse_nano_cpus("2", &v), 0);
+    assert_int_equal(v, 2000000000);
+    assert_int_equal(cli_parse_nano_cpus(".25", &v), 0);
+    assert_int_equal(v, 250000000);
+    assert_int_equal(cli_parse_nano_cpus("0.000000001", &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(cli_parse_nano_cpus("0", &v), -EINVAL);
+    assert_int_equal(cli_parse_nano_cpus("0.0000000001", &v), -EINVAL);
+    assert_int_equal(cli_parse_nano_cpus("-1", &v), -EINVAL);
+    assert_int_equal(cli_parse_nano_cpus("1x", &v), -EINVAL);
+    assert_int_equal(cli_parse_nano_cpus("", &v), -EINVAL);
+    assert_int_equal(cli_parse_nano_cpus("99999999999999999", &v), -ERANGE);
+}
+
+static void test_parse_uint(void **state)
+{
+    (void)state;
+    uint64_t v = 0;
+    assert_int_equal(cli_parse_uint("42", 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(cli_parse_uint("101", 100, &v), -ERANGE);
+    assert_int_equal(cli_parse_uint("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+    assert_int_equal(cli_parse_uint("-1", 100, &v), -EINVAL);
+    assert_int_equal(cli_parse_uint("+1", 100, &v), -EINVAL);
+    assert_int_equal(cli_parse_uint("", 100, &v), -EINVAL);
+    assert_int_equal(cli_parse_uint("1 ", 100, &v), -EINVAL);
+    assert_int_equal(v, 42);
+}
+
+static void test_name_valid(void **state)
+{
+    (void)state;
+    assert_true(cli_name_valid("web"));
+    assert_true(cli_name_valid("db_pw.v2-x"));
+    assert_true(cli_name_valid("0"));
+    char longest[64];
+    memset(longest, 'a', 63);
+    longest[63] = '\0';
+    assert_true(cli_name_valid(longest));
+    char toolong[65];
+    memset(toolong, 'a', 64);
+    toolong[64] = '\0';
+    assert_false(cli_name_valid(toolong));
+    assert_false(cli_name_valid(""));
+    assert_false(cli_name_valid("-web"));
+    assert_false(cli_name_valid(".web"));
+    assert_false(cli_name_valid("we b"));
+    assert_false(cli_name_valid("we/b"));
+    assert_false(
+        cli_name_valid("w\xc3\xa9"
+                       "b"));
+    assert_false(cli_name_valid(NULL));
+}
+
+static void test_fmt_ago(void **state)
+{
+    (void)state;
+    const uint64_t s = 1000000000ULL, now = 1767225600ULL * s;
+    static const struct {
+        uint64_t ago;
+        const char *want;
+    } cases[] = {
+        {0, "Less than a second ago"}, {1, "1 second ago"},         {59, "59 seconds ago"},
+        {60, "About a minute ago"},    {119, "About a minute ago"}, {185, "3 minutes ago"},
+        {3599, "59 minutes ago"},      {3600, "About an hour ago"}, {5 * 3600, "5 hours ago"},
+        {3 * 86400, "3 days ago"},     {20 * 86400, "2 weeks ago"}, {90 * 86400, "3 months ago"},
+        {800 * 86400, "2 years ago"},
+    };
+    char buf[64];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cli_fmt_ago(now - cases[i].ago * s, now, buf, sizeof(buf));
+        assert_string_equal(buf, cases[i].want);
+    }
+    cli_fmt_ago(now + 10 * s, now, buf, sizeof(buf));
+    assert_string_equal(buf, "Less than a second ago");
+    cli_fmt_ago(0, now, buf, sizeof(buf));
+    assert_string_equal(buf, "-");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,7 +412,9 @@ int main(void)
         cmocka_unit_test(test_json_pretty),     cmocka_unit_test(test_json_misuse),
         cmocka_unit_test(test_table_alignment), cmocka_unit_test(test_table_min_width),
         cmocka_unit_test(test_text_width),      cmocka_unit_test(test_getopt_error),
-        cmocka_unit_test(test_parse_choice),
+        cmocka_unit_test(test_parse_choice),    cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_nano_cpus), cmocka_unit_test(test_parse_uint),
+        cmocka_unit_test(test_name_valid),      cmocka_unit_test(test_fmt_ago),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # swarmctl's output against a fake control socket: node ls table/-q/json, node inspect,
-# join-token (with --rotate and -q), cluster inspect (never a secret), server errors.
+# join-token (with --rotate and -q), cluster inspect (never a secret), services (ls, ps,
+# inspect, create with every task flag, update, scale, rm), server errors.
 set -u
 
 SWARMCTL=${1:?usage: test-swarmctl-output.sh SWARMCTL FAKE-CONTROL}
@@ -198,14 +199,199 @@ for f in "" "--format json" "--format pretty"; do
     fi
 done
 
+# --- service ls: table sorted by name, -q, json
+run service ls
+expect "service ls" 0 <<'EOF'
+ID                          NAME      MODE         REPLICAS   COMMAND
+svcagent00000000000000001   agent     global       2/2        /usr/local/bin/agent --collect cpu,memo…
+svcweb0000000000000000001   web       replicated   2/3        /bin/sleep 3600
+EOF
+run service ls -q
+expect "service ls -q" 0 <<'EOF'
+svcagent00000000000000001
+svcweb0000000000000000001
+EOF
+run service list --format json
+json_check "service ls json" 'len(d) == 2 and {k: d[1][k] for k in
+    ("id", "name", "mode", "replicas", "running", "desired", "command")} == {
+    "id": "svcweb0000000000000000001", "name": "web", "mode": "replicated",
+    "replicas": "2/3", "running": 2, "desired": 3, "command": ["/bin/sleep", "3600"]}
+    and d[0]["mode"] == "global" and d[0]["replicas"] == "2/2"
+    and d[0]["command"][2] == "cpu,memory,disk,network"'
+
+# --- service ps: slots in order, history under its slot, hostnames, the id of an unknown
+# node, the pending reason in ERROR, pids of running tasks
+run service ps web
+expect "service ps web" 0 <<'EOF'
+ID                          NAME        NODE                        DESIRED STATE   CURRENT STATE            ERROR                                    PID
+tsk1000000000000000000001   web.1       wrk-"a"                     Running         Running 3 minutes ago                                             4242
+tsk1old000000000000000001    \_ web.1   gone00000000000000000000x   Shutdown        Failed 6 minutes ago     task: non-zero exit (1)                  
+tsk2000000000000000000002   web.2       mgr-1                       Running         Running 3 minutes ago                                             4343
+tsk3000000000000000000003   web.3                                   Running         Pending 10 minutes ago   no suitable node (3 nodes lack memory)   
+EOF
+run service ps -q svcweb
+expect "service ps -q (id prefix)" 0 <<'EOF'
+tsk1000000000000000000001
+tsk1old000000000000000001
+tsk2000000000000000000002
+tsk3000000000000000000003
+EOF
+run service ps agent
+expect "service ps agent (global)" 0 <<'EOF'
+ID                          NAME                              NODE      DESIRED STATE   CURRENT STATE         ERROR     PID
+tska100000000000000000001   agent.mgr1000000000000000000001   mgr-1     Running         Running 2 hours ago             5000
+tska200000000000000000002   agent.wrka000000000000000000001   wrk-"a"   Running         Running 2 hours ago             5001
+EOF
+run service ps --format json web
+json_check "service ps json" 'len(d) == 4 and {k: d[0][k] for k in ("id", "service", "slot",
+    "node_id", "desired_state", "state", "pid", "exit_code", "error")} == {
+    "id": "tsk1000000000000000000001", "service": "web", "slot": 1,
+    "node_id": "wrka000000000000000000001", "desired_state": "running", "state": "running",
+    "pid": 4242, "exit_code": 0, "error": ""}
+    and d[1]["state"] == "failed" and d[1]["desired_state"] == "shutdown"
+    and d[1]["exit_code"] == 1 and d[1]["error"] == "task: non-zero exit (1)"
+    and d[1]["node_id"] == "gone00000000000000000000x" and d[1]["pid"] == 0
+    and d[3]["state"] == "pending" and d[3]["node_id"] == ""
+    and d[0]["node"] == "wrk-\"a\"" and d[2]["node"] == "mgr-1"'
+run service ps nosuch
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such service: nosuch" && ! -s $TMP/out ]] &&
+    ok || bad "service ps nosuch: exit $code: $(cat "$TMP/err")"
+
+# --- service inspect: JSON array (one entry per found service), --pretty
+run service inspect web svcagent
+[[ $code -eq 0 ]] && ok || bad "service inspect: exit $code: $(cat "$TMP/err")"
+json_check "service inspect json" 'len(d) == 2 and d[0]["name"] == "web"
+    and d[0]["spec_replicas"] == 3 and d[0]["spec_version"] == 2 and d[0]["version"] == 9
+    and d[0]["task"]["secrets"] == [{"secret_id": "sec0000000000000000000001",
+        "secret_name": "db_pw", "target": "db_pw", "mode": "0444", "uid": 0, "gid": 0}]
+    and d[0]["task"]["limits"] == {"memory_bytes": 67108864, "nano_cpus": 500000000, "pids": 0}
+    and d[0]["task"]["constraints"] == ["node.role==worker"]
+    and d[0]["task"]["restart_policy"] == {"condition": "any", "delay": "5s", "max_attempts": 0}
+    and d[1]["name"] == "agent" and d[1]["mode"] == "global" and "spec_replicas" not in d[1]'
+run service inspect web nosuch
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such service: nosuch" ]] && ok ||
+    bad "service inspect nosuch: exit $code: $(cat "$TMP/err")"
+json_check "service inspect partial" 'len(d) == 1 and d[0]["name"] == "web"'
+run service inspect --pretty web
+expect "service inspect --pretty" 0 <<'EOF'
+ID:			svcweb0000000000000000001
+Name:			web
+Created at:		2026-01-01T00:00:00Z
+Updated at:		2026-01-01T00:01:30Z
+Mode:			Replicated
+ Replicas:		3
+Tasks running:		2/3
+Task spec (version 2):
+ Command:		/bin/sleep 3600
+ Env:
+  - MODE=prod
+ Root:			(host view)
+ Network:		none
+ Secrets:
+  - db_pw -> /run/secrets/db_pw (mode 0444, uid 0, gid 0)
+ Limits:
+  CPU:			0.5
+  Memory:		64MiB
+ Placement constraints:
+  - node.role==worker
+ Restart Policy:
+  Condition:		any
+  Delay:		5s
+  Max Attempts:		0
+EOF
+
+# --- service create: every task flag reaches the spec (read back with inspect)
+run service create --name api --replicas 2 --secret db_pw \
+    --secret source=tls_key,target=server.key,mode=0400,uid=1000,gid=50 \
+    --env A=1 -e B=x=y --workdir /srv -u 1000:1000 --hostname api-1 --read-only \
+    --limit-memory 64M --limit-cpu 0.5 --limit-pids 100 --reserve-memory 48m \
+    --reserve-cpu 0.25 --constraint 'node.role == worker' --constraint node.labels.zone!=b \
+    --cap-add NET_ADMIN --cap-drop ALL --restart-condition on-failure --restart-delay 1m30s \
+    --restart-max-attempts 3 --rootfs /srv/root --network host --label tier=front \
+    -- /bin/sh -c 'echo hi; sleep 3600'
+[[ $code -eq 0 && $(cat "$TMP/out") =~ ^svcnew[0-9]{19}$ ]] && ok ||
+    bad "service create: exit $code, out $(cat "$TMP/out"), err $(cat "$TMP/err")"
+run service inspect api
+json_check "service create spec" 'len(d) == 1 and d[0]["name"] == "api"
+    and d[0]["spec_replicas"] == 2 and d[0]["mode"] == "replicated"
+    and d[0]["labels"] == {"tier": "front"} and d[0]["task"] == {
+    "command": ["/bin/sh", "-c", "echo hi; sleep 3600"], "env": ["A=1", "B=x=y"],
+    "workdir": "/srv", "user": "1000:1000", "hostname": "api-1", "read_only": True,
+    "rootfs": "/srv/root", "network": "host", "cap_add": ["NET_ADMIN"], "cap_drop": ["ALL"],
+    "secrets": [{"secret_id": "sec0000000000000000000001", "secret_name": "db_pw",
+                 "target": "db_pw", "mode": "0444", "uid": 0, "gid": 0},
+                {"secret_id": "sec0000000000000000000002", "secret_name": "tls_key",
+                 "target": "server.key", "mode": "0400", "uid": 1000, "gid": 50}],
+    "limits": {"memory_bytes": 67108864, "nano_cpus": 500000000, "pids": 100},
+    "reservations": {"memory_bytes": 50331648, "nano_cpus": 250000000},
+    "constraints": ["node.role==worker", "node.labels.zone!=b"],
+    "restart_policy": {"condition": "on-failure", "delay": "1m30s", "max_attempts": 3}}'
+run service create --name glob --mode global /bin/sleep 60
+[[ $code -eq 0 ]] && ok || bad "service create global without --: exit $code: $(cat "$TMP/err")"
+run service inspect glob
+json_check "service create global" 'd[0]["mode"] == "global"
+    and d[0]["task"]["command"] == ["/bin/sleep", "60"] and d[0]["task"]["secrets"] == []'
+# the server's refusals: one line, exit 1, nothing on stdout
+run service create --name api -- /bin/true
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: a service with this name already exists" &&
+    ! -s $TMP/out ]] && ok || bad "service create duplicate: exit $code: $(cat "$TMP/err")"
+run service create --name s2 --secret nosuch -- /bin/true
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: secret not found: nosuch" ]] && ok ||
+    bad "service create unknown secret: exit $code: $(cat "$TMP/err")"
+run service ls -q
+[[ $(lines "$TMP/out") -eq 4 ]] && ok || bad "refused creates wrote something: $(cat "$TMP/out")"
+
+# --- service update: flags replace their part, the rest is kept; a new command after --
+run service update api --limit-memory 128M --env C=3 --replicas 5 -- /bin/sleep 10
+expect "service update" 0 <<<"api"
+run service inspect api
+json_check "service update spec" 'd[0]["spec_replicas"] == 5 and d[0]["spec_version"] == 2
+    and d[0]["task"]["limits"] == {"memory_bytes": 134217728, "nano_cpus": 500000000,
+                                   "pids": 100}
+    and d[0]["task"]["env"] == ["C=3"] and d[0]["task"]["command"] == ["/bin/sleep", "10"]
+    and d[0]["task"]["workdir"] == "/srv" and len(d[0]["task"]["secrets"]) == 2
+    and d[0]["task"]["constraints"] == ["node.role==worker", "node.labels.zone!=b"]'
+run service update --read-only=false api
+run service inspect api
+json_check "service update --read-only=false" 'd[0]["task"]["read_only"] is False
+    and d[0]["spec_version"] == 3'
+run service update --replicas 1 api
+run service inspect api
+json_check "service update --replicas keeps the spec" 'd[0]["spec_replicas"] == 1
+    and d[0]["spec_version"] == 3'
+run service update nosuch --replicas 2
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such service: nosuch" ]] && ok ||
+    bad "service update nosuch: exit $code: $(cat "$TMP/err")"
+
+# --- service scale: each service in turn; failures reported, the others still scaled
+run service scale api=4 agent=2 nosuch=1 web=0
+expect "service scale" 1 <<'EOF'
+api scaled to 4
+web scaled to 0
+EOF
+if [[ $(cat "$TMP/err") == "swarmctl: agent is a global service: it cannot be scaled
+swarmctl: no such service: nosuch" ]]; then ok; else bad "service scale errors: $(cat "$TMP/err")"; fi
+run service ls --format json
+json_check "service scale applied" '[s["replicas"] for s in d] == ["2/2", "0/4", "0/4", "2/0"]'
+
+# --- service rm
+run service rm glob nosuch
+expect "service rm" 1 <<<"glob"
+[[ $(cat "$TMP/err") == "swarmctl: no such service: nosuch" ]] && ok ||
+    bad "service rm nosuch: $(cat "$TMP/err")"
+run service ls -q
+[[ $(lines "$TMP/out") -eq 3 ]] && ! grep -q glob "$TMP/out" && ok || bad "service rm left glob"
+
 # --- server errors: "swarmctl: <error>" on one line, exit 1
 SOCK2=$TMP/fail.sock
 start_fake "$SOCK2" fail
-for cmd in "node ls" "node inspect x" "join-token worker" "cluster inspect"; do
+for cmd in "node ls" "node inspect x" "join-token worker" "cluster inspect" "service ls" \
+    "service ps web" "service create --name x -- /bin/true" "service scale web=1" \
+    "service update --replicas 1 web" "service rm web" "service inspect web"; do
     # shellcheck disable=SC2086
     run -H "unix://$SOCK2" $cmd
     # node inspect still prints the (empty) JSON array of what it found
-    [[ $cmd == "node inspect x" && $(cat "$TMP/out") == "[]" ]] && : >"$TMP/out"
+    [[ $cmd == *" inspect "* && $(cat "$TMP/out") == "[]" ]] && : >"$TMP/out"
     if [[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: this node is not a swarm manager" &&
         ! -s $TMP/out ]]; then
         ok

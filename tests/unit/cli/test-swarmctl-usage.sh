@@ -53,7 +53,7 @@ help() {
 }
 
 # --- help on every command
-help --help -- --host --help --version node join-token cluster
+help --help -- --host --help --version node join-token cluster service secret
 help -H "$NOSOCK" --help -- --host
 help node --help -- --help ls inspect
 help node ls --help -- --quiet --format --help
@@ -63,6 +63,27 @@ help join-token --help -- --quiet --rotate --help worker manager
 help cluster --help -- inspect --help
 help cluster inspect --help -- --quiet --format --help
 help node ls -q --help -- --quiet
+help node --help -- update
+help node update --help -- --availability --label-add --label-rm --help
+help service --help -- create inspect ls ps rm scale update --help
+help service create --help -- --name --replicas --mode --secret source= --env --workdir \
+    --user --hostname --read-only --limit-memory --limit-cpu --limit-pids --reserve-memory \
+    --reserve-cpu --constraint --cap-add --cap-drop --restart-condition --restart-delay \
+    --restart-max-attempts --rootfs --network --label --help
+help service update --help -- --replicas --secret --limit-memory --constraint --help
+help service ls --help -- --quiet --format --help
+help service list -h -- --quiet
+help service inspect --help -- --pretty --help
+help service ps --help -- --quiet --format --help
+help service scale --help -- SERVICE=REPLICAS --help
+help service rm --help -- --help
+help service remove --help -- --help
+help secret --help -- create inspect ls rm --help
+help secret create --help -- NAME 'FILE|-' --label --help '500 KiB'
+help secret ls --help -- --quiet --format --help
+help secret inspect --help -- --pretty --help
+help secret rm --help -- --help
+help service create --name web --help -- --name
 
 run --version
 [[ $code -eq 0 ]] && grep -q '^swarmctl version ' "$TMP/out" && ok || bad "--version"
@@ -105,6 +126,99 @@ usage_error -H "$NOSOCK" cluster inspect --format xml
 usage_error -H "$NOSOCK" cluster inspect -q --format json
 usage_error -H "$NOSOCK" cluster inspect --rotate
 
+# service
+C="-H $NOSOCK service create --name web"
+usage_error -H "$NOSOCK" service
+usage_error -H "$NOSOCK" service bogus
+usage_error -H "$NOSOCK" service --bogus ls
+usage_error -H "$NOSOCK" service create
+usage_error -H "$NOSOCK" service create -- /bin/true
+usage_error -H "$NOSOCK" service create --name web
+usage_error -H "$NOSOCK" service create --name web --
+usage_error -H "$NOSOCK" service create --name "" -- x
+usage_error -H "$NOSOCK" service create --name -web -- x
+usage_error -H "$NOSOCK" service create --name "we b" -- x
+usage_error -H "$NOSOCK" service create --name "$(printf 'a%.0s' {1..64})" -- x
+usage_error -H "$NOSOCK" service create --bogus --name web -- x
+for bad in "--replicas -1" "--replicas x" "--replicas 1.5" "--mode bogus" \
+    "--mode global --replicas 2" "--limit-memory 64Q" "--limit-memory -1M" "--limit-memory M" \
+    "--reserve-memory lots" "--limit-cpu 0" "--limit-cpu -1" "--limit-cpu half" \
+    "--reserve-cpu 1x" "--limit-pids 0" "--limit-pids x" "--restart-delay 5" \
+    "--restart-delay -5s" "--restart-delay soon" "--restart-condition always" \
+    "--restart-max-attempts -1" "--network bridge" "--workdir relative" "--rootfs rel/dir" \
+    "--user root:" "--user :0" "--user 1:2:3" "--hostname -bad" "--hostname a_b" \
+    "--read-only=maybe" "--env =x" "--env NOVALUE" "--label =v" "--cap-add NET-ADMIN" \
+    "--cap-drop" "--constraint node.role" "--constraint node.rol==worker" \
+    "--constraint node.role==boss" "--constraint node.labels.==x" "--constraint node.id==" \
+    "--constraint engine.labels.x==y" "--secret ''" "--secret -bad" \
+    "--secret source=a,target=b/c" "--secret source=a,target=.." "--secret source=a,mode=0999" \
+    "--secret source=a,mode=rw" "--secret source=a,uid=-1" "--secret source=a,gid=x" \
+    "--secret source=a,foo=bar" "--secret target=x" "--secret source=a,target" \
+    "--secret a --secret source=b,target=a" "--limit-memory 64M --reserve-memory 128M" \
+    "--limit-cpu 0.5 --reserve-cpu 1"; do
+    eval "usage_error $C $bad -- /bin/true"
+done
+usage_error -H "$NOSOCK" service ls extra
+usage_error -H "$NOSOCK" service ls --format pretty
+usage_error -H "$NOSOCK" service ls -q --format json
+usage_error -H "$NOSOCK" service inspect
+usage_error -H "$NOSOCK" service inspect ""
+usage_error -H "$NOSOCK" service inspect --format json web
+usage_error -H "$NOSOCK" service ps
+usage_error -H "$NOSOCK" service ps web api
+usage_error -H "$NOSOCK" service ps ""
+usage_error -H "$NOSOCK" service ps --format yaml web
+usage_error -H "$NOSOCK" service ps -q --format json web
+usage_error -H "$NOSOCK" service scale
+usage_error -H "$NOSOCK" service scale web
+usage_error -H "$NOSOCK" service scale web=
+usage_error -H "$NOSOCK" service scale =3
+usage_error -H "$NOSOCK" service scale web=-1
+usage_error -H "$NOSOCK" service scale web=x api=2
+usage_error -H "$NOSOCK" service scale --replicas 2 web
+usage_error -H "$NOSOCK" service update
+usage_error -H "$NOSOCK" service update web
+usage_error -H "$NOSOCK" service update web api --replicas 2
+usage_error -H "$NOSOCK" service update --replicas -1 web
+usage_error -H "$NOSOCK" service update web --limit-memory 1Q
+usage_error -H "$NOSOCK" service update web --mode global
+usage_error -H "$NOSOCK" service update web --name api
+usage_error -H "$NOSOCK" service update web --
+usage_error -H "$NOSOCK" service update web --env -- /bin/true
+usage_error -H "$NOSOCK" service rm
+usage_error -H "$NOSOCK" service rm ""
+usage_error -H "$NOSOCK" service rm --force web
+# secret
+usage_error -H "$NOSOCK" secret
+usage_error -H "$NOSOCK" secret bogus
+usage_error -H "$NOSOCK" secret create
+usage_error -H "$NOSOCK" secret create db_pw
+usage_error -H "$NOSOCK" secret create db_pw a b
+usage_error -H "$NOSOCK" secret create "bad name" -
+usage_error -H "$NOSOCK" secret create .hidden -
+usage_error -H "$NOSOCK" secret create db_pw ""
+usage_error -H "$NOSOCK" secret create --label =x db_pw -
+usage_error -H "$NOSOCK" secret create --bogus db_pw -
+usage_error -H "$NOSOCK" secret ls extra
+usage_error -H "$NOSOCK" secret ls --format pretty
+usage_error -H "$NOSOCK" secret ls -q --format json
+usage_error -H "$NOSOCK" secret inspect
+usage_error -H "$NOSOCK" secret inspect ""
+usage_error -H "$NOSOCK" secret rm
+usage_error -H "$NOSOCK" secret rm --force x
+# node update
+usage_error -H "$NOSOCK" node update
+usage_error -H "$NOSOCK" node update wrk-1
+usage_error -H "$NOSOCK" node update --availability active
+usage_error -H "$NOSOCK" node update --availability active a b
+usage_error -H "$NOSOCK" node update --availability gone wrk-1
+usage_error -H "$NOSOCK" node update --availability Drain wrk-1
+usage_error -H "$NOSOCK" node update --label-add =x wrk-1
+usage_error -H "$NOSOCK" node update --label-rm "" wrk-1
+usage_error -H "$NOSOCK" node update --label-rm k=v wrk-1
+usage_error -H "$NOSOCK" node update --label-add k=v --label-rm k wrk-1
+usage_error -H "$NOSOCK" node update --availability drain ""
+
 # --- host selection
 usage_error -H tcp://127.0.0.1:2377 node ls
 grep -q 'tcp:// hosts are not supported yet' "$TMP/err" && ok || bad "tcp:// message: $(cat "$TMP/err")"
@@ -116,7 +230,9 @@ SWARM_HOST=tcp://10.0.0.1:2377 usage_error node ls
 grep -q SWARM_HOST "$TMP/err" && ok || bad "SWARM_HOST error does not name the variable"
 
 # --- a daemon that is not there: exit 1, one line naming the socket and what to do
-for cmd in "node ls" "node inspect self" "join-token worker" "cluster inspect"; do
+for cmd in "node ls" "node inspect self" "join-token worker" "cluster inspect" \
+    "service ls" "service ps web" "service create --name web -- /bin/true" "secret ls" \
+    "node update --availability drain x" "service scale web=2" "secret rm x"; do
     # shellcheck disable=SC2086
     run -H "$NOSOCK" $cmd
     if [[ $code -ne 1 ]]; then
