@@ -41,6 +41,9 @@ struct wrk_config {
     const char *run_dir;       /* the tasks' run dir; NULL: /run/swarmd/<node id> */
     const char *cgroup_parent; /* NULL: swarmd-<first 12 characters of the node id> */
     uint64_t stop_grace_ms;    /* a stopped task gets SIGTERM, SIGKILL after this; 0: 10 s */
+    bool allow_manager;        /* a manager's state dir too: a manager node runs its tasks
+                                  through an agent connected to itself (manager = its own
+                                  address) */
 };
 
 /* status 0: the first session message arrived (the node is Ready); <0: gave up. */

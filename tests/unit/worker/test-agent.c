@@ -161,6 +161,23 @@ static void test_agent_not_a_worker(void **state)
                      -EINVAL);
     assert_null(a);
     assert_non_null(strstr(err, "not a worker"));
+    /* unless asked: a manager node runs its tasks through an agent as well */
+    struct fake f;
+    wt_fake_init(&f, t, &c, c.cluster_id);
+    struct agent_run ar;
+    char run[256];
+    snprintf(run, sizeof(run), "%s/run", t->dir);
+    struct wrk_config mc = {.state_dir = c.dir,
+                            .manager = f.bound,
+                            .manager_set = true,
+                            .run_dir = run,
+                            .allow_manager = true};
+    wt_agent_start_cfg(&ar, t, &mc);
+    assert_true(mt_run_until(t, &ar.ready, 5000));
+    assert_int_equal(ar.status, 0);
+    assert_int_equal(f.sessions, 1);
+    wt_agent_stop(&ar, t);
+    wt_fake_finish(&f);
     /* and a dir without a node */
     cfg.state_dir = t->dir;
     assert_int_equal(wrk_agent_start(&t->loop, &cfg, wt_on_ready, NULL, &a, err, sizeof(err)),
