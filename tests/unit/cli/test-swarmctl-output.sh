@@ -1,7 +1,9 @@
 #!/bin/bash
 # swarmctl's output against a fake control socket: node ls table/-q/json, node inspect,
 # join-token (with --rotate and -q), cluster inspect (never a secret), services (ls, ps,
-# inspect, create with every task flag, update, scale, rm), server errors.
+# inspect, create with every task flag, update, scale, rm), secrets (ls, inspect, create
+# from STDIN and from a file, the size limit, rm; the data is never shown), node update,
+# server errors.
 set -u
 
 SWARMCTL=${1:?usage: test-swarmctl-output.sh SWARMCTL FAKE-CONTROL}
@@ -382,12 +384,117 @@ expect "service rm" 1 <<<"glob"
 run service ls -q
 [[ $(lines "$TMP/out") -eq 3 ]] && ! grep -q glob "$TMP/out" && ok || bad "service rm left glob"
 
+# --- secret ls / inspect: never the data, even though this server sends it
+run secret ls
+expect "secret ls" 0 <<'EOF'
+ID                          NAME      CREATED       UPDATED
+sec0000000000000000000001   db_pw     2 hours ago   2 hours ago
+sec0000000000000000000002   tls_key   3 days ago    About a minute ago
+EOF
+run secret ls -q
+expect "secret ls -q" 0 <<'EOF'
+sec0000000000000000000001
+sec0000000000000000000002
+EOF
+run secret ls --format json
+json_check "secret ls json" 'len(d) == 2 and d[1]["name"] == "tls_key"
+    and d[1]["id"] == "sec0000000000000000000002" and d[1]["labels"] == {"env": "prod"}
+    and d[1]["digest"] == "sha256:" + "0" * 62 + "14"
+    and all("data" not in s for s in d) and "created_at" in d[0] and "updated_at" in d[0]'
+run secret inspect db_pw sec0000000000000000000002
+json_check "secret inspect json" '[s["name"] for s in d] == ["db_pw", "tls_key"]
+    and d[0]["version"] == 5 and all("data" not in s for s in d)'
+run secret inspect db_pw nosuch
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such secret: nosuch" ]] && ok ||
+    bad "secret inspect nosuch: exit $code: $(cat "$TMP/err")"
+run secret inspect --pretty tls_key
+sed -i -E 's/^(Created at|Updated at):\t.*$/\1:\tTIME/' "$TMP/out"
+expect "secret inspect --pretty" 0 <<'EOF'
+ID:		sec0000000000000000000002
+Name:		tls_key
+Labels:
+ - env=prod
+Digest:		sha256:0000000000000000000000000000000000000000000000000000000000000014
+Created at:	TIME
+Updated at:	TIME
+EOF
+for args in "secret ls" "secret ls --format json" "secret inspect db_pw tls_key" \
+    "secret inspect --pretty db_pw tls_key"; do
+    # shellcheck disable=SC2086
+    run $args
+    if grep -q -e PRELOADEDSECRETDATA -e UFJFTE9BREVE "$TMP/out" "$TMP/err"; then
+        bad "$args shows secret data"
+    else
+        ok
+    fi
+done
+
+# --- secret create: from STDIN and from a file, bytes intact, data never printed
+printf 's3cret' | "$SWARMCTL" secret create db_new - >"$TMP/out" 2>"$TMP/err"
+code=$?
+[[ $code -eq 0 && $(cat "$TMP/out") =~ ^secnew[0-9]{19}$ && ! -s $TMP/err ]] && ok ||
+    bad "secret create from STDIN: exit $code: $(cat "$TMP/err")"
+[[ $(cat "$TMP/received-db_new" 2>/dev/null) == s3cret ]] && ok || bad "STDIN data did not arrive"
+grep -q s3cret "$TMP/out" "$TMP/err" && bad "secret create printed the data" || ok
+printf 'line1\nbin\0\001\377end\n' >"$TMP/keyfile"
+run secret create --label env=test -l team=a tls_new "$TMP/keyfile"
+[[ $code -eq 0 && $(cat "$TMP/out") =~ ^secnew[0-9]{19}$ ]] && ok ||
+    bad "secret create from a file: exit $code: $(cat "$TMP/err")"
+cmp -s "$TMP/keyfile" "$TMP/received-tls_new" && ok || bad "file data did not arrive intact"
+run secret inspect tls_new
+json_check "secret create labels" 'd[0]["labels"] == {"env": "test", "team": "a"}
+    and d[0]["digest"] == "sha256:" + "0" * 62 + "10" and "data" not in d[0]'
+head -c 512000 /dev/zero | tr '\0' x >"$TMP/max"
+run secret create max_size "$TMP/max"
+[[ $code -eq 0 ]] && cmp -s "$TMP/max" "$TMP/received-max_size" && ok ||
+    bad "secret create of exactly 500 KiB: exit $code: $(cat "$TMP/err")"
+printf 'y' >>"$TMP/max"
+run secret create too_big "$TMP/max"
+[[ $code -eq 1 && $(lines "$TMP/err") -eq 1 && ! -s $TMP/out ]] &&
+    grep -q 'larger than 500 KiB' "$TMP/err" && [[ ! -e $TMP/received-too_big ]] && ok ||
+    bad "secret create > 500 KiB: exit $code: $(cat "$TMP/err")"
+head -c 600000 /dev/zero | "$SWARMCTL" secret create too_big - >"$TMP/out" 2>"$TMP/err"
+code=$?
+[[ $code -eq 1 ]] && grep -q 'larger than 500 KiB' "$TMP/err" && [[ ! -e $TMP/received-too_big ]] &&
+    ok || bad "secret create > 500 KiB from STDIN: exit $code: $(cat "$TMP/err")"
+: >"$TMP/empty"
+run secret create empty "$TMP/empty"
+[[ $code -eq 1 ]] && grep -q 'empty' "$TMP/err" && ok || bad "empty secret: exit $code"
+run secret create nofile "$TMP/does-not-exist"
+[[ $code -eq 1 && $(lines "$TMP/err") -eq 1 ]] && grep -q 'does-not-exist' "$TMP/err" && ok ||
+    bad "secret create from a missing file: exit $code: $(cat "$TMP/err")"
+run secret create db_pw "$TMP/keyfile"
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: a secret with this name already exists" ]] &&
+    ok || bad "secret create duplicate: exit $code: $(cat "$TMP/err")"
+
+# --- secret rm: refused while a service uses it
+run secret rm db_pw db_new nosuch
+expect "secret rm" 1 <<<"db_new"
+[[ $(cat "$TMP/err") == "swarmctl: secret db_pw is in use by service web
+swarmctl: no such secret: nosuch" ]] && ok || bad "secret rm errors: $(cat "$TMP/err")"
+run secret ls --format json
+json_check "secret rm applied" '[s["name"] for s in d] == ["db_pw", "max_size", "tls_key",
+    "tls_new"]'
+
+# --- node update: availability and labels
+run node update --availability drain --label-add zone=a --label-add ssd --label-add tier=x mgr-2
+expect "node update" 0 <<<"mgr-2"
+run node update --label-rm tier --label-add zone=b mgr2000
+expect "node update by prefix" 0 <<<"mgr2000"
+run node inspect mgr-2
+json_check "node update applied" 'd[0]["availability"] == "drain"
+    and d[0]["labels"] == {"zone": "b", "ssd": ""}'
+run node update --availability active nosuch
+[[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such node: nosuch" ]] && ok ||
+    bad "node update nosuch: exit $code: $(cat "$TMP/err")"
+
 # --- server errors: "swarmctl: <error>" on one line, exit 1
 SOCK2=$TMP/fail.sock
 start_fake "$SOCK2" fail
 for cmd in "node ls" "node inspect x" "join-token worker" "cluster inspect" "service ls" \
     "service ps web" "service create --name x -- /bin/true" "service scale web=1" \
-    "service update --replicas 1 web" "service rm web" "service inspect web"; do
+    "service update --replicas 1 web" "service rm web" "service inspect web" "secret ls" \
+    "secret inspect db_pw" "secret rm db_pw" "node update --availability drain mgr-1"; do
     # shellcheck disable=SC2086
     run -H "unix://$SOCK2" $cmd
     # node inspect still prints the (empty) JSON array of what it found
