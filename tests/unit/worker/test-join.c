@@ -322,7 +322,98 @@ static int node_state(struct mt *t, const char *id)
     return st;
 }
 
-/* join, then the agent resumes from the state dir: the manager lists the node Ready */
+struct pids {
+    pid_t pid[8];
+    size_t n;
+};
+
+/* The service's tasks running (with a pid) per the manager; fills pids. */
+static size_t running_tasks(struct mt *t, const char *service, struct pids *pids)
+{
+    Swarm__ListTasksRequest req = SWARM__LIST_TASKS_REQUEST__INIT;
+    req.service = (char *)service;
+    struct mt_reply r = {0};
+    assert_int_equal(mt_call(t, "Control.ListTasks", &req.base, &r), 0);
+    Swarm__ListTasksResponse *l = swarm__list_tasks_response__unpack(NULL, r.len, r.payload);
+    assert_non_null(l);
+    size_t n = 0;
+    pids->n = 0;
+    for (size_t i = 0; i < l->n_tasks; i++) {
+        const Swarm__Task *task = l->tasks[i];
+        if (task->state == SWARM__TASK_STATE__TASK_RUNNING && task->pid > 0) {
+            n++;
+            if (pids->n < SW_ARRAY_SIZE(pids->pid))
+                pids->pid[pids->n++] = task->pid;
+        }
+    }
+    swarm__list_tasks_response__free_unpacked(l, NULL);
+    mt_reply_clear(&r);
+    return n;
+}
+
+/* On the real manager: a secret and a service using it run on the worker, with the secret
+ * in the tasks' /run/secrets; removing the service stops them. */
+static void run_service(struct mt *t, struct pids *pids)
+{
+    struct mt_reply r = {0};
+    Swarm__CreateSecretRequest sreq = SWARM__CREATE_SECRET_REQUEST__INIT;
+    sreq.name = "db_pw";
+    sreq.data.data = (uint8_t *)"s3cret";
+    sreq.data.len = 6;
+    if (mt_call(t, "Control.CreateSecret", &sreq.base, &r) != 0)
+        fail_msg("CreateSecret: %s", r.error);
+    mt_reply_clear(&r);
+
+    Swarm__SecretRef ref = SWARM__SECRET_REF__INIT, *refs[] = {&ref};
+    ref.secret_name = "db_pw";
+    ref.target = "pw";
+    char *cmd[] = {"/bin/sleep", "30"};
+    Swarm__TaskSpec spec = SWARM__TASK_SPEC__INIT;
+    spec.command = cmd;
+    spec.n_command = 2;
+    spec.secrets = refs;
+    spec.n_secrets = 1;
+    Swarm__CreateServiceRequest req = SWARM__CREATE_SERVICE_REQUEST__INIT;
+    req.name = "web";
+    req.replicas = 2;
+    req.task = &spec;
+    if (mt_call(t, "Control.CreateService", &req.base, &r) != 0)
+        fail_msg("CreateService: %s", r.error);
+    mt_reply_clear(&r);
+
+    size_t n = 0;
+    for (int i = 0; i < 200 && (n = running_tasks(t, "web", pids)) < 2; i++)
+        mt_run_for(t, 50);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < pids->n; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/proc/%d/root/run/secrets/pw", (int)pids->pid[i]);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(sw_read_file(path, 4096, &text, &len), 0);
+        assert_int_equal(len, 6);
+        assert_memory_equal(text, "s3cret", 6);
+    }
+
+    Swarm__GetServiceRequest rm = SWARM__GET_SERVICE_REQUEST__INIT;
+    rm.id = "web";
+    if (mt_call(t, "Control.RemoveService", &rm.base, &r) != 0)
+        fail_msg("RemoveService: %s", r.error);
+    mt_reply_clear(&r);
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; i++) {
+        gone = true;
+        for (size_t k = 0; k < pids->n; k++)
+            gone &= kill(pids->pid[k], 0) < 0 && errno == ESRCH;
+        if (!gone)
+            mt_run_for(t, 50);
+    }
+    if (!gone)
+        fail_msg("the tasks of a removed service still run");
+}
+
+/* join, then the agent resumes from the state dir: the manager lists the node Ready; as
+ * root, a service with a secret runs on it */
 static void test_join_then_ready(void **state)
 {
     struct mt *t = *state;
@@ -337,7 +428,8 @@ static void test_join_then_ready(void **state)
 
     char run[256];
     snprintf(run, sizeof(run), "%s/run", t->dir);
-    struct wrk_config cfg = {.state_dir = j.dir, .run_dir = run};
+    struct wrk_config cfg = {.state_dir = j.dir, .run_dir = run, .stop_grace_ms = 300};
+    struct pids pids = {.n = 0};
     struct ready rd = {0};
     wrk_agent *a = NULL;
     char err[512];
@@ -360,9 +452,16 @@ static void test_join_then_ready(void **state)
             mt_run_for(t, 50);
     }
     assert_true(ready);
+    if (geteuid() == 0)
+        run_service(t, &pids);
+    else
+        print_message("tasks not run: the runtime needs root\n");
     bool stopped = false;
     wrk_agent_stop(a, on_stopped, &stopped);
     assert_true(mt_run_until(t, &stopped, MT_WAIT_MS));
+    /* a stopped worker leaves no task behind */
+    for (size_t i = 0; i < pids.n; i++)
+        assert_false(kill(pids.pid[i], 0) == 0 || errno != ESRCH);
 }
 
 const struct CMUnitTest wt_join_tests[] = {
