@@ -598,7 +598,9 @@ static int ps_table(const Swarm__ListTasksResponse *resp, const char *service,
         } else {
             snprintf(current, sizeof(current), "%s", state);
         }
-        one_line(t->err, err, sizeof(err));
+        /* a pending task's reason (no suitable node ...) comes as its message */
+        bool pending = t->state <= SWARM__TASK_STATE__TASK_PENDING;
+        one_line(t->err[0] || !pending ? t->err : t->message, err, sizeof(err));
         if (t->pid > 0 && t->state == SWARM__TASK_STATE__TASK_RUNNING)
             snprintf(pid, sizeof(pid), "%" PRId32, t->pid);
         const char *row[] = {t->id,   fullname, t->node_id[0] ? node_name(nodes, t->node_id) : "",

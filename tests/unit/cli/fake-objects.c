@@ -44,7 +44,7 @@ static uint64_t wall_ns(void)
 /* ------------------------------------------------------------------ tasks (fixed) */
 
 struct ftask {
-    const char *id, *service_id, *node_id, *err;
+    const char *id, *service_id, *node_id, *err, *message;
     uint64_t slot;
     Swarm__TaskState desired, state;
     int32_t pid, exit_code;
@@ -55,17 +55,17 @@ struct ftask {
 #define AGENT_ID "svcagent00000000000000001"
 
 static const struct ftask fake_tasks[] = {
-    {"tsk1old000000000000000001", WEB_ID, "gone00000000000000000000x", "task: non-zero exit (1)", 1,
-     SWARM__TASK_STATE__TASK_SHUTDOWN, SWARM__TASK_STATE__TASK_FAILED, 0, 1, 365},
-    {"tsk3000000000000000000003", WEB_ID, "", "no suitable node (3 nodes lack memory)", 3,
+    {"tsk1old000000000000000001", WEB_ID, "gone00000000000000000000x", "task: non-zero exit (1)",
+     "exited", 1, SWARM__TASK_STATE__TASK_SHUTDOWN, SWARM__TASK_STATE__TASK_FAILED, 0, 1, 365},
+    {"tsk3000000000000000000003", WEB_ID, "", "", "no suitable node (3 nodes lack memory)", 3,
      SWARM__TASK_STATE__TASK_RUNNING, SWARM__TASK_STATE__TASK_PENDING, 0, 0, 605},
-    {"tsk2000000000000000000002", WEB_ID, "mgr1000000000000000000001", "", 2,
+    {"tsk2000000000000000000002", WEB_ID, "mgr1000000000000000000001", "", "started", 2,
      SWARM__TASK_STATE__TASK_RUNNING, SWARM__TASK_STATE__TASK_RUNNING, 4343, 0, 185},
-    {"tsk1000000000000000000001", WEB_ID, "wrka000000000000000000001", "", 1,
+    {"tsk1000000000000000000001", WEB_ID, "wrka000000000000000000001", "", "started", 1,
      SWARM__TASK_STATE__TASK_RUNNING, SWARM__TASK_STATE__TASK_RUNNING, 4242, 0, 185},
-    {"tska200000000000000000002", AGENT_ID, "wrka000000000000000000001", "", 0,
+    {"tska200000000000000000002", AGENT_ID, "wrka000000000000000000001", "", "started", 0,
      SWARM__TASK_STATE__TASK_RUNNING, SWARM__TASK_STATE__TASK_RUNNING, 5001, 0, 7200},
-    {"tska100000000000000000001", AGENT_ID, "mgr1000000000000000000001", "", 0,
+    {"tska100000000000000000001", AGENT_ID, "mgr1000000000000000000001", "", "started", 0,
      SWARM__TASK_STATE__TASK_RUNNING, SWARM__TASK_STATE__TASK_RUNNING, 5000, 0, 7200},
 };
 
@@ -432,6 +432,7 @@ bool fake_objects_handle(const char *method, const uint8_t *in, size_t in_len, i
             m->service_id = (char *)t->service_id;
             m->node_id = (char *)t->node_id;
             m->err = (char *)t->err;
+            m->message = (char *)t->message;
             m->slot = t->slot;
             m->desired_state = t->desired;
             m->state = t->state;

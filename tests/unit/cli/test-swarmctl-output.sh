@@ -222,7 +222,7 @@ json_check "service ls json" 'len(d) == 2 and {k: d[1][k] for k in
     and d[0]["command"][2] == "cpu,memory,disk,network"'
 
 # --- service ps: slots in order, history under its slot, hostnames, the id of an unknown
-# node, the pending reason in ERROR, pids of running tasks
+# node, the pending reason (the task's message) in ERROR, pids of running tasks
 run service ps web
 expect "service ps web" 0 <<'EOF'
 ID                          NAME        NODE                        DESIRED STATE   CURRENT STATE            ERROR                                    PID
@@ -253,7 +253,8 @@ json_check "service ps json" 'len(d) == 4 and {k: d[0][k] for k in ("id", "servi
     and d[1]["state"] == "failed" and d[1]["desired_state"] == "shutdown"
     and d[1]["exit_code"] == 1 and d[1]["error"] == "task: non-zero exit (1)"
     and d[1]["node_id"] == "gone00000000000000000000x" and d[1]["pid"] == 0
-    and d[3]["state"] == "pending" and d[3]["node_id"] == ""
+    and d[3]["state"] == "pending" and d[3]["node_id"] == "" and d[3]["error"] == ""
+    and d[3]["message"] == "no suitable node (3 nodes lack memory)"
     and d[0]["node"] == "wrk-\"a\"" and d[2]["node"] == "mgr-1"'
 run service ps nosuch
 [[ $code -eq 1 && $(cat "$TMP/err") == "swarmctl: no such service: nosuch" && ! -s $TMP/out ]] &&
