@@ -30,6 +30,9 @@
 static int failures;
 
 static void vreport(bool good, const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vreport(bool good, const char *name, const char *fmt, va_list ap)
 {
     printf("%s %s", good ? "ok" : "FAIL", name);
     if (fmt) {
