@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -400,8 +401,17 @@ int rt_task_cleanup(rt_task *t)
         siginfo_t si;
         syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0);
         memset(&si, 0, sizeof(si));
-        while (waitid(P_PIDFD, (id_t)t->pidfd, &si, WEXITED) < 0 && errno == EINTR)
-            ;
+        for (;;) {
+            if (waitid(P_PIDFD, (id_t)t->pidfd, &si, WEXITED) == 0)
+                break;
+            if (errno == EAGAIN) { /* a non-blocking pidfd (the caller polled it) */
+                struct pollfd p = {.fd = t->pidfd, .events = POLLIN};
+                poll(&p, 1, 1000);
+                continue;
+            }
+            if (errno != EINTR)
+                break;
+        }
         fill_exit(t, &si);
     }
     int r = rt__cgroup_destroy(&t->cg);
