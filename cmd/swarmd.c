@@ -107,6 +107,7 @@ struct daemon {
     bool init;
     int exit_code;
     bool stopping;
+    const char *state_dir;
 };
 
 static void stopped(void *userdata)
@@ -118,18 +119,30 @@ static void stopped(void *userdata)
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
+/* The agent first (its tasks are killed and cleaned up), then the manager. */
+static void stop_step(void *userdata)
+{
+    struct daemon *d = userdata;
+    if (d->a) {
+        wrk_agent *a = d->a;
+        d->a = NULL;
+        wrk_agent_stop(a, stop_step, d);
+    } else if (d->m) {
+        mgr *m = d->m;
+        d->m = NULL;
+        mgr_stop(m, stopped, d);
+    } else {
+        stopped(d);
+    }
+}
+
 static void stop(struct daemon *d, int code)
 {
     if (d->stopping)
         return;
     d->stopping = true;
     d->exit_code = code;
-    if (d->m)
-        mgr_stop(d->m, stopped, d);
-    else if (d->a)
-        wrk_agent_stop(d->a, stopped, d);
-    else
-        stopped(d);
+    stop_step(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -143,6 +156,33 @@ static void on_fatal(mgr *m, int status, const char *errmsg, void *userdata)
 {
     log_error("%s", errmsg);
     stop(userdata, 1);
+}
+
+static void on_manager_agent_ready(wrk_agent *a, int status, const char *errmsg, void *userdata)
+{
+    if (status < 0) {
+        log_warn("this manager will not run tasks: its agent has no session: %s", errmsg);
+        return;
+    }
+    if (wrk_agent_runtime_error(a))
+        log_warn("this manager cannot run tasks: %s", wrk_agent_runtime_error(a));
+    else
+        log_info("this manager also runs tasks (drain it to stop that)");
+}
+
+/* A manager node runs tasks too, through an agent in session with itself. */
+static void start_manager_agent(struct daemon *d, mgr *m)
+{
+    char addr[80], errmsg[256];
+    struct wrk_config wc = {.state_dir = d->state_dir, .allow_manager = true, .manager_set = true};
+    mgr_advertise_addr(m, addr, sizeof(addr));
+    if (sw_addr_parse(addr, -1, 0, &wc.manager) < 0)
+        return;
+    if (wrk_agent_start(&d->loop, &wc, on_manager_agent_ready, d, &d->a, errmsg, sizeof(errmsg)) <
+        0) {
+        d->a = NULL;
+        log_warn("this manager will not run tasks: %s", errmsg);
+    }
 }
 
 static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
@@ -174,6 +214,8 @@ static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
         "node %s of cluster %s is serving: manager, raft leader, listening on %s "
         "(advertised %s)",
         mgr_node_id(m), mgr_cluster_id(m), listen, addr);
+    if (!d->stopping)
+        start_manager_agent(d, m);
 }
 
 static void on_agent_ready(wrk_agent *a, int status, const char *errmsg, void *userdata)
@@ -349,7 +391,7 @@ int main(int argc, char **argv)
         cfg.advertise_addr.port = cfg.listen_addr.port;
 
     signal(SIGPIPE, SIG_IGN);
-    struct daemon d = {.init = init};
+    struct daemon d = {.init = init, .state_dir = cfg.state_dir};
     char errmsg[512] = "";
     uv_loop_init(&d.loop);
     uv_signal_init(&d.loop, &d.sigterm);

@@ -41,6 +41,9 @@ print(sum(1 for t in json.load(sys.stdin) if t["state"] == "running" and t["node
 
 for _ in $(seq 100); do [ "$(ctl node ls | grep -c ' Ready ')" = 3 ] && break; sleep 0.1; done
 check "two workers joined" bash -c "[ \"\$('$SWARMCTL' -H unix://$SOCK node ls | grep -c ' Ready ')\" = 3 ]"
+# the manager runs tasks too unless drained; this test places them on the workers only
+MGR=$(ctl node ls --format json | python3 -c 'import json,sys; print([n["id"] for n in json.load(sys.stdin) if n["role"]=="manager"][0])')
+check "the manager can be drained" bash -c "'$SWARMCTL' -H unix://$SOCK node update --availability drain $MGR >/dev/null"
 
 SECRET="s3cret-$RANDOM$RANDOM"
 SID=$(printf '%s' "$SECRET" | ctl secret create db_pw -)
