@@ -133,6 +133,12 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
         swarm__issue_node_certificate_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed IssueNodeCertificateRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__issue_node_certificate_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed IssueNodeCertificateRequest: unknown or invalid fields",
+                              NULL, 0);
+    }
 
     struct issue_call *ic = calloc(1, sizeof(*ic));
     if (!ic) {

@@ -138,6 +138,11 @@ static void h_get_node(net_call *call, const uint8_t *payload, size_t len, void 
     Swarm__GetNodeRequest *req = swarm__get_node_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetNodeRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_node_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "malformed GetNodeRequest: unknown or invalid fields",
+                              NULL, 0);
+    }
     if (req->id[0] == '\0' || strlen(req->id) > 253) {
         swarm__get_node_request__free_unpacked(req, NULL);
         return net_call_reply(call, -EINVAL, "a node ID or hostname is required", NULL, 0);
@@ -253,6 +258,11 @@ static void h_get_join_token(net_call *call, const uint8_t *payload, size_t len,
     Swarm__GetJoinTokenRequest *req = swarm__get_join_token_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetJoinTokenRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_join_token_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed GetJoinTokenRequest: unknown or invalid fields", NULL, 0);
+    }
     int role = req->role == SWARM__NODE_ROLE__ROLE_MANAGER ? 1 : 0;
     bool valid =
         req->role == SWARM__NODE_ROLE__ROLE_MANAGER || req->role == SWARM__NODE_ROLE__ROLE_WORKER;

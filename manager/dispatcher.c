@@ -399,6 +399,11 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
     Swarm__SessionRequest *req = swarm__session_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed SessionRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__session_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "malformed SessionRequest: unknown or invalid fields",
+                              NULL, 0);
+    }
     if (!valid_description(req->description, err, sizeof(err))) {
         swarm__session_request__free_unpacked(req, NULL);
         return net_call_reply(call, -EINVAL, err, NULL, 0);
@@ -440,6 +445,11 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
     Swarm__HeartbeatRequest *req = swarm__heartbeat_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed HeartbeatRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__heartbeat_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed HeartbeatRequest: unknown or invalid fields", NULL, 0);
+    }
     struct mgr_session **slot = find_slot(m, peer->id.node_id);
     bool ok = slot && (*slot)->ready && strcmp((*slot)->session_id, req->session_id) == 0;
     swarm__heartbeat_request__free_unpacked(req, NULL);
@@ -585,6 +595,11 @@ static void h_update_task_status(net_call *call, const uint8_t *payload, size_t 
         swarm__update_task_status_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed UpdateTaskStatusRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__update_task_status_request__free_unpacked(req, NULL);
+        return net_call_reply(
+            call, -EINVAL, "malformed UpdateTaskStatusRequest: unknown or invalid fields", NULL, 0);
+    }
     struct mgr_session **slot = find_slot(m, peer->id.node_id);
     if (!slot || strcmp((*slot)->session_id, req->session_id) != 0) {
         swarm__update_task_status_request__free_unpacked(req, NULL);

@@ -281,6 +281,11 @@ static void h_create_service(net_call *call, const uint8_t *payload, size_t len,
     Swarm__CreateServiceRequest *req = swarm__create_service_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed CreateServiceRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__create_service_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed CreateServiceRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = 0;
     if (!valid_name(req->name)) {
         snprintf(err, sizeof(err), "invalid service name '%.64s': letters, digits, '_', '.', '-'",
@@ -366,6 +371,11 @@ static void h_get_service(net_call *call, const uint8_t *payload, size_t len, vo
     Swarm__GetServiceRequest *req = swarm__get_service_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetServiceRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_service_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed GetServiceRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     swarm__get_service_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -433,6 +443,11 @@ static void h_list_tasks(net_call *call, const uint8_t *payload, size_t len, voi
     Swarm__ListTasksRequest *req = swarm__list_tasks_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed ListTasksRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__list_tasks_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed ListTasksRequest: unknown or invalid fields", NULL, 0);
+    }
     int r;
     if (req->service[0]) {
         Swarm__Service *svc = NULL;
@@ -476,6 +491,11 @@ static void h_update_service(net_call *call, const uint8_t *payload, size_t len,
     Swarm__UpdateServiceRequest *req = swarm__update_service_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed UpdateServiceRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__update_service_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed UpdateServiceRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     if (r >= 0 && req->set_replicas) {
         if (svc->global) {
@@ -521,6 +541,11 @@ static void h_remove_service(net_call *call, const uint8_t *payload, size_t len,
     Swarm__GetServiceRequest *req = swarm__get_service_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetServiceRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_service_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed GetServiceRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     swarm__get_service_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -563,6 +588,11 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
     Swarm__CreateSecretRequest *req = swarm__create_secret_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed CreateSecretRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__create_secret_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed CreateSecretRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = 0;
     Swarm__Secret *existing = NULL;
     if (!valid_name(req->name)) {
@@ -632,6 +662,11 @@ static void h_get_secret(net_call *call, const uint8_t *payload, size_t len, voi
     Swarm__GetSecretRequest *req = swarm__get_secret_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetSecretRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_secret_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed GetSecretRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = find_secret(m, req->id, &s, err, sizeof(err));
     swarm__get_secret_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -675,6 +710,11 @@ static void h_remove_secret(net_call *call, const uint8_t *payload, size_t len, 
     Swarm__GetSecretRequest *req = swarm__get_secret_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed GetSecretRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__get_secret_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed GetSecretRequest: unknown or invalid fields", NULL, 0);
+    }
     int r = find_secret(m, req->id, &s, err, sizeof(err));
     swarm__get_secret_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -775,6 +815,11 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
     Swarm__UpdateNodeRequest *req = swarm__update_node_request__unpack(NULL, len, payload);
     if (!req)
         return net_call_reply(call, -EINVAL, "malformed UpdateNodeRequest", NULL, 0);
+    if (!proto_strict(&req->base)) {
+        swarm__update_node_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL,
+                              "malformed UpdateNodeRequest: unknown or invalid fields", NULL, 0);
+    }
     if (req->set_availability &&
         (req->availability < SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE ||
          req->availability > SWARM__NODE_AVAILABILITY__AVAILABILITY_DRAIN)) {

@@ -18,9 +18,7 @@ int proto_pack(const ProtobufCMessage *m, uint8_t **ret_buf, size_t *ret_len)
     return 0;
 }
 
-int proto_frame_encode(const struct proto_frame *f,
-                       size_t max_frame,
-                       uint8_t **ret_buf,
+int proto_frame_encode(const struct proto_frame *f, size_t max_frame, uint8_t **ret_buf,
                        size_t *ret_len)
 {
     Swarm__Frame m = SWARM__FRAME__INIT;
@@ -115,4 +113,30 @@ int proto_frame_decoder_next(struct proto_frame_decoder *d, Swarm__Frame **ret)
 size_t proto_frame_decoder_pending(const struct proto_frame_decoder *d)
 {
     return d->len - d->off;
+}
+
+bool proto_strict(const ProtobufCMessage *m)
+{
+    if (!m)
+        return true;
+    if (m->n_unknown_fields)
+        return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const ProtobufCMessage *const *v =
+                *(const ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t j = 0; j < n; j++)
+                if (!proto_strict(v[j]))
+                    return false;
+        } else if (!proto_strict(*(const ProtobufCMessage *const *)(base + f->offset))) {
+            return false;
+        }
+    }
+    return true;
 }

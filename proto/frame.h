@@ -1,6 +1,7 @@
 /* The frame format: 4-byte big-endian length, then a protobuf Frame (proto/swarm.proto). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,9 +21,7 @@ struct proto_frame {
 };
 
 /* Encode header + Frame into a new malloc'd buffer. -EMSGSIZE if above max_frame. */
-int proto_frame_encode(const struct proto_frame *f,
-                       size_t max_frame,
-                       uint8_t **ret_buf,
+int proto_frame_encode(const struct proto_frame *f, size_t max_frame, uint8_t **ret_buf,
                        size_t *ret_len);
 
 /* Incremental decoder: feed whatever bytes arrived, then take whole frames out. */
@@ -48,3 +47,8 @@ size_t proto_frame_decoder_pending(const struct proto_frame_decoder *d);
 
 /* Encode/decode any protobuf-c message into a malloc'd buffer; -ENOMEM. */
 int proto_pack(const ProtobufCMessage *m, uint8_t **ret_buf, size_t *ret_len);
+
+/* True when a decoded message (and every message inside it) carries no unknown fields.
+ * Requests that fail this are refused: protobuf-c keeps such fields and may write them
+ * back in a form it cannot read (a field number 0 in an overlong tag, for one). */
+bool proto_strict(const ProtobufCMessage *m);
