@@ -59,16 +59,30 @@ wait_workers() { # until node ls shows N Ready nodes
 }
 wait_workers 3
 step swarmctl node ls
+
+printf '\n\033[1m$ printf s3cret | swarmctl secret create db_pw -\033[0m\n'
+printf 's3cret' | swarmctl secret create db_pw -
+step swarmctl service create --name web --replicas 3 --secret db_pw -- /bin/sleep 3600
+for _ in $(seq 100); do
+    [ "$(swarmctl service ls --format json | grep -c '"3/3"')" = 1 ] && break
+    sleep 0.05
+done
+step swarmctl service ls
+step swarmctl service ps web
+TASK_PID=$(swarmctl service ps --format json web | python3 -c 'import json,sys; print([t["pid"] for t in json.load(sys.stdin) if t["state"]=="running"][0])')
+printf '\n\033[1m$ cat /proc/%s/root/run/secrets/db_pw   # inside a task, on its tmpfs\033[0m\n' "$TASK_PID"
+cat "/proc/$TASK_PID/root/run/secrets/db_pw"; echo
 step swarmctl join-token worker
 step swarmctl join-token -q manager
 step swarmctl join-token --rotate manager
 step swarmctl cluster inspect
 step openssl x509 -in "$DIR/state/certificates/swarm-node.crt" -noout -subject -issuer -enddate
 
-printf '\n\033[1m# kill worker-2: it is Down after three missed heartbeats\033[0m\n'
+printf '\n\033[1m# kill worker-2: it is Down after three missed heartbeats, its tasks move\033[0m\n'
 kill -9 "$W2"; wait "$W2" 2>/dev/null || true
 sleep 3.5
 step swarmctl node ls
+step swarmctl service ps web
 printf '\n\033[1m$ swarmd --state-dir %s/worker2 &   # it comes back without rejoining\033[0m\n' "$DIR"
 "$SWARMD" --state-dir "$DIR/worker2" 2>>"$DIR/worker2.log" &
 W2=$!
