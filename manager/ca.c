@@ -129,16 +129,10 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
 
     if (!m->serving || !m->ca)
         return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
-    Swarm__IssueNodeCertificateRequest *req =
-        swarm__issue_node_certificate_request__unpack(NULL, len, payload);
+    Swarm__IssueNodeCertificateRequest *req = (Swarm__IssueNodeCertificateRequest *)mgr__request(
+        call, &swarm__issue_node_certificate_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed IssueNodeCertificateRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__issue_node_certificate_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed IssueNodeCertificateRequest: unknown or invalid fields",
-                              NULL, 0);
-    }
+        return;
 
     struct issue_call *ic = calloc(1, sizeof(*ic));
     if (!ic) {

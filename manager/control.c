@@ -135,14 +135,10 @@ static void h_get_node(net_call *call, const uint8_t *payload, size_t len, void 
     Swarm__Node *n = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetNodeRequest *req = swarm__get_node_request__unpack(NULL, len, payload);
+    Swarm__GetNodeRequest *req = (Swarm__GetNodeRequest *)mgr__request(
+        call, &swarm__get_node_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetNodeRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_node_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL, "malformed GetNodeRequest: unknown or invalid fields",
-                              NULL, 0);
-    }
+        return;
     if (req->id[0] == '\0' || strlen(req->id) > 253) {
         swarm__get_node_request__free_unpacked(req, NULL);
         return net_call_reply(call, -EINVAL, "a node ID or hostname is required", NULL, 0);
@@ -255,14 +251,10 @@ static void h_get_join_token(net_call *call, const uint8_t *payload, size_t len,
     struct mgr *m = userdata;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetJoinTokenRequest *req = swarm__get_join_token_request__unpack(NULL, len, payload);
+    Swarm__GetJoinTokenRequest *req = (Swarm__GetJoinTokenRequest *)mgr__request(
+        call, &swarm__get_join_token_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetJoinTokenRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_join_token_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed GetJoinTokenRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int role = req->role == SWARM__NODE_ROLE__ROLE_MANAGER ? 1 : 0;
     bool valid =
         req->role == SWARM__NODE_ROLE__ROLE_MANAGER || req->role == SWARM__NODE_ROLE__ROLE_WORKER;

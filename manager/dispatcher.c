@@ -396,14 +396,10 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
         return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
     if (peer->kind != NET_PEER_NODE)
         return net_call_reply(call, -EPERM, "a session needs a node certificate", NULL, 0);
-    Swarm__SessionRequest *req = swarm__session_request__unpack(NULL, len, payload);
+    Swarm__SessionRequest *req = (Swarm__SessionRequest *)mgr__request(
+        call, &swarm__session_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed SessionRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__session_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL, "malformed SessionRequest: unknown or invalid fields",
-                              NULL, 0);
-    }
+        return;
     if (!valid_description(req->description, err, sizeof(err))) {
         swarm__session_request__free_unpacked(req, NULL);
         return net_call_reply(call, -EINVAL, err, NULL, 0);
@@ -442,14 +438,10 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
     const struct net_peer *peer = net_call_peer(call);
     if (peer->kind != NET_PEER_NODE)
         return net_call_reply(call, -EPERM, "a heartbeat needs a node certificate", NULL, 0);
-    Swarm__HeartbeatRequest *req = swarm__heartbeat_request__unpack(NULL, len, payload);
+    Swarm__HeartbeatRequest *req = (Swarm__HeartbeatRequest *)mgr__request(
+        call, &swarm__heartbeat_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed HeartbeatRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__heartbeat_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed HeartbeatRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     struct mgr_session **slot = find_slot(m, peer->id.node_id);
     bool ok = slot && (*slot)->ready && strcmp((*slot)->session_id, req->session_id) == 0;
     swarm__heartbeat_request__free_unpacked(req, NULL);
@@ -591,15 +583,10 @@ static void h_update_task_status(net_call *call, const uint8_t *payload, size_t 
     const struct net_peer *peer = net_call_peer(call);
     if (peer->kind != NET_PEER_NODE)
         return net_call_reply(call, -EPERM, "task status needs a node certificate", NULL, 0);
-    Swarm__UpdateTaskStatusRequest *req =
-        swarm__update_task_status_request__unpack(NULL, len, payload);
+    Swarm__UpdateTaskStatusRequest *req = (Swarm__UpdateTaskStatusRequest *)mgr__request(
+        call, &swarm__update_task_status_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed UpdateTaskStatusRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__update_task_status_request__free_unpacked(req, NULL);
-        return net_call_reply(
-            call, -EINVAL, "malformed UpdateTaskStatusRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     struct mgr_session **slot = find_slot(m, peer->id.node_id);
     if (!slot || strcmp((*slot)->session_id, req->session_id) != 0) {
         swarm__update_task_status_request__free_unpacked(req, NULL);

@@ -194,6 +194,21 @@ void mgr__reply_errno(net_call *call, int r, const char *what)
     net_call_reply(call, r, err, NULL, 0);
 }
 
+ProtobufCMessage *mgr__request(net_call *call, const ProtobufCMessageDescriptor *desc,
+                               const uint8_t *payload, size_t len)
+{
+    char err[160];
+    ProtobufCMessage *req = protobuf_c_message_unpack(desc, NULL, len, payload);
+    if (req && proto_strict(req))
+        return req;
+    snprintf(err, sizeof(err), "malformed %s%s", desc->short_name,
+             req ? ": unknown or invalid fields" : "");
+    if (req)
+        protobuf_c_message_free_unpacked(req, NULL);
+    net_call_reply(call, -EINVAL, err, NULL, 0);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ listing */
 
 struct collect_ctx {

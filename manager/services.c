@@ -278,14 +278,10 @@ static void h_create_service(net_call *call, const uint8_t *payload, size_t len,
     char err[256] = "";
     if (!mgr__serving(m, call))
         return;
-    Swarm__CreateServiceRequest *req = swarm__create_service_request__unpack(NULL, len, payload);
+    Swarm__CreateServiceRequest *req = (Swarm__CreateServiceRequest *)mgr__request(
+        call, &swarm__create_service_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed CreateServiceRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__create_service_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed CreateServiceRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = 0;
     if (!valid_name(req->name)) {
         snprintf(err, sizeof(err), "invalid service name '%.64s': letters, digits, '_', '.', '-'",
@@ -368,14 +364,10 @@ static void h_get_service(net_call *call, const uint8_t *payload, size_t len, vo
     Swarm__Service *svc = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetServiceRequest *req = swarm__get_service_request__unpack(NULL, len, payload);
+    Swarm__GetServiceRequest *req = (Swarm__GetServiceRequest *)mgr__request(
+        call, &swarm__get_service_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetServiceRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_service_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed GetServiceRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     swarm__get_service_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -440,14 +432,10 @@ static void h_list_tasks(net_call *call, const uint8_t *payload, size_t len, voi
     struct mgr_objs o = {0};
     if (!mgr__serving(m, call))
         return;
-    Swarm__ListTasksRequest *req = swarm__list_tasks_request__unpack(NULL, len, payload);
+    Swarm__ListTasksRequest *req = (Swarm__ListTasksRequest *)mgr__request(
+        call, &swarm__list_tasks_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed ListTasksRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__list_tasks_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed ListTasksRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r;
     if (req->service[0]) {
         Swarm__Service *svc = NULL;
@@ -488,14 +476,10 @@ static void h_update_service(net_call *call, const uint8_t *payload, size_t len,
     Swarm__Service *svc = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__UpdateServiceRequest *req = swarm__update_service_request__unpack(NULL, len, payload);
+    Swarm__UpdateServiceRequest *req = (Swarm__UpdateServiceRequest *)mgr__request(
+        call, &swarm__update_service_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed UpdateServiceRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__update_service_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed UpdateServiceRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     if (r >= 0 && req->set_replicas) {
         if (svc->global) {
@@ -538,14 +522,10 @@ static void h_remove_service(net_call *call, const uint8_t *payload, size_t len,
     Swarm__Service *svc = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetServiceRequest *req = swarm__get_service_request__unpack(NULL, len, payload);
+    Swarm__GetServiceRequest *req = (Swarm__GetServiceRequest *)mgr__request(
+        call, &swarm__get_service_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetServiceRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_service_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed GetServiceRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = find_service(m, req->id, &svc, err, sizeof(err));
     swarm__get_service_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -585,14 +565,10 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
     char err[256] = "";
     if (!mgr__serving(m, call))
         return;
-    Swarm__CreateSecretRequest *req = swarm__create_secret_request__unpack(NULL, len, payload);
+    Swarm__CreateSecretRequest *req = (Swarm__CreateSecretRequest *)mgr__request(
+        call, &swarm__create_secret_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed CreateSecretRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__create_secret_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed CreateSecretRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = 0;
     Swarm__Secret *existing = NULL;
     if (!valid_name(req->name)) {
@@ -659,14 +635,10 @@ static void h_get_secret(net_call *call, const uint8_t *payload, size_t len, voi
     Swarm__Secret *s = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetSecretRequest *req = swarm__get_secret_request__unpack(NULL, len, payload);
+    Swarm__GetSecretRequest *req = (Swarm__GetSecretRequest *)mgr__request(
+        call, &swarm__get_secret_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetSecretRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_secret_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed GetSecretRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = find_secret(m, req->id, &s, err, sizeof(err));
     swarm__get_secret_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -707,14 +679,10 @@ static void h_remove_secret(net_call *call, const uint8_t *payload, size_t len, 
     Swarm__Secret *s = NULL;
     if (!mgr__serving(m, call))
         return;
-    Swarm__GetSecretRequest *req = swarm__get_secret_request__unpack(NULL, len, payload);
+    Swarm__GetSecretRequest *req = (Swarm__GetSecretRequest *)mgr__request(
+        call, &swarm__get_secret_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed GetSecretRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__get_secret_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed GetSecretRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     int r = find_secret(m, req->id, &s, err, sizeof(err));
     swarm__get_secret_request__free_unpacked(req, NULL);
     if (r < 0)
@@ -812,14 +780,10 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
     char err[256];
     if (!mgr__serving(m, call))
         return;
-    Swarm__UpdateNodeRequest *req = swarm__update_node_request__unpack(NULL, len, payload);
+    Swarm__UpdateNodeRequest *req = (Swarm__UpdateNodeRequest *)mgr__request(
+        call, &swarm__update_node_request__descriptor, payload, len);
     if (!req)
-        return net_call_reply(call, -EINVAL, "malformed UpdateNodeRequest", NULL, 0);
-    if (!proto_strict(&req->base)) {
-        swarm__update_node_request__free_unpacked(req, NULL);
-        return net_call_reply(call, -EINVAL,
-                              "malformed UpdateNodeRequest: unknown or invalid fields", NULL, 0);
-    }
+        return;
     if (req->set_availability &&
         (req->availability < SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE ||
          req->availability > SWARM__NODE_AVAILABILITY__AVAILABILITY_DRAIN)) {
