@@ -87,6 +87,10 @@ int net_server_listen_unix(net_server *s, const char *path, unsigned mode, char 
 /* Close listeners and every connection; cb (optional) runs once all handles are closed,
  * after which the server is freed. */
 void net_server_close(net_server *s, void (*cb)(void *userdata), void *userdata);
+/* Close every open connection of the node with this certificate node ID (after it was
+ * removed from the cluster): the peer gets -EPERM as the reason, its open calls are gone
+ * (their on_gone callbacks run). Returns how many connections were closed. */
+unsigned net_server_close_peer(net_server *s, const char *node_id);
 /* Number of open connections (for tests and limits). */
 unsigned net_server_connections(const net_server *s);
 

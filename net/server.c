@@ -859,3 +859,19 @@ void net_server_close(net_server *s, void (*cb)(void *userdata), void *userdata)
         net__transport_close(&c->t, 0, NULL);
     uv_close((uv_handle_t *)&s->close_timer, close_timer_closed);
 }
+
+unsigned net_server_close_peer(net_server *s, const char *node_id)
+{
+    unsigned n = 0;
+    if (!s || !node_id)
+        return 0;
+    /* conns leave the list only in their close callback, so walking on is safe */
+    for (struct net_conn *c = s->conns; c; c = c->next) {
+        if (c->t.closing || c->peer.kind != NET_PEER_NODE ||
+            strcmp(c->peer.id.node_id, node_id) != 0)
+            continue;
+        conn_fail(c, -EPERM, "this node was removed from the cluster");
+        n++;
+    }
+    return n;
+}
