@@ -198,6 +198,9 @@ int mgr__ca_reload(struct mgr *m);
 int mgr__services_register(struct mgr *m);
 bool mgr__valid_constraint(const char *c);
 
+/* nodes.c: Control.RemoveNode and Control.UpdateCluster */
+int mgr__nodes_register(struct mgr *m);
+
 /* dispatcher.c: node sessions and heartbeats */
 struct mgr_session;
 int mgr__dispatcher_register(struct mgr *m);

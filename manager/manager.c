@@ -436,7 +436,8 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
     }
     net_server_set_authorize(m->server, authorize_peer, m);
     if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
-        (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0) {
+        (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
+        (r = mgr__nodes_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
