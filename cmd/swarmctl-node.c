@@ -1,5 +1,5 @@
-/* swarmctl node ls|inspect|update: node tables, JSON, the human-readable view, and the
- * operator's changes (availability, labels). */
+/* swarmctl node ls|inspect|update|rm: node tables, JSON, the human-readable view, and the
+ * operator's changes (availability, labels, removal). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -21,6 +21,7 @@ static const char help_node[] =
     "Commands:\n"
     "  inspect     Display detailed information on one or more nodes\n"
     "  ls          List nodes in the swarm\n"
+    "  rm          Remove one or more nodes from the swarm\n"
     "  update      Update a node's availability or labels\n"
     "\n"
     "Options:\n"
@@ -62,6 +63,20 @@ static const char help_node_update[] =
     "  -h, --help                  Print usage\n"
     "      --label-add K=V         Add or update a node label (repeatable)\n"
     "      --label-rm K            Remove a node label (repeatable)\n";
+
+static const char help_node_rm[] =
+    "Usage:  swarmctl node rm [OPTIONS] NODE [NODE...]\n"
+    "\n"
+    "Remove one or more nodes from the swarm (by ID, unique ID prefix or hostname): its\n"
+    "certificate is refused from then on, its connections are closed and its tasks are\n"
+    "replaced elsewhere. A node that is not down needs --force; a manager is never removed\n"
+    "\n"
+    "Aliases:\n"
+    "  rm, remove\n"
+    "\n"
+    "Options:\n"
+    "  -f, --force   Force remove a node that is still Ready\n"
+    "  -h, --help    Print usage\n";
 
 static const char *role_str(Swarm__NodeRole role, bool title)
 {
@@ -512,6 +527,55 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
     return ctl_finish_output(r);
 }
 
+/* ------------------------------------------------------------------ node rm */
+
+static int cmd_node_rm(struct ctl *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "node rm";
+    bool force = false;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":fh", opts, NULL)) != -1) {
+        switch (c) {
+            case 'f':
+                force = true;
+                break;
+            case 'h':
+                return ctl_print_help(help_node_rm);
+            default:
+                return ctl_getopt_usage(c, argv, opts, cmd);
+        }
+    }
+    if (argc - optind < 1)
+        return cli_usage_error(PROG, cmd, "\"swarmctl node rm\" requires at least 1 argument");
+    for (int i = optind; i < argc; i++)
+        if (!argv[i][0])
+            return cli_usage_error(PROG, cmd, "a node name must not be empty");
+    int r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+    for (int i = optind; i < argc; i++) {
+        Swarm__RemoveNodeRequest req = SWARM__REMOVE_NODE_REQUEST__INIT;
+        req.id = argv[i];
+        req.force = force;
+        ProtobufCMessage *m = NULL;
+        if (ctl_call_object(ctl, "Control.RemoveNode", &req.base, &swarm__empty__descriptor, "node",
+                            argv[i], &m) == CALL_OK) {
+            printf("%s\n", argv[i]);
+            protobuf_c_message_free_unpacked(m, NULL);
+        } else {
+            r = CLI_EXIT_FAILURE;
+        }
+    }
+    return ctl_finish_output(r);
+}
+
 /* ------------------------------------------------------------------ node */
 
 int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
@@ -538,5 +602,7 @@ int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
         return cmd_node_inspect(ctl, argc, argv);
     if (strcmp(sub, "update") == 0)
         return cmd_node_update(ctl, argc, argv);
+    if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
+        return cmd_node_rm(ctl, argc, argv);
     return cli_usage_error(PROG, "node", "unknown command \"node %s\"", sub);
 }

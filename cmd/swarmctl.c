@@ -66,6 +66,7 @@ static const char help_cluster[] =
     "\n"
     "Commands:\n"
     "  inspect     Display the cluster's settings, CA and token digests\n"
+    "  update      Change the certificate expiry or the heartbeat period\n"
     "\n"
     "Options:\n"
     "  -h, --help  Print usage\n"
@@ -82,6 +83,18 @@ static const char help_cluster_inspect[] =
     "      --format string   Output format: pretty (default) or json\n"
     "  -h, --help            Print usage\n"
     "  -q, --quiet           Only display the cluster ID\n";
+
+static const char help_cluster_update[] =
+    "Usage:  swarmctl cluster update [OPTIONS]\n"
+    "\n"
+    "Change the swarm's settings\n"
+    "\n"
+    "Options:\n"
+    "      --cert-expiry duration        Validity of node certificates issued from now on\n"
+    "                                    (at least 1h)\n"
+    "      --heartbeat-period duration   Period of node heartbeats (100ms to 24h); nodes\n"
+    "                                    get it with their next heartbeat answer\n"
+    "  -h, --help                        Print usage\n";
 
 int ctl_print_help(const char *text)
 {
@@ -589,6 +602,69 @@ static int cmd_cluster_inspect(struct ctl *ctl, int argc, char **argv)
     return ctl_finish_output(code);
 }
 
+/* ------------------------------------------------------------------ cluster update */
+
+static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
+{
+    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT };
+    static const struct option opts[] = {
+        {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
+        {"heartbeat-period", required_argument, NULL, OPT_HEARTBEAT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "cluster update";
+    Swarm__UpdateClusterRequest req = SWARM__UPDATE_CLUSTER_REQUEST__INIT;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+            case OPT_CERT_EXPIRY:
+                if (sw_duration_parse(optarg, &req.cert_expiry_ns) < 0)
+                    return cli_usage_error(
+                        PROG, cmd, "invalid --cert-expiry \"%s\": a duration such as 720h", optarg);
+                if (req.cert_expiry_ns < 3600 * SW_NSEC_PER_SEC)
+                    return cli_usage_error(PROG, cmd, "--cert-expiry must be at least 1h");
+                req.set_cert_expiry = true;
+                break;
+            case OPT_HEARTBEAT:
+                if (sw_duration_parse(optarg, &req.heartbeat_period_ns) < 0 ||
+                    req.heartbeat_period_ns < 100 * SW_NSEC_PER_MSEC ||
+                    req.heartbeat_period_ns > 24 * 3600 * SW_NSEC_PER_SEC)
+                    return cli_usage_error(PROG, cmd,
+                                           "invalid --heartbeat-period \"%s\": a duration from "
+                                           "100ms to 24h",
+                                           optarg);
+                req.set_heartbeat_period = true;
+                break;
+            case 'h':
+                return ctl_print_help(help_cluster_update);
+            default:
+                return ctl_getopt_usage(c, argv, opts, cmd);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(PROG, cmd, "\"swarmctl cluster update\" accepts no arguments");
+    if (!req.set_cert_expiry && !req.set_heartbeat_period)
+        return cli_usage_error(PROG, cmd,
+                               "nothing to update: give --cert-expiry or --heartbeat-period");
+    int r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+    ProtobufCMessage *m = NULL;
+    int status;
+    char error[ERRMSG_SIZE];
+    r = ctl_call(ctl, "Control.UpdateCluster", &req.base, &swarm__get_cluster_response__descriptor,
+                 &m, &status, error, sizeof(error));
+    if (r != CALL_OK)
+        return ctl_call_failure(r, error);
+    Swarm__GetClusterResponse *resp = (Swarm__GetClusterResponse *)m;
+    printf("%s\n", resp->cluster ? resp->cluster->id : "");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return ctl_finish_output(CLI_EXIT_OK);
+}
+
 static int cmd_cluster(struct ctl *ctl, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -607,6 +683,8 @@ static int cmd_cluster(struct ctl *ctl, int argc, char **argv)
     const char *sub = argv[optind];
     if (strcmp(sub, "inspect") == 0)
         return cmd_cluster_inspect(ctl, argc - optind, argv + optind);
+    if (strcmp(sub, "update") == 0)
+        return cmd_cluster_update(ctl, argc - optind, argv + optind);
     return cli_usage_error(PROG, "cluster", "unknown command \"cluster %s\"", sub);
 }
 
