@@ -19,9 +19,10 @@ struct mgr_session {
     struct mgr *m;
     char node_id[SW_ID_LEN + 1];
     char session_id[SW_ID_LEN + 1];
-    net_call *call;        /* the open stream; NULL once replied */
-    uint64_t last_seen_ns; /* monotonic */
-    bool ready;            /* the first message went out */
+    net_call *call;          /* the open stream; NULL once replied */
+    uint64_t last_seen_ns;   /* monotonic */
+    uint64_t period_sent_ns; /* the period the node was last told */
+    bool ready;              /* the first message went out */
     Swarm__NodeDescription *desc;
     char (*secrets)[SW_ID_LEN + 1]; /* secret ids this node holds (sent, not removed) */
     size_t n_secrets;
@@ -269,6 +270,7 @@ static int send_assignments(struct mgr_session *s, bool full, struct assign_list
     Swarm__SessionMessage msg = SWARM__SESSION_MESSAGE__INIT;
     msg.session_id = s->session_id;
     msg.heartbeat_period_ns = period_ns(m);
+    s->period_sent_ns = msg.heartbeat_period_ns;
     msg.managers = peers;
     msg.n_managers = 1;
     msg.full = full;
@@ -448,6 +450,7 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
     if (!ok)
         return net_call_reply(call, -ENOENT, "no such session; open a new one", NULL, 0);
     (*slot)->last_seen_ns = sw_now_monotonic_ns();
+    (*slot)->period_sent_ns = period_ns(m);
     Swarm__HeartbeatResponse resp = SWARM__HEARTBEAT_RESPONSE__INIT;
     resp.period_ns = period_ns(m);
     uint8_t *buf;
@@ -645,7 +648,9 @@ static void check_timer_cb(uv_timer_t *t)
 
     for (struct mgr_session *s = m->sessions, *next; s; s = next) {
         next = s->next;
-        if (now - s->last_seen_ns > limit) {
+        /* a node told an older, longer period keeps it until its next answer */
+        uint64_t own = MISSED_HEARTBEATS * SW_MAX(period_ns(m), s->period_sent_ns);
+        if (now - s->last_seen_ns > own) {
             char id[SW_ID_LEN + 1];
             memcpy(id, s->node_id, sizeof(id));
             session_end(s, -ETIMEDOUT, "heartbeat failure");
@@ -664,6 +669,13 @@ static void check_timer_cb(uv_timer_t *t)
             change_status(m, d.ids[i], SWARM__NODE_STATE__NODE_DOWN, "heartbeat failure", NULL);
         m->orphans_checked = d.n < sizeof(d.ids) / sizeof(d.ids[0]);
     }
+}
+
+void mgr__dispatcher_end_session(struct mgr *m, const char *node_id)
+{
+    struct mgr_session **slot = find_slot(m, node_id);
+    if (slot)
+        session_end(*slot, -EPERM, "this node was removed from the cluster");
 }
 
 bool mgr__dispatcher_has_session(struct mgr *m, const char *node_id)

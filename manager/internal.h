@@ -208,6 +208,8 @@ int mgr__dispatcher_register(struct mgr *m);
 void mgr__dispatcher_start(struct mgr *m);
 /* End every session (their streams get an answer) and stop the timer. */
 void mgr__dispatcher_stop(struct mgr *m);
+/* End a node's session now (node rm): no Down mark follows for it. */
+void mgr__dispatcher_end_session(struct mgr *m, const char *node_id);
 /* True while the node has an open session (an agent that can run tasks). */
 bool mgr__dispatcher_has_session(struct mgr *m, const char *node_id);
 /* A committed change: send the affected node its assignment changes. */

@@ -77,6 +77,7 @@ static void removal_committed(struct mgr *m, int status, void *userdata)
     }
     /* New handshakes with its certificate fail (authorize_peer finds no node); the
      * connections it has are closed now, which ends its dispatcher session. */
+    mgr__dispatcher_end_session(m, nr->id);
     unsigned closed = m->server ? net_server_close_peer(m->server, nr->id) : 0;
     log_info("node %s removed%s (%u connection%s closed)", nr->id, nr->force ? " by force" : "",
              closed, closed == 1 ? "" : "s");
