@@ -127,7 +127,8 @@ static bool may_restart(struct pass *p, const Service *svc, const Task *last, un
         last->state == ST(FAILED) || last->state == ST(REJECTED) || last->state == ST(ORPHANED);
     if (strcmp(cond, "on-failure") == 0 && !failed)
         return false;
-    if (spec && spec->restart_max_attempts && failures >= spec->restart_max_attempts)
+    /* Docker's meaning: at most N restarts after the first run */
+    if (spec && spec->restart_max_attempts && failures > spec->restart_max_attempts)
         return false;
     uint64_t delay = spec ? spec->restart_delay_ns : 0;
     if (delay && p->now - last->state_at < delay) {
@@ -195,6 +196,19 @@ static bool constraints_ok(const Node *n, const Swarm__TaskSpec *spec)
 
 /* ------------------------------------------------------------------ orchestrator */
 
+/* Has this slot (or, for a global service, this node) a task running and wanted running? */
+static bool up(struct pass *p, const Service *svc, uint64_t slot, const char *node_id)
+{
+    for (size_t i = 0; i < p->tasks.n; i++) {
+        const Task *t = (Task *)p->tasks.v[i];
+        if (strcmp(t->service_id, svc->id) == 0 &&
+            (node_id ? strcmp(t->node_id, node_id) == 0 : t->slot == slot) &&
+            t->desired_state == ST(RUNNING) && t->state == ST(RUNNING))
+            return true;
+    }
+    return false;
+}
+
 static int orchestrate_replicated(struct pass *p, const Service *svc)
 {
     uint64_t top = svc->replicas;
@@ -203,18 +217,10 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
         if (strcmp(t->service_id, svc->id) == 0 && t->slot > top)
             top = t->slot;
     }
-    bool updating = false; /* one slot at a time moves to a new spec */
-    for (size_t i = 0; i < p->tasks.n; i++) {
-        Task *t = (Task *)p->tasks.v[i];
-        if (strcmp(t->service_id, svc->id) == 0 && live(t) &&
-            t->spec_version == svc->spec_version && t->state < ST(RUNNING) &&
-            t->slot <= svc->replicas)
-            for (size_t j = 0; j < p->tasks.n; j++) {
-                Task *o = (Task *)p->tasks.v[j];
-                if (strcmp(o->service_id, svc->id) == 0 && o->spec_version < svc->spec_version)
-                    updating = true;
-            }
-    }
+    /* one slot at a time moves to a new spec: none while any slot is not running */
+    bool updating = false;
+    for (uint64_t slot = 1; slot <= svc->replicas && !updating; slot++)
+        updating = !up(p, svc, slot, NULL);
     for (uint64_t slot = 1; slot <= top; slot++) {
         Task *cur = NULL, *last = NULL;
         unsigned failures = 0;
@@ -256,13 +262,22 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
     return 0;
 }
 
+static bool global_eligible(const Node *node, const Service *svc)
+{
+    return node->availability == SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE &&
+           node->state != SWARM__NODE_STATE__NODE_DOWN && constraints_ok(node, svc->task);
+}
+
 static int orchestrate_global(struct pass *p, const Service *svc)
 {
+    bool updating = false; /* as for replicated: one node at a time */
+    for (size_t n = 0; n < p->nodes.n && !updating; n++) {
+        const Node *node = (Node *)p->nodes.v[n];
+        updating = global_eligible(node, svc) && !up(p, svc, 0, node->id);
+    }
     for (size_t n = 0; n < p->nodes.n; n++) {
         const Node *node = (Node *)p->nodes.v[n];
-        bool eligible = node->availability == SWARM__NODE_AVAILABILITY__AVAILABILITY_ACTIVE &&
-                        node->state != SWARM__NODE_STATE__NODE_DOWN &&
-                        constraints_ok(node, svc->task);
+        bool eligible = global_eligible(node, svc);
         Task *cur = NULL, *last = NULL;
         unsigned failures = 0;
         for (size_t i = 0; i < p->tasks.n; i++) {
@@ -281,7 +296,10 @@ static int orchestrate_global(struct pass *p, const Service *svc)
             if (cur)
                 r = shut_down(p, cur, "node not eligible");
         } else if (cur && cur->spec_version < svc->spec_version) {
-            r = shut_down(p, cur, "replaced by a new version");
+            if (!updating) {
+                r = shut_down(p, cur, "replaced by a new version");
+                updating = true;
+            }
         } else if (!cur && !(last && !terminal(last))) {
             if (last && terminal(last) && last->desired_state <= ST(RUNNING)) {
                 last->desired_state = ST(SHUTDOWN);
