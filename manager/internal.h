@@ -78,6 +78,9 @@ struct mgr {
     struct raft_uv_transport transport;
     bool raft_io_inited, raft_inited;
     uv_timer_t leader_timer;
+    uv_timer_t raft_done;        /* never started: its close callback frees m after raft closed */
+    uv_timer_t transport_handle; /* never started: closed to call the transport's close cb */
+    raft_uv_transport_close_cb transport_close_cb;
     uv_work_t files_work; /* init: writing the key and certificate files */
     int files_status;     /* 1 while in flight, then 0 or a negative errno (loop thread) */
     int files_result;     /* written by the worker thread only; read in files_done */

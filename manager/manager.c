@@ -515,6 +515,10 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     }
     uv_timer_init(loop, &m->leader_timer);
     m->leader_timer.data = m;
+    uv_timer_init(loop, &m->raft_done);
+    m->raft_done.data = m;
+    uv_timer_init(loop, &m->transport_handle);
+    m->transport_handle.data = m;
     uv_timer_init(loop, &m->fatal_timer);
     m->fatal_timer.data = m;
     uv_timer_init(loop, &m->dispatcher_timer);

@@ -3,6 +3,7 @@
  * cluster object. The transport is a placeholder that neither listens nor connects: a
  * single manager never needs peers (the HA issue brings the mTLS transport). */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +35,22 @@ static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect
     return RAFT_NOCONNECTION;
 }
 
+static void transport_closed(uv_handle_t *h)
+{
+    struct mgr *m = h->data;
+    if (m->transport_close_cb)
+        m->transport_close_cb(&m->transport);
+}
+
+/* The callback must come later, as from a real transport: raft_uv goes on using its state
+ * after close() returns, and a callback from inside close() finished raft's close early
+ * (ioCloseCb then ran on freed memory). */
 static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
-    if (cb)
-        cb(t);
+    /* t->data belongs to raft_uv (it sets it): find m from the embedded struct */
+    struct mgr *m = (struct mgr *)((char *)t - offsetof(struct mgr, transport));
+    m->transport_close_cb = cb;
+    uv_close((uv_handle_t *)&m->transport_handle, transport_closed);
 }
 
 /* ------------------------------------------------------------------ FSM */
@@ -218,25 +231,39 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     return 0;
 }
 
+static void raft_done(uv_handle_t *h)
+{
+    mgr__close_done(h->data);
+}
+
+/* raft still touches its struct raft and raft_io after this callback returns, so m (which
+ * holds them) may be freed only later: in the close callback of a handle closed here. */
 static void raft_closed(struct raft *raft)
 {
     struct mgr *m = raft->data;
     raft_uv_close(&m->io);
     m->raft_io_inited = false;
     m->raft_inited = false;
-    mgr__close_done(m);
+    uv_close((uv_handle_t *)&m->raft_done, raft_done);
 }
 
 void mgr__raft_close(struct mgr *m)
 {
+    m->pending_closes++; /* released in raft_done */
     if (m->raft_inited) {
-        m->pending_closes++;
         m->raft.data = m;
         raft_close(&m->raft, raft_closed);
-    } else if (m->raft_io_inited) {
+        return;
+    }
+    if (m->raft_io_inited) {
         raft_uv_close(&m->io);
         m->raft_io_inited = false;
     }
+    /* raft never started: nothing closes the transport's handle but us */
+    m->transport_close_cb = NULL;
+    m->pending_closes++;
+    uv_close((uv_handle_t *)&m->transport_handle, raft_done);
+    uv_close((uv_handle_t *)&m->raft_done, raft_done);
 }
 
 bool mgr__is_leader(struct mgr *m)

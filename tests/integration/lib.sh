@@ -23,13 +23,22 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+# A daemon that aborts (a sanitizer report) fails the test even when no check looked.
 pass() { echo "ok: $*"; }
 check() { # check DESCRIPTION CMD... : CMD must succeed
     local what=$1; shift
     if "$@"; then pass "$what"; else fail "$what"; fi
 }
 finish() {
-    if [ "$FAILS" -gt 0 ]; then echo "$FAILS check(s) failed" >&2; exit 1; fi
+    if [ "$FAILS" -gt 0 ]; then
+        for f in "$T"/*.log; do # the daemons' side of the story
+            [ -f "$f" ] || continue
+            echo "--- ${f##*/} (last lines)" >&2
+            tail -n 25 "$f" >&2
+        done
+        echo "$FAILS check(s) failed" >&2
+        exit 1
+    fi
     exit 0
 }
 
