@@ -22,6 +22,7 @@ struct mgr_session {
     net_call *call;          /* the open stream; NULL once replied */
     uint64_t last_seen_ns;   /* monotonic */
     uint64_t period_sent_ns; /* the period the node was last told */
+    uint64_t period_prev_ns; /* and the one before (its timer may still run on that) */
     bool ready;              /* the first message went out */
     Swarm__NodeDescription *desc;
     char (*secrets)[SW_ID_LEN + 1]; /* secret ids this node holds (sent, not removed) */
@@ -450,6 +451,7 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
     if (!ok)
         return net_call_reply(call, -ENOENT, "no such session; open a new one", NULL, 0);
     (*slot)->last_seen_ns = sw_now_monotonic_ns();
+    (*slot)->period_prev_ns = (*slot)->period_sent_ns;
     (*slot)->period_sent_ns = period_ns(m);
     Swarm__HeartbeatResponse resp = SWARM__HEARTBEAT_RESPONSE__INIT;
     resp.period_ns = period_ns(m);
@@ -649,7 +651,8 @@ static void check_timer_cb(uv_timer_t *t)
     for (struct mgr_session *s = m->sessions, *next; s; s = next) {
         next = s->next;
         /* a node told an older, longer period keeps it until its next answer */
-        uint64_t own = MISSED_HEARTBEATS * SW_MAX(period_ns(m), s->period_sent_ns);
+        uint64_t own =
+            MISSED_HEARTBEATS * SW_MAX(period_ns(m), SW_MAX(s->period_sent_ns, s->period_prev_ns));
         if (now - s->last_seen_ns > own) {
             char id[SW_ID_LEN + 1];
             memcpy(id, s->node_id, sizeof(id));
