@@ -295,11 +295,7 @@ static int swarmctl_rotations(const char *swarmd, const char *swarmctl, int n, u
 
 static const char *docker_cli = "docker";
 
-static int docker(const char *a1,
-                  const char *a2,
-                  const char *a3,
-                  const char *a4,
-                  struct cmd_out *o,
+static int docker(const char *a1, const char *a2, const char *a3, const char *a4, struct cmd_out *o,
                   uint64_t *ret_ns)
 {
     char *argv[] = {(char *)docker_cli, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};

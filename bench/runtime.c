@@ -91,11 +91,8 @@ static void spec_defaults(struct rt_task_spec *spec, const struct rt_secret *sec
 }
 
 /* One task to the end; phases in ns when out is given. */
-static int run_one(rt_runtime *rt,
-                   const struct rt_task_spec *base,
-                   const char *id,
-                   struct our_runs *out,
-                   int i)
+static int run_one(rt_runtime *rt, const struct rt_task_spec *base, const char *id,
+                   struct our_runs *out, int i)
 {
     struct rt_task_spec spec = *base;
     char err[512] = "";
@@ -423,14 +420,8 @@ static bool on_path(const char *prog)
 }
 
 /* Median wall time of n runs of peer `which` in ms, or < 0 (a line says why). */
-static double bench_peer(int which,
-                         const char *bundle,
-                         const char *rootfs,
-                         const char *tmp,
-                         int n,
-                         double ours,
-                         double sporadic,
-                         double wrapper)
+static double bench_peer(int which, const char *bundle, const char *rootfs, const char *tmp, int n,
+                         double ours, double sporadic, double wrapper)
 {
     static const char *const needs[] = {"crun", "unshare", "runc", "unshare"};
     struct peer p;

@@ -612,9 +612,7 @@ static int parse_key(struct parser *ps, struct frame *f)
     return 0;
 }
 
-static int parse_doc(struct parser *ps,
-                     struct frame *stack,
-                     unsigned max_depth,
+static int parse_doc(struct parser *ps, struct frame *stack, unsigned max_depth,
                      struct sw_json *root)
 {
     unsigned depth = 0;
@@ -706,12 +704,8 @@ static int parse_doc(struct parser *ps,
     }
 }
 
-int sw_json_parse(const char *text,
-                  size_t len,
-                  const struct sw_json_limits *lim,
-                  sw_json **ret,
-                  char *errmsg,
-                  size_t errmsg_size)
+int sw_json_parse(const char *text, size_t len, const struct sw_json_limits *lim, sw_json **ret,
+                  char *errmsg, size_t errmsg_size)
 {
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : DEFAULT_MAX_BYTES;
     unsigned max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_MAX_DEPTH;

@@ -27,12 +27,8 @@ struct sw_json_limits {
  * one value, no trailing data, no comments, no duplicate object keys, no \u0000 in strings,
  * valid UTF-8 only. lim may be NULL for the defaults. -EINVAL with errmsg
  * ("line 3, column 7: expected ':' after an object key"), or -ENOMEM. */
-int sw_json_parse(const char *text,
-                  size_t len,
-                  const struct sw_json_limits *lim,
-                  sw_json **ret,
-                  char *errmsg,
-                  size_t errmsg_size);
+int sw_json_parse(const char *text, size_t len, const struct sw_json_limits *lim, sw_json **ret,
+                  char *errmsg, size_t errmsg_size);
 void sw_json_free(sw_json *v);
 
 enum sw_json_type sw_json_type_of(const sw_json *v);

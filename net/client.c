@@ -229,12 +229,8 @@ static void on_connect(uv_connect_t *req, int status)
         net__transport_close(&c->t, r, "read: %s", uv_strerror(r));
 }
 
-static int client_new(uv_loop_t *loop,
-                      bool tcp,
-                      uint64_t timeout_ms,
-                      net_connect_fn cb,
-                      void *userdata,
-                      net_client **ret)
+static int client_new(uv_loop_t *loop, bool tcp, uint64_t timeout_ms, net_connect_fn cb,
+                      void *userdata, net_client **ret)
 {
     net_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -254,25 +250,15 @@ static int client_new(uv_loop_t *loop,
     return 0;
 }
 
-int net_client_connect_tcp(uv_loop_t *loop,
-                           const struct sw_addr *addr,
-                           SSL_CTX *ctx,
-                           uint64_t timeout_ms,
-                           net_connect_fn cb,
-                           void *userdata,
-                           net_client **ret)
+int net_client_connect_tcp(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
+                           uint64_t timeout_ms, net_connect_fn cb, void *userdata, net_client **ret)
 {
     return net_client_connect_tcp_expect(loop, addr, ctx, NULL, timeout_ms, cb, userdata, ret);
 }
 
-int net_client_connect_tcp_expect(uv_loop_t *loop,
-                                  const struct sw_addr *addr,
-                                  SSL_CTX *ctx,
-                                  const struct net_expect *expect,
-                                  uint64_t timeout_ms,
-                                  net_connect_fn cb,
-                                  void *userdata,
-                                  net_client **ret)
+int net_client_connect_tcp_expect(uv_loop_t *loop, const struct sw_addr *addr, SSL_CTX *ctx,
+                                  const struct net_expect *expect, uint64_t timeout_ms,
+                                  net_connect_fn cb, void *userdata, net_client **ret)
 {
     struct sockaddr_storage ss;
     net_client *c;
@@ -312,12 +298,8 @@ int net_client_connect_tcp_expect(uv_loop_t *loop,
     return 0;
 }
 
-int net_client_connect_unix(uv_loop_t *loop,
-                            const char *path,
-                            uint64_t timeout_ms,
-                            net_connect_fn cb,
-                            void *userdata,
-                            net_client **ret)
+int net_client_connect_unix(uv_loop_t *loop, const char *path, uint64_t timeout_ms,
+                            net_connect_fn cb, void *userdata, net_client **ret)
 {
     struct sockaddr_un sa;
     net_client *c;
@@ -346,13 +328,8 @@ const char *net_client_server_cert_pem(const net_client *c)
     return c->server_cert_pem;
 }
 
-int net_client_call(net_client *c,
-                    const char *method,
-                    const uint8_t *payload,
-                    size_t len,
-                    net_reply_fn cb,
-                    void *userdata,
-                    uint64_t *ret_id)
+int net_client_call(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                    net_reply_fn cb, void *userdata, uint64_t *ret_id)
 {
     if (!method || !cb)
         return -EINVAL;

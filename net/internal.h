@@ -59,10 +59,7 @@ struct net_transport {
 };
 
 /* Initialise the stream handle (TCP or pipe) and the timer. */
-int net__transport_init(struct net_transport *t,
-                        uv_loop_t *loop,
-                        bool is_tcp,
-                        size_t max_frame,
+int net__transport_init(struct net_transport *t, uv_loop_t *loop, bool is_tcp, size_t max_frame,
                         const struct net_transport_ops *ops);
 /* Attach TLS (server: accept state; client: connect state and send the ClientHello).
  * Call after the stream is connected. */
@@ -82,9 +79,7 @@ void net__transport_close_flush(struct net_transport *t, int err, const char *fm
 int net__peer_from_ssl(SSL *ssl, struct net_peer *peer);
 /* 0 if the server's peer (from net__peer_from_ssl) meets e; -EPERM with the reason in
  * msg otherwise. */
-int net__server_expected(const struct net_peer *server,
-                         const struct net_expect *e,
-                         char *msg,
+int net__server_expected(const struct net_peer *server, const struct net_expect *e, char *msg,
                          size_t msg_size);
 /* "IP:PORT" of the remote end of a TCP handle. */
 void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size);

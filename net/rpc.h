@@ -48,12 +48,12 @@ typedef struct net_server net_server;
 typedef struct net_call net_call;
 
 struct net_server_config {
-    size_t max_frame;             /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
-    uint64_t handshake_timeout_ms;/* 0: 10 s */
-    uint64_t idle_timeout_ms;     /* 0: 5 min without a frame (open streams do not count as idle) */
-    unsigned max_connections;     /* 0: 1024, counted for TCP and for Unix peers separately;
-                                   * extra connections are accepted and closed at once */
-    const char *cluster_id;       /* certificate peers must carry O = this (NULL: not checked) */
+    size_t max_frame;              /* 0: PROTO_FRAME_MAX_DEFAULT (16 MiB) */
+    uint64_t handshake_timeout_ms; /* 0: 10 s */
+    uint64_t idle_timeout_ms; /* 0: 5 min without a frame (open streams do not count as idle) */
+    unsigned max_connections; /* 0: 1024, counted for TCP and for Unix peers separately;
+                               * extra connections are accepted and closed at once */
+    const char *cluster_id;   /* certificate peers must carry O = this (NULL: not checked) */
     unsigned max_calls_per_connection; /* 0: 256 calls in flight (unreplied, open streams) on
                                         * one connection; more get -EBUSY, the connection
                                         * stays open */
@@ -71,8 +71,8 @@ typedef void (*net_handler_fn)(net_call *call, const uint8_t *payload, size_t le
 typedef int (*net_authorize_fn)(const struct net_peer *peer, void *userdata);
 
 int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_server **ret);
-int net_server_register(net_server *s, const char *method, enum net_auth auth,
-                        net_handler_fn fn, void *userdata);
+int net_server_register(net_server *s, const char *method, enum net_auth auth, net_handler_fn fn,
+                        void *userdata);
 void net_server_set_authorize(net_server *s, net_authorize_fn fn, void *userdata);
 /* Listen for TLS on addr (port 0: ephemeral); *ret_bound (optional) gets the real address.
  * ctx from pki_tls_server_ctx; the server takes a reference (SSL_CTX_up_ref). */

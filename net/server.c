@@ -137,10 +137,7 @@ int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_
     return 0;
 }
 
-int net_server_register(net_server *s,
-                        const char *method,
-                        enum net_auth auth,
-                        net_handler_fn fn,
+int net_server_register(net_server *s, const char *method, enum net_auth auth, net_handler_fn fn,
                         void *userdata)
 {
     if (!method || !*method || !fn)
@@ -250,12 +247,8 @@ int net_call_send(net_call *call, const uint8_t *payload, size_t len)
     return net__transport_send(&call->conn->t, &f);
 }
 
-static void send_response(struct net_conn *c,
-                          uint64_t id,
-                          int status,
-                          const char *error,
-                          const uint8_t *payload,
-                          size_t len)
+static void send_response(struct net_conn *c, uint64_t id, int status, const char *error,
+                          const uint8_t *payload, size_t len)
 {
     struct proto_frame f = {.id = id,
                             .kind = SWARM__FRAME_KIND__FRAME_RESPONSE,
@@ -273,10 +266,7 @@ static void send_response(struct net_conn *c,
     }
 }
 
-void net_call_reply(net_call *call,
-                    int status,
-                    const char *error,
-                    const uint8_t *payload,
+void net_call_reply(net_call *call, int status, const char *error, const uint8_t *payload,
                     size_t len)
 {
     if (!call)
@@ -687,12 +677,8 @@ static void listener_add(net_server *s, struct net_listener *l)
     s->n_handles++;
 }
 
-int net_server_listen_tcp(net_server *s,
-                          const struct sw_addr *addr,
-                          SSL_CTX *ctx,
-                          struct sw_addr *ret_bound,
-                          char *errmsg,
-                          size_t errmsg_size)
+int net_server_listen_tcp(net_server *s, const struct sw_addr *addr, SSL_CTX *ctx,
+                          struct sw_addr *ret_bound, char *errmsg, size_t errmsg_size)
 {
     struct sockaddr_storage ss;
     char name[80];
@@ -753,10 +739,7 @@ fail:
     return r;
 }
 
-int net_server_listen_unix(net_server *s,
-                           const char *path,
-                           unsigned mode,
-                           char *errmsg,
+int net_server_listen_unix(net_server *s, const char *path, unsigned mode, char *errmsg,
                            size_t errmsg_size)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

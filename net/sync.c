@@ -204,10 +204,7 @@ timeout_or_error:
 
 /* Next frame, waiting until deadline. Connection-level errors (RESPONSE id 0 with a
  * negative status) become transport errors. */
-static int sync_next_frame(net_sync *c,
-                           uint64_t deadline,
-                           Swarm__Frame **ret,
-                           char *errmsg,
+static int sync_next_frame(net_sync *c, uint64_t deadline, Swarm__Frame **ret, char *errmsg,
                            size_t errmsg_size)
 {
     for (;;) {
@@ -251,10 +248,7 @@ static int sync_greeting(net_sync *c, uint64_t deadline, char *errmsg, size_t er
     return 0;
 }
 
-int net_sync_connect_unix(const char *path,
-                          uint64_t timeout_ms,
-                          net_sync **ret,
-                          char *errmsg,
+int net_sync_connect_unix(const char *path, uint64_t timeout_ms, net_sync **ret, char *errmsg,
                           size_t errmsg_size)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -295,23 +289,15 @@ int net_sync_connect_unix(const char *path,
     return 0;
 }
 
-int net_sync_connect_tcp(const struct sw_addr *addr,
-                         SSL_CTX *ctx,
-                         uint64_t timeout_ms,
-                         net_sync **ret,
-                         char *errmsg,
-                         size_t errmsg_size)
+int net_sync_connect_tcp(const struct sw_addr *addr, SSL_CTX *ctx, uint64_t timeout_ms,
+                         net_sync **ret, char *errmsg, size_t errmsg_size)
 {
     return net_sync_connect_tcp_expect(addr, ctx, NULL, timeout_ms, ret, errmsg, errmsg_size);
 }
 
-int net_sync_connect_tcp_expect(const struct sw_addr *addr,
-                                SSL_CTX *ctx,
-                                const struct net_expect *expect,
-                                uint64_t timeout_ms,
-                                net_sync **ret,
-                                char *errmsg,
-                                size_t errmsg_size)
+int net_sync_connect_tcp_expect(const struct sw_addr *addr, SSL_CTX *ctx,
+                                const struct net_expect *expect, uint64_t timeout_ms,
+                                net_sync **ret, char *errmsg, size_t errmsg_size)
 {
     _cleanup_(net_sync_closep) net_sync *c = NULL;
     struct sockaddr_storage ss;
@@ -391,14 +377,8 @@ int net_sync_connect_tcp_expect(const struct sw_addr *addr,
     return 0;
 }
 
-int net_sync_call(net_sync *c,
-                  const char *method,
-                  const uint8_t *payload,
-                  size_t len,
-                  int *ret_status,
-                  char *ret_error,
-                  size_t error_size,
-                  uint8_t **ret_payload,
+int net_sync_call(net_sync *c, const char *method, const uint8_t *payload, size_t len,
+                  int *ret_status, char *ret_error, size_t error_size, uint8_t **ret_payload,
                   size_t *ret_len)
 {
     uint64_t deadline = now_ms() + c->timeout_ms;

@@ -34,10 +34,7 @@ static void handle_closed(uv_handle_t *h)
     t->ops->on_closed(t);
 }
 
-int net__transport_init(struct net_transport *t,
-                        uv_loop_t *loop,
-                        bool is_tcp,
-                        size_t max_frame,
+int net__transport_init(struct net_transport *t, uv_loop_t *loop, bool is_tcp, size_t max_frame,
                         const struct net_transport_ops *ops)
 {
     int r;
@@ -419,9 +416,7 @@ int net__peer_from_ssl(SSL *ssl, struct net_peer *peer)
     return 0;
 }
 
-int net__server_expected(const struct net_peer *server,
-                         const struct net_expect *e,
-                         char *msg,
+int net__server_expected(const struct net_peer *server, const struct net_expect *e, char *msg,
                          size_t msg_size)
 {
     if (server->kind != NET_PEER_NODE) {

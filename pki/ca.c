@@ -148,10 +148,7 @@ fail:
     return -EIO;
 }
 
-int pki_ca_load(const char *cert_pem,
-                size_t cert_len,
-                const char *key_pem,
-                size_t key_len,
+int pki_ca_load(const char *cert_pem, size_t cert_len, const char *key_pem, size_t key_len,
                 pki_ca **ret)
 {
     _cleanup_(pki_ca_freep) pki_ca *ca = calloc(1, sizeof(*ca));
@@ -252,12 +249,8 @@ static int copy_pubkey(X509 *x, X509_REQ *csr)
     return 0;
 }
 
-int pki_ca_sign_csr(const pki_ca *ca,
-                    const char *csr_pem,
-                    size_t csr_len,
-                    const struct pki_sign_request *req,
-                    char **ret_cert_pem,
-                    char *errmsg,
+int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
+                    const struct pki_sign_request *req, char **ret_cert_pem, char *errmsg,
                     size_t errmsg_size)
 {
     if (!ca || !ca->cert || !ca->key || !req || !ret_cert_pem) {

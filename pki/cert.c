@@ -151,13 +151,8 @@ int pki__store_add_bundle(X509_STORE *store, const char *bundle_pem, size_t bund
     return count > 0 ? count : -EINVAL;
 }
 
-int pki_verify_cert(const char *bundle_pem,
-                    size_t bundle_len,
-                    const char *cert_pem,
-                    size_t cert_len,
-                    struct pki_identity *ret,
-                    char *errmsg,
-                    size_t errmsg_size)
+int pki_verify_cert(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                    size_t cert_len, struct pki_identity *ret, char *errmsg, size_t errmsg_size)
 {
     _cleanup_x509_ X509 *x = NULL;
     int r = pki__x509_from_pem(cert_pem, cert_len, &x);

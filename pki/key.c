@@ -36,10 +36,8 @@ void pki_openssl_error(char *buf, size_t size)
     }
 }
 
-__attribute__((format(printf, 3, 0))) static void vformat(char *errmsg,
-                                                          size_t size,
-                                                          const char *fmt,
-                                                          va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(char *errmsg, size_t size,
+                                                          const char *fmt, va_list ap)
 {
     int n = vsnprintf(errmsg, size, fmt, ap);
     if (n < 0)
@@ -220,10 +218,7 @@ int pki_key_from_pem(const char *pem, size_t len, pki_key **ret)
     return key_wrap(pkey, ret);
 }
 
-int pki_key_to_pem_encrypted(const pki_key *k,
-                             const uint8_t *pass,
-                             size_t pass_len,
-                             char **ret_pem,
+int pki_key_to_pem_encrypted(const pki_key *k, const uint8_t *pass, size_t pass_len, char **ret_pem,
                              size_t *ret_len)
 {
     if (!k || !k->pkey || !pass || pass_len == 0 || pass_len > 1024)
@@ -239,10 +234,7 @@ int pki_key_to_pem_encrypted(const pki_key *k,
     return secret_bio_to_string(bio, ret_pem, ret_len);
 }
 
-int pki_key_from_pem_encrypted(const char *pem,
-                               size_t len,
-                               const uint8_t *pass,
-                               size_t pass_len,
+int pki_key_from_pem_encrypted(const char *pem, size_t len, const uint8_t *pass, size_t pass_len,
                                pki_key **ret)
 {
     if (!pem || len == 0 || len > INT_MAX || !pass || pass_len == 0 || pass_len > 1024)

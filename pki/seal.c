@@ -48,10 +48,7 @@ int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id)
     return 0;
 }
 
-static int feed_aad(EVP_CIPHER_CTX *c,
-                    bool enc,
-                    const uint8_t *hdr,
-                    const void *aad,
+static int feed_aad(EVP_CIPHER_CTX *c, bool enc, const uint8_t *hdr, const void *aad,
                     size_t aad_len)
 {
     int n;
@@ -68,13 +65,8 @@ static int feed_aad(EVP_CIPHER_CTX *c,
     return 0;
 }
 
-int pki_seal(const struct pki_aead_key *k,
-             const void *aad,
-             size_t aad_len,
-             const void *pt,
-             size_t pt_len,
-             uint8_t **ret_out,
-             size_t *ret_len)
+int pki_seal(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *pt,
+             size_t pt_len, uint8_t **ret_out, size_t *ret_len)
 {
     if (!k || (!aad && aad_len) || (!pt && pt_len) || pt_len > INT_MAX - PKI_SEAL_OVERHEAD)
         return -EINVAL;
@@ -127,13 +119,8 @@ out:
     return 0;
 }
 
-int pki_open(const struct pki_aead_key *k,
-             const void *aad,
-             size_t aad_len,
-             const void *in,
-             size_t in_len,
-             uint8_t **ret_out,
-             size_t *ret_len)
+int pki_open(const struct pki_aead_key *k, const void *aad, size_t aad_len, const void *in,
+             size_t in_len, uint8_t **ret_out, size_t *ret_len)
 {
     if (!k || (!aad && aad_len))
         return -EINVAL;

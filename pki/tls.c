@@ -12,10 +12,7 @@
 #include "pki/internal.h"
 
 /* Leaf first, then any chain certificates (cross-signed roots during rotation). */
-static int use_cert_chain(SSL_CTX *ctx,
-                          const char *cert_pem,
-                          size_t cert_len,
-                          char *errmsg,
+static int use_cert_chain(SSL_CTX *ctx, const char *cert_pem, size_t cert_len, char *errmsg,
                           size_t errmsg_size)
 {
     if (!cert_pem || cert_len == 0 || cert_len > INT_MAX) {
@@ -48,14 +45,8 @@ static int use_cert_chain(SSL_CTX *ctx,
     return 0;
 }
 
-static int ctx_new(bool server,
-                   const char *bundle_pem,
-                   size_t bundle_len,
-                   const char *cert_pem,
-                   size_t cert_len,
-                   const pki_key *key,
-                   SSL_CTX **ret,
-                   char *errmsg,
+static int ctx_new(bool server, const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                   size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                    size_t errmsg_size)
 {
     if (!ret)
@@ -121,25 +112,15 @@ fail:
     return r;
 }
 
-int pki_tls_server_ctx(const char *bundle_pem,
-                       size_t bundle_len,
-                       const char *cert_pem,
-                       size_t cert_len,
-                       const pki_key *key,
-                       SSL_CTX **ret,
-                       char *errmsg,
+int pki_tls_server_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                        size_t errmsg_size)
 {
     return ctx_new(true, bundle_pem, bundle_len, cert_pem, cert_len, key, ret, errmsg, errmsg_size);
 }
 
-int pki_tls_client_ctx(const char *bundle_pem,
-                       size_t bundle_len,
-                       const char *cert_pem,
-                       size_t cert_len,
-                       const pki_key *key,
-                       SSL_CTX **ret,
-                       char *errmsg,
+int pki_tls_client_ctx(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
+                       size_t cert_len, const pki_key *key, SSL_CTX **ret, char *errmsg,
                        size_t errmsg_size)
 {
     return ctx_new(false, bundle_pem, bundle_len, cert_pem, cert_len, key, ret, errmsg,

@@ -147,10 +147,7 @@ static int read_all(const char *path, char **ret, size_t *ret_len)
     return 0;
 }
 
-static int write_at(const char *dir,
-                    const char *file,
-                    const char *value,
-                    char *errmsg,
+static int write_at(const char *dir, const char *file, const char *value, char *errmsg,
                     size_t errmsg_size)
 {
     char path[RT_CGROUP_PATH_MAX];
@@ -172,10 +169,7 @@ static int write_at(const char *dir,
     return 0;
 }
 
-static int write_int_at(const char *dir,
-                        const char *file,
-                        int64_t v,
-                        char *errmsg,
+static int write_int_at(const char *dir, const char *file, int64_t v, char *errmsg,
                         size_t errmsg_size)
 {
     char buf[32];
@@ -277,11 +271,8 @@ static void unescape_octal(char *s)
     *w = '\0';
 }
 
-static int scan_mountinfo(const char *mountinfo,
-                          const char *root,
-                          struct mount_scan *s,
-                          char *errmsg,
-                          size_t errmsg_size)
+static int scan_mountinfo(const char *mountinfo, const char *root, struct mount_scan *s,
+                          char *errmsg, size_t errmsg_size)
 {
     _cleanup_fclose_ FILE *f = fopen(mountinfo, "re");
     if (!f)
@@ -354,11 +345,8 @@ static int relative_to_mount(const char *self, const char *mroot, char *out, siz
     return fmt_checked(out, size, "%s", self[ml] ? self + ml : "/");
 }
 
-static int read_self(const char *proc_self_cgroup,
-                     char v2[RT_CGROUP_PATH_MAX],
-                     char v1[C_N][RT_CGROUP_PATH_MAX],
-                     char *errmsg,
-                     size_t errmsg_size)
+static int read_self(const char *proc_self_cgroup, char v2[RT_CGROUP_PATH_MAX],
+                     char v1[C_N][RT_CGROUP_PATH_MAX], char *errmsg, size_t errmsg_size)
 {
     _cleanup_fclose_ FILE *f = fopen(proc_self_cgroup, "re");
     if (!f)
@@ -410,12 +398,8 @@ static int check_v2_controllers(const struct rt_cgroup_layout *l, char *errmsg, 
     return 0;
 }
 
-int rt__cgroup_detect(const char *root,
-                      enum rt_cgroup_mode mode,
-                      const char *proc_self_cgroup,
-                      const char *mountinfo,
-                      struct rt_cgroup_layout *ret,
-                      char *errmsg,
+int rt__cgroup_detect(const char *root, enum rt_cgroup_mode mode, const char *proc_self_cgroup,
+                      const char *mountinfo, struct rt_cgroup_layout *ret, char *errmsg,
                       size_t errmsg_size)
 {
     if (!root)
@@ -505,9 +489,7 @@ int rt__cgroup_detect(const char *root,
 /* ------------------------------------------------------------------ parent */
 
 /* Enable in dir's subtree_control those of want not yet there. */
-static int enable_controllers(const char *dir,
-                              const bool want[C_N],
-                              char *errmsg,
+static int enable_controllers(const char *dir, const bool want[C_N], char *errmsg,
                               size_t errmsg_size)
 {
     _cleanup_free_ char *cur = NULL;
@@ -564,10 +546,7 @@ static int move_self_to_leaf(const char *dir, char *errmsg, size_t errmsg_size)
 }
 
 /* mkdir -p base/parent; on v2 (want != NULL) also enable want at every new level. */
-static int mkdir_parents(const char *base,
-                         const char *parent,
-                         const bool *want,
-                         char *errmsg,
+static int mkdir_parents(const char *base, const char *parent, const bool *want, char *errmsg,
                          size_t errmsg_size)
 {
     char dir[RT_CGROUP_PATH_MAX];
@@ -594,9 +573,7 @@ static int mkdir_parents(const char *base,
     }
 }
 
-static int prepare_v2(const struct rt_cgroup_layout *l,
-                      const char *parent,
-                      char *errmsg,
+static int prepare_v2(const struct rt_cgroup_layout *l, const char *parent, char *errmsg,
                       size_t errmsg_size)
 {
     char dir[RT_CGROUP_PATH_MAX];
@@ -620,8 +597,7 @@ static int prepare_v2(const struct rt_cgroup_layout *l,
     return mkdir_parents(dir, parent, want, errmsg, errmsg_size);
 }
 
-static void v1_bases(const struct rt_cgroup_layout *l,
-                     const char *mounts[C_N],
+static void v1_bases(const struct rt_cgroup_layout *l, const char *mounts[C_N],
                      const char *selfs[C_N])
 {
     mounts[C_MEMORY] = l->v1_memory;
@@ -632,9 +608,7 @@ static void v1_bases(const struct rt_cgroup_layout *l,
     selfs[C_PIDS] = l->self_pids;
 }
 
-int rt__cgroup_prepare_parent(const struct rt_cgroup_layout *l,
-                              const char *parent,
-                              char *errmsg,
+int rt__cgroup_prepare_parent(const struct rt_cgroup_layout *l, const char *parent, char *errmsg,
                               size_t errmsg_size)
 {
     if (!valid_parent(parent))
@@ -703,13 +677,8 @@ void rt__cgroup_init(struct rt_cgroup *cg)
     cg->v2_fd = -1;
 }
 
-static int leaf_path(char *buf,
-                     const char *mount,
-                     const char *self,
-                     const char *parent,
-                     const char *name,
-                     char *errmsg,
-                     size_t errmsg_size)
+static int leaf_path(char *buf, const char *mount, const char *self, const char *parent,
+                     const char *name, char *errmsg, size_t errmsg_size)
 {
     char rel[RT_CGROUP_PATH_MAX];
     if (fmt_checked(rel, sizeof(rel), "%s/%s/%s", self, parent, name) < 0 ||
@@ -719,9 +688,7 @@ static int leaf_path(char *buf,
     return 0;
 }
 
-static int limits_v1(const struct rt_cgroup *cg,
-                     const struct rt_cgroup_limits *lim,
-                     char *errmsg,
+static int limits_v1(const struct rt_cgroup *cg, const struct rt_cgroup_limits *lim, char *errmsg,
                      size_t errmsg_size)
 {
     int r;
@@ -755,9 +722,7 @@ static int limits_v1(const struct rt_cgroup *cg,
     return 0;
 }
 
-static int limits_v2(const struct rt_cgroup *cg,
-                     const struct rt_cgroup_limits *lim,
-                     char *errmsg,
+static int limits_v2(const struct rt_cgroup *cg, const struct rt_cgroup_limits *lim, char *errmsg,
                      size_t errmsg_size)
 {
     int r;
@@ -787,12 +752,8 @@ static int limits_v2(const struct rt_cgroup *cg,
     return 0;
 }
 
-int rt__cgroup_create(const struct rt_cgroup_layout *l,
-                      const char *parent,
-                      const char *name,
-                      const struct rt_cgroup_limits *lim,
-                      struct rt_cgroup *ret,
-                      char *errmsg,
+int rt__cgroup_create(const struct rt_cgroup_layout *l, const char *parent, const char *name,
+                      const struct rt_cgroup_limits *lim, struct rt_cgroup *ret, char *errmsg,
                       size_t errmsg_size)
 {
     static const struct rt_cgroup_limits none = {0};

@@ -108,4 +108,3 @@ int rt__caps_bound(uint64_t caps);
 /* permitted = effective = caps, inheritable = 0, ambient cleared. After setresuid, for
  * root (a non-root uid keeps the empty sets the uid change left). Raw syscalls only. */
 int rt__caps_set(uint64_t caps);
-

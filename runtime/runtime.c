@@ -9,9 +9,7 @@
 #include "common/fileio.h"
 #include "runtime/task.h"
 
-int rt_runtime_create(const struct rt_config *cfg,
-                      rt_runtime **ret,
-                      char *errmsg,
+int rt_runtime_create(const struct rt_config *cfg, rt_runtime **ret, char *errmsg,
                       size_t errmsg_size)
 {
     rt_runtime *rt = calloc(1, sizeof(*rt));
@@ -78,10 +76,7 @@ enum rt_cgroup_mode rt_runtime_cgroup_mode(const rt_runtime *rt)
     return rt->cg.mode;
 }
 
-int rt__runtime_seccomp(rt_runtime *rt,
-                        uint64_t caps,
-                        const rt_seccomp **ret,
-                        char *errmsg,
+int rt__runtime_seccomp(rt_runtime *rt, uint64_t caps, const rt_seccomp **ret, char *errmsg,
                         size_t errmsg_size)
 {
     for (unsigned i = 0; i < rt->n_seccomp_cache; i++)

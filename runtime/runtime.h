@@ -54,10 +54,10 @@ enum rt_cgroup_mode {
 /* ------------------------------------------------------------------ runtime */
 
 struct rt_config {
-    const char *run_dir;        /* per-task roots and secrets live here (tmpfs-backed
-                                   /run/swarmd by default); created 0700 */
-    const char *cgroup_parent;  /* cgroup under which tasks go, default "swarmd" */
-    const char *cgroup_root;    /* default "/sys/fs/cgroup" (tests point elsewhere) */
+    const char *run_dir;       /* per-task roots and secrets live here (tmpfs-backed
+                                  /run/swarmd by default); created 0700 */
+    const char *cgroup_parent; /* cgroup under which tasks go, default "swarmd" */
+    const char *cgroup_root;   /* default "/sys/fs/cgroup" (tests point elsewhere) */
     enum rt_cgroup_mode cgroup_mode;
 };
 
@@ -73,10 +73,10 @@ enum rt_cgroup_mode rt_runtime_cgroup_mode(const rt_runtime *rt);
 /* ------------------------------------------------------------------ tasks */
 
 struct rt_secret {
-    const char *name;      /* file name under /run/secrets: no '/', not "." or ".." */
+    const char *name; /* file name under /run/secrets: no '/', not "." or ".." */
     const uint8_t *data;
     size_t len;
-    mode_t mode;           /* default 0444 when 0 */
+    mode_t mode; /* default 0444 when 0 */
     uid_t uid;
     gid_t gid;
 };
@@ -93,30 +93,30 @@ enum rt_seccomp_choice {
 };
 
 struct rt_task_spec {
-    const char *id;           /* names the cgroup and the task's dirs: [A-Za-z0-9_.-]{1,64} */
-    char *const *argv;        /* argv[0] absolute, or looked up in the task's PATH */
-    char *const *env;         /* KEY=VALUE, NULL-terminated; PATH gets a default if absent */
-    const char *workdir;      /* default "/" */
-    const char *hostname;     /* default: the first 12 characters of id */
-    bool user_set;            /* run as uid:gid (no supplementary groups) */
+    const char *id;       /* names the cgroup and the task's dirs: [A-Za-z0-9_.-]{1,64} */
+    char *const *argv;    /* argv[0] absolute, or looked up in the task's PATH */
+    char *const *env;     /* KEY=VALUE, NULL-terminated; PATH gets a default if absent */
+    const char *workdir;  /* default "/" */
+    const char *hostname; /* default: the first 12 characters of id */
+    bool user_set;        /* run as uid:gid (no supplementary groups) */
     uid_t uid;
     gid_t gid;
-    const char *rootfs;       /* NULL: read-only binds of the host's /usr /bin /sbin /lib* /etc */
-    bool read_only;           /* read-only root with a writable /tmp tmpfs */
+    const char *rootfs; /* NULL: read-only binds of the host's /usr /bin /sbin /lib* /etc */
+    bool read_only;     /* read-only root with a writable /tmp tmpfs */
     enum rt_network network;
-    uint64_t caps;            /* bounding = permitted = effective for root; empty effective
-                                 for another uid */
-    bool privileged;          /* all caps, no seccomp, no masked paths */
+    uint64_t caps;   /* bounding = permitted = effective for root; empty effective
+                        for another uid */
+    bool privileged; /* all caps, no seccomp, no masked paths */
     enum rt_seccomp_choice seccomp_choice;
-    const rt_seccomp *seccomp;/* RT_SECCOMP_CUSTOM */
-    int64_t memory_limit;     /* bytes; 0: none */
-    int64_t nano_cpus;        /* 500000000 = half a CPU; 0: none */
-    int64_t pids_limit;       /* 0: none */
+    const rt_seccomp *seccomp; /* RT_SECCOMP_CUSTOM */
+    int64_t memory_limit;      /* bytes; 0: none */
+    int64_t nano_cpus;         /* 500000000 = half a CPU; 0: none */
+    int64_t pids_limit;        /* 0: none */
     const struct rt_secret *secrets;
     size_t n_secrets;
-    bool userns;              /* map task root to an unprivileged host range */
-    uid_t userns_base;        /* first host uid of the range (default 100000) */
-    int stdio[3];             /* the task's stdin, stdout, stderr; -1: /dev/null */
+    bool userns;       /* map task root to an unprivileged host range */
+    uid_t userns_base; /* first host uid of the range (default 100000) */
+    int stdio[3];      /* the task's stdin, stdout, stderr; -1: /dev/null */
 };
 
 typedef struct rt_task rt_task;

@@ -484,12 +484,8 @@ static int add_native_arches(scmp_filter_ctx ctx, char *errmsg, size_t errmsg_si
     return 0;
 }
 
-static int add_names(scmp_filter_ctx ctx,
-                     uint32_t action,
-                     const char *const *names,
-                     size_t n,
-                     char *errmsg,
-                     size_t errmsg_size)
+static int add_names(scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n,
+                     char *errmsg, size_t errmsg_size)
 {
     for (size_t i = 0; i < n && names[i]; i++) {
         int nr = seccomp_syscall_resolve_name(names[i]);
@@ -553,10 +549,7 @@ static void write_prologue(struct sock_filter *p)
 
 /* Export the filter as BPF through a memfd into a malloc'd program; with enosys_new (on
  * x86_64), behind the prologue above. */
-int rt__seccomp_export(scmp_filter_ctx ctx,
-                       bool enosys_new,
-                       rt_seccomp **ret,
-                       char *errmsg,
+int rt__seccomp_export(scmp_filter_ctx ctx, bool enosys_new, rt_seccomp **ret, char *errmsg,
                        size_t errmsg_size)
 {
     if (seccomp_arch_native() != SCMP_ARCH_X86_64)

@@ -13,7 +13,6 @@
 #include "common/json.h"
 #include "runtime/internal.h"
 
-
 #define PROFILE_MAX_BYTES (1024 * 1024)
 #define MAX_ERRNO 4095
 #define MAX_ARGS 6
@@ -54,10 +53,7 @@ static int want_type(struct ctx *c, const sw_json *v, enum sw_json_type t, const
 }
 
 /* Every key of object v must be one of allowed[]. */
-static int check_keys(struct ctx *c,
-                      const sw_json *v,
-                      const char *const *allowed,
-                      size_t n,
+static int check_keys(struct ctx *c, const sw_json *v, const char *const *allowed, size_t n,
                       const char *path)
 {
     for (size_t i = 0; i < sw_json_count(v); i++) {
@@ -101,12 +97,8 @@ static int get_uint(struct ctx *c, const sw_json *v, uint64_t max, const char *p
 }
 
 /* "SCMP_ACT_ERRNO" and its errnoRet (absent: EPERM) -> a libseccomp action. */
-static int parse_action(struct ctx *c,
-                        const sw_json *v,
-                        const sw_json *errno_ret,
-                        const char *path,
-                        const char *errno_path,
-                        uint32_t *ret)
+static int parse_action(struct ctx *c, const sw_json *v, const sw_json *errno_ret, const char *path,
+                        const char *errno_path, uint32_t *ret)
 {
     if (!v)
         return bad(c, "%s: missing", path);
@@ -223,10 +215,7 @@ static int parse_arches(struct ctx *c, const sw_json *root, scmp_filter_ctx f)
 }
 
 /* "4.8" -> (4, 8). */
-static int parse_kernel(struct ctx *c,
-                        const sw_json *v,
-                        const char *path,
-                        unsigned *ret_major,
+static int parse_kernel(struct ctx *c, const sw_json *v, const char *path, unsigned *ret_major,
                         unsigned *ret_minor)
 {
     const char *s = sw_json_get_string(v, NULL);
@@ -284,10 +273,7 @@ static bool native_arch_in(const struct ctx *c, const sw_json *arches)
 
 /* includes/excludes: validate, then say whether the rule applies to this task and host.
  * includes: every condition must hold; excludes: any one holding drops the rule. */
-static int parse_filter(struct ctx *c,
-                        const sw_json *v,
-                        bool includes,
-                        const char *path,
+static int parse_filter(struct ctx *c, const sw_json *v, bool includes, const char *path,
                         bool *ret_applies)
 {
     int r;
@@ -366,12 +352,8 @@ static int parse_op(struct ctx *c, const sw_json *v, const char *path, enum scmp
 }
 
 /* args[]: up to six conditions. *ret_same_index when two name the same argument. */
-static int parse_args(struct ctx *c,
-                      const sw_json *v,
-                      const char *path,
-                      struct scmp_arg_cmp *ret,
-                      unsigned *ret_n,
-                      bool *ret_same_index)
+static int parse_args(struct ctx *c, const sw_json *v, const char *path, struct scmp_arg_cmp *ret,
+                      unsigned *ret_n, bool *ret_same_index)
 {
     int r;
     char sub[256];
@@ -421,14 +403,8 @@ static int parse_args(struct ctx *c,
     return 0;
 }
 
-static int add_rule(struct ctx *c,
-                    scmp_filter_ctx f,
-                    const char *name,
-                    uint32_t action,
-                    const struct scmp_arg_cmp *args,
-                    unsigned n,
-                    bool separate,
-                    const char *path)
+static int add_rule(struct ctx *c, scmp_filter_ctx f, const char *name, uint32_t action,
+                    const struct scmp_arg_cmp *args, unsigned n, bool separate, const char *path)
 {
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR)
@@ -556,12 +532,8 @@ static void json_freep(sw_json **v)
     sw_json_free(*v);
 }
 
-int rt_seccomp_from_json(const char *json,
-                         size_t len,
-                         uint64_t caps,
-                         rt_seccomp **ret,
-                         char *errmsg,
-                         size_t errmsg_size)
+int rt_seccomp_from_json(const char *json, size_t len, uint64_t caps, rt_seccomp **ret,
+                         char *errmsg, size_t errmsg_size)
 {
     struct ctx c = {.errmsg = errmsg, .errmsg_size = errmsg_size, .caps = caps};
     int r;

@@ -29,8 +29,5 @@ struct rt_task {
 };
 
 /* The default filter for caps, compiled once and cached. */
-int rt__runtime_seccomp(rt_runtime *rt,
-                        uint64_t caps,
-                        const rt_seccomp **ret,
-                        char *errmsg,
+int rt__runtime_seccomp(rt_runtime *rt, uint64_t caps, const rt_seccomp **ret, char *errmsg,
                         size_t errmsg_size);

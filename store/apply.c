@@ -18,13 +18,8 @@ static int index_key_valid(const char *s)
     return n == 0 || store__id_valid(s, n);
 }
 
-static int index_op(MDB_txn *txn,
-                    MDB_dbi dbi,
-                    const char *key_id,
-                    const char *task_id,
-                    bool add,
-                    char *errmsg,
-                    size_t errmsg_size)
+static int index_op(MDB_txn *txn, MDB_dbi dbi, const char *key_id, const char *task_id, bool add,
+                    char *errmsg, size_t errmsg_size)
 {
     MDB_val key = {.mv_size = strlen(key_id), .mv_data = (void *)key_id};
     MDB_val val = {.mv_size = strlen(task_id), .mv_data = (void *)task_id};
@@ -42,14 +37,8 @@ static int index_op(MDB_txn *txn,
     return store__lmdb_err(rc, errmsg, errmsg_size, "updating a task index");
 }
 
-static int index_update(const store *s,
-                        MDB_txn *txn,
-                        const char *id,
-                        const uint8_t *old,
-                        size_t old_len,
-                        const uint8_t *value,
-                        size_t len,
-                        char *errmsg,
+static int index_update(const store *s, MDB_txn *txn, const char *id, const uint8_t *old,
+                        size_t old_len, const uint8_t *value, size_t len, char *errmsg,
                         size_t errmsg_size)
 {
     Swarm__Task *o = NULL, *n = NULL;
@@ -85,16 +74,9 @@ out:
     return r;
 }
 
-int store__write_object(const store *s,
-                        MDB_txn *txn,
-                        enum store_table t,
-                        const char *id,
-                        const uint8_t *old,
-                        size_t old_len,
-                        const uint8_t *value,
-                        size_t len,
-                        char *errmsg,
-                        size_t errmsg_size)
+int store__write_object(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                        const uint8_t *old, size_t old_len, const uint8_t *value, size_t len,
+                        char *errmsg, size_t errmsg_size)
 {
     _cleanup_free_ uint8_t *sealed = NULL;
     size_t sealed_len, id_len = strlen(id);
@@ -138,12 +120,8 @@ static bool action_kind_valid(int k)
     return k >= STORE_CREATE && k <= STORE_PUT;
 }
 
-int store_proposal_seal(store *s,
-                        uint64_t request_id,
-                        const struct store_action *actions,
-                        size_t n,
-                        uint8_t **ret_buf,
-                        size_t *ret_len)
+int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions, size_t n,
+                        uint8_t **ret_buf, size_t *ret_len)
 {
     Swarm__Proposal p = SWARM__PROPOSAL__INIT;
     _cleanup_free_ Swarm__StoreAction *acts = NULL;
@@ -206,13 +184,8 @@ static void events_free(struct store_event *evs, size_t n)
 }
 
 /* Apply one action inside txn; fills *ev (which then owns the old plaintext). */
-static int apply_action(const store *s,
-                        MDB_txn *txn,
-                        size_t i,
-                        const Swarm__StoreAction *a,
-                        struct store_event *ev,
-                        char *errmsg,
-                        size_t errmsg_size)
+static int apply_action(const store *s, MDB_txn *txn, size_t i, const Swarm__StoreAction *a,
+                        struct store_event *ev, char *errmsg, size_t errmsg_size)
 {
     const char *id = a->id ? a->id : "";
     const char *tname;
@@ -282,13 +255,8 @@ static bool is_proposal_error(int r)
     return r == -EEXIST || r == -ENOENT || r == -EINVAL;
 }
 
-int store_apply(store *s,
-                uint64_t index,
-                const uint8_t *buf,
-                size_t len,
-                uint64_t *ret_request_id,
-                char *errmsg,
-                size_t errmsg_size)
+int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64_t *ret_request_id,
+                char *errmsg, size_t errmsg_size)
 {
     Swarm__Proposal *p = NULL;
     struct store_event *evs = NULL;

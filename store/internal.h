@@ -52,60 +52,27 @@ bool store__id_valid(const char *id, size_t len);
 
 /* Seal (seal true) or open an object value with AAD "<table>/<id>". Opening: -ENOMEM, or
  * -EBADMSG for anything else. */
-int store__value_crypt(const store *s,
-                       bool seal,
-                       enum store_table t,
-                       const char *id,
-                       size_t id_len,
-                       const void *in,
-                       size_t in_len,
-                       uint8_t **ret,
-                       size_t *ret_len);
+int store__value_crypt(const store *s, bool seal, enum store_table t, const char *id, size_t id_len,
+                       const void *in, size_t in_len, uint8_t **ret, size_t *ret_len);
 /* Open a blob sealed with the DEK under aad. -ENOMEM, or -EBADMSG for anything else, with
  * "<what> does not open with this cluster's data key (...)" in errmsg when what is set. */
-int store__open_blob(const store *s,
-                     const char *aad,
-                     size_t aad_len,
-                     const void *in,
-                     size_t in_len,
-                     uint8_t **ret,
-                     size_t *ret_len,
-                     const char *what,
-                     char *errmsg,
+int store__open_blob(const store *s, const char *aad, size_t aad_len, const void *in, size_t in_len,
+                     uint8_t **ret, size_t *ret_len, const char *what, char *errmsg,
                      size_t errmsg_size);
 /* Wipe and free a plaintext buffer. */
 void store__free_plain(uint8_t *p, size_t len);
 
 /* Fetch and open the current value of t/id in txn. -ENOENT if missing. */
-int store__get_plain(const store *s,
-                     MDB_txn *txn,
-                     enum store_table t,
-                     const char *id,
-                     uint8_t **ret,
-                     size_t *ret_len,
-                     char *errmsg,
-                     size_t errmsg_size);
+int store__get_plain(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                     uint8_t **ret, size_t *ret_len, char *errmsg, size_t errmsg_size);
 /* Replace t/id: old (plaintext, NULL if absent) -> value (NULL to delete). Seals, writes,
  * and keeps the task indexes in step. -EINVAL if a task value does not decode. */
-int store__write_object(const store *s,
-                        MDB_txn *txn,
-                        enum store_table t,
-                        const char *id,
-                        const uint8_t *old,
-                        size_t old_len,
-                        const uint8_t *value,
-                        size_t len,
-                        char *errmsg,
-                        size_t errmsg_size);
-int store__meta_put_applied(const store *s,
-                            MDB_txn *txn,
-                            uint64_t index,
-                            char *errmsg,
+int store__write_object(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                        const uint8_t *old, size_t old_len, const uint8_t *value, size_t len,
+                        char *errmsg, size_t errmsg_size);
+int store__meta_put_applied(const store *s, MDB_txn *txn, uint64_t index, char *errmsg,
                             size_t errmsg_size);
-int store__meta_get_applied(const store *s,
-                            MDB_txn *txn,
-                            uint64_t *ret,
-                            char *errmsg,
+int store__meta_get_applied(const store *s, MDB_txn *txn, uint64_t *ret, char *errmsg,
                             size_t errmsg_size);
 
 /* Call every live watcher for each event, in order (watch.c). */

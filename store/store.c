@@ -57,11 +57,7 @@ bool store__id_valid(const char *id, size_t len)
     return id && len > 0 && len <= STORE_ID_MAX && memchr(id, '\0', len) == NULL;
 }
 
-static int value_aad(enum store_table t,
-                     const char *id,
-                     size_t id_len,
-                     char *buf,
-                     size_t size,
+static int value_aad(enum store_table t, const char *id, size_t id_len, char *buf, size_t size,
                      size_t *ret_len)
 {
     const char *name = store__table_name(t);
@@ -76,15 +72,8 @@ static int value_aad(enum store_table t,
     return 0;
 }
 
-int store__open_blob(const store *s,
-                     const char *aad,
-                     size_t aad_len,
-                     const void *in,
-                     size_t in_len,
-                     uint8_t **ret,
-                     size_t *ret_len,
-                     const char *what,
-                     char *errmsg,
+int store__open_blob(const store *s, const char *aad, size_t aad_len, const void *in, size_t in_len,
+                     uint8_t **ret, size_t *ret_len, const char *what, char *errmsg,
                      size_t errmsg_size)
 {
     int r = pki_open(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
@@ -96,15 +85,8 @@ int store__open_blob(const store *s,
     return -EBADMSG;
 }
 
-int store__value_crypt(const store *s,
-                       bool seal,
-                       enum store_table t,
-                       const char *id,
-                       size_t id_len,
-                       const void *in,
-                       size_t in_len,
-                       uint8_t **ret,
-                       size_t *ret_len)
+int store__value_crypt(const store *s, bool seal, enum store_table t, const char *id, size_t id_len,
+                       const void *in, size_t in_len, uint8_t **ret, size_t *ret_len)
 {
     char aad[32 + STORE_ID_MAX];
     size_t aad_len;
@@ -126,14 +108,8 @@ void store__free_plain(uint8_t *p, size_t len)
     free(p);
 }
 
-int store__get_plain(const store *s,
-                     MDB_txn *txn,
-                     enum store_table t,
-                     const char *id,
-                     uint8_t **ret,
-                     size_t *ret_len,
-                     char *errmsg,
-                     size_t errmsg_size)
+int store__get_plain(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                     uint8_t **ret, size_t *ret_len, char *errmsg, size_t errmsg_size)
 {
     size_t id_len = id ? strlen(id) : 0;
     MDB_val key, data;
@@ -173,13 +149,8 @@ static uint64_t be64_get(const uint8_t b[8])
     return v;
 }
 
-static int meta_put(const store *s,
-                    MDB_txn *txn,
-                    const char *name,
-                    const void *data,
-                    size_t len,
-                    char *errmsg,
-                    size_t errmsg_size)
+static int meta_put(const store *s, MDB_txn *txn, const char *name, const void *data, size_t len,
+                    char *errmsg, size_t errmsg_size)
 {
     MDB_val key = {.mv_size = strlen(name), .mv_data = (void *)name};
     MDB_val val = {.mv_size = len, .mv_data = (void *)data};
@@ -187,11 +158,7 @@ static int meta_put(const store *s,
                            "writing the store's meta table");
 }
 
-static int meta_get(const store *s,
-                    MDB_txn *txn,
-                    const char *name,
-                    MDB_val *ret,
-                    char *errmsg,
+static int meta_get(const store *s, MDB_txn *txn, const char *name, MDB_val *ret, char *errmsg,
                     size_t errmsg_size)
 {
     MDB_val key = {.mv_size = strlen(name), .mv_data = (void *)name};
@@ -201,10 +168,7 @@ static int meta_get(const store *s,
     return store__lmdb_err(rc, errmsg, errmsg_size, "reading the store's meta table");
 }
 
-int store__meta_put_applied(const store *s,
-                            MDB_txn *txn,
-                            uint64_t index,
-                            char *errmsg,
+int store__meta_put_applied(const store *s, MDB_txn *txn, uint64_t index, char *errmsg,
                             size_t errmsg_size)
 {
     uint8_t b[8];
@@ -212,10 +176,7 @@ int store__meta_put_applied(const store *s,
     return meta_put(s, txn, META_APPLIED, b, sizeof(b), errmsg, errmsg_size);
 }
 
-int store__meta_get_applied(const store *s,
-                            MDB_txn *txn,
-                            uint64_t *ret,
-                            char *errmsg,
+int store__meta_get_applied(const store *s, MDB_txn *txn, uint64_t *ret, char *errmsg,
                             size_t errmsg_size)
 {
     MDB_val v;
@@ -328,12 +289,8 @@ fail:
     return store__lmdb_err(rc, errmsg, errmsg_size, "mdb_dbi_open");
 }
 
-int store_open(const char *dir,
-               const char *cluster_id,
-               const struct pki_aead_key *dek,
-               store **ret,
-               char *errmsg,
-               size_t errmsg_size)
+int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
+               char *errmsg, size_t errmsg_size)
 {
     store *s;
     int rc, r;
@@ -437,22 +394,15 @@ void store_read_end(store_txn *t)
     free(t);
 }
 
-int store_get(store_txn *t,
-              enum store_table table,
-              const char *id,
-              uint8_t **ret_value,
+int store_get(store_txn *t, enum store_table table, const char *id, uint8_t **ret_value,
               size_t *ret_len)
 {
     return store__get_plain(t->s, t->txn, table, id, ret_value, ret_len, NULL, 0);
 }
 
 /* Open data (stored under table/key) and hand it to fn; the plaintext is wiped after. */
-static int visit(const store *s,
-                 enum store_table table,
-                 const MDB_val *key,
-                 const MDB_val *data,
-                 store_iter_fn fn,
-                 void *userdata)
+static int visit(const store *s, enum store_table table, const MDB_val *key, const MDB_val *data,
+                 store_iter_fn fn, void *userdata)
 {
     char id[STORE_ID_MAX + 1];
     uint8_t *plain = NULL;
@@ -497,10 +447,7 @@ int store_foreach(store_txn *t, enum store_table table, store_iter_fn fn, void *
     return 0;
 }
 
-int store_foreach_index(store_txn *t,
-                        enum store_index index,
-                        const char *key_id,
-                        store_iter_fn fn,
+int store_foreach_index(store_txn *t, enum store_index index, const char *key_id, store_iter_fn fn,
                         void *userdata)
 {
     MDB_cursor *cur = NULL;

@@ -48,8 +48,8 @@ typedef struct store store;
 /* Open (creating if needed) the LMDB environment in dir (0700). cluster_id binds sealed
  * proposals to this cluster (AAD). The store keeps a copy of dek. -EBADMSG (with errmsg) if
  * an existing store was written under another data key or cluster id. */
-int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
-               store **ret, char *errmsg, size_t errmsg_size);
+int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
+               char *errmsg, size_t errmsg_size);
 void store_close(store *s);
 /* Raft index of the last applied proposal (0 for a fresh store). */
 uint64_t store_applied_index(const store *s);
@@ -57,8 +57,8 @@ uint64_t store_applied_index(const store *s);
 /* ------------------------------------------------------------------ proposals */
 
 /* Encode a batch as a Proposal and seal it with the DEK (AAD: cluster id + key id). */
-int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions,
-                        size_t n, uint8_t **ret_buf, size_t *ret_len);
+int store_proposal_seal(store *s, uint64_t request_id, const struct store_action *actions, size_t n,
+                        uint8_t **ret_buf, size_t *ret_len);
 /* Open and apply a sealed proposal at raft index `index` in one write transaction.
  * index <= store_applied_index: skipped before opening, returns 1 (raft replaying after a
  * restart; entries sealed under an older data key are not opened again).
@@ -73,8 +73,8 @@ int store_proposal_seal(store *s, uint64_t request_id, const struct store_action
  * skipped entry (1) is not opened and yields none.
  * Watchers are called after the commit, once per action, in order; none for a failed or
  * skipped proposal. */
-int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len,
-                uint64_t *ret_request_id, char *errmsg, size_t errmsg_size);
+int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64_t *ret_request_id,
+                char *errmsg, size_t errmsg_size);
 
 /* ------------------------------------------------------------------ reads */
 
@@ -105,7 +105,7 @@ struct store_event {
     const char *id;
     const uint8_t *old_value; /* NULL for CREATE */
     size_t old_len;
-    const uint8_t *value;     /* NULL for DELETE */
+    const uint8_t *value; /* NULL for DELETE */
     size_t len;
     uint64_t index;
 };

@@ -2,10 +2,10 @@
  * given certificate would. Used by the integration tests.
  *
  *   probe join ADDR TOKEN [OUTDIR]   GetRootCA, pin the digest, CSR + IssueNodeCertificate;
- *                                    prints "node=<id> role=<role>", writes node.crt/node.key/ca.crt
- *   probe call ADDR CERT KEY CA METHOD   one call with an empty payload over mTLS;
- *                                    prints "status=<n> error=<text>"
- * Exit 0 on success, 1 on a refused/failed operation (message on stderr), 2 on usage. */
+ *                                    prints "node=<id> role=<role>", writes
+ * node.crt/node.key/ca.crt probe call ADDR CERT KEY CA METHOD   one call with an empty payload over
+ * mTLS; prints "status=<n> error=<text>" Exit 0 on success, 1 on a refused/failed operation
+ * (message on stderr), 2 on usage. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +71,9 @@ static int do_join(const char *addr_s, const char *token, const char *outdir)
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
     pki_ca_digest(ca->ca_cert_pem, strlen(ca->ca_cert_pem), digest);
     if (strcmp(digest, t.digest) != 0)
-        return die("join", "the token's CA digest does not match the manager's root CA — wrong "
-                           "swarm or stale token");
+        return die("join",
+                   "the token's CA digest does not match the manager's root CA — wrong "
+                   "swarm or stale token");
 
     /* from here on the manager must prove it holds a certificate under the pinned root */
     pki_key *key = NULL;

@@ -201,13 +201,8 @@ static void on_connect(net_client *c, int status, const char *error, void *ud)
     r->done = true;
 }
 
-static void on_reply(net_client *c,
-                     int status,
-                     const char *error,
-                     const uint8_t *payload,
-                     size_t len,
-                     bool final,
-                     void *ud)
+static void on_reply(net_client *c, int status, const char *error, const uint8_t *payload,
+                     size_t len, bool final, void *ud)
 {
     struct mt_reply *r = ud;
     if (!final)
@@ -235,9 +230,7 @@ static void ensure_client(struct mt *t)
         fail_msg("connect %s: %d %s", t->sock, cr.status, cr.error);
 }
 
-void mt_call_async(struct mt *t,
-                   const char *method,
-                   const ProtobufCMessage *req,
+void mt_call_async(struct mt *t, const char *method, const ProtobufCMessage *req,
                    struct mt_reply *r)
 {
     uint8_t *buf = NULL;
@@ -250,10 +243,7 @@ void mt_call_async(struct mt *t,
     free(buf);
 }
 
-int mt_call_raw(struct mt *t,
-                const char *method,
-                const uint8_t *buf,
-                size_t len,
+int mt_call_raw(struct mt *t, const char *method, const uint8_t *buf, size_t len,
                 struct mt_reply *r)
 {
     memset(r, 0, sizeof(*r));

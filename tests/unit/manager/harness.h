@@ -56,9 +56,7 @@ void mt_start_ok(struct mt *t, bool init);
 void mt_stop(struct mt *t);
 
 /* Send a call (connecting the client first if needed); the reply lands in *r. */
-void mt_call_async(struct mt *t,
-                   const char *method,
-                   const ProtobufCMessage *req,
+void mt_call_async(struct mt *t, const char *method, const ProtobufCMessage *req,
                    struct mt_reply *r);
 /* Send and wait; returns r->status. */
 int mt_call(struct mt *t, const char *method, const ProtobufCMessage *req, struct mt_reply *r);
@@ -78,8 +76,5 @@ void mt_foreach_file(const char *dir,
                      void (*fn)(const char *path, const uint8_t *data, size_t len, void *ud),
                      void *ud);
 /* A call with a raw payload; returns r->status. */
-int mt_call_raw(struct mt *t,
-                const char *method,
-                const uint8_t *buf,
-                size_t len,
+int mt_call_raw(struct mt *t, const char *method, const uint8_t *buf, size_t len,
                 struct mt_reply *r);

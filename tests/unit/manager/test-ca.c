@@ -15,13 +15,8 @@ struct issued {
     Swarm__IssueNodeCertificateResponse *resp;
 };
 
-static int issue(struct mt *t,
-                 const char *token,
-                 const char *csr,
-                 const char *hostname,
-                 const char *addr,
-                 const char *node_id,
-                 struct issued *out)
+static int issue(struct mt *t, const char *token, const char *csr, const char *hostname,
+                 const char *addr, const char *node_id, struct issued *out)
 {
     struct mt_reply r;
     Swarm__IssueNodeCertificateRequest req = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
@@ -48,14 +43,8 @@ static void issued_clear(struct issued *i)
     i->resp = NULL;
 }
 
-static void expect_refused(struct mt *t,
-                           const char *token,
-                           const char *csr,
-                           const char *hostname,
-                           const char *addr,
-                           const char *node_id,
-                           int want,
-                           const char *needle)
+static void expect_refused(struct mt *t, const char *token, const char *csr, const char *hostname,
+                           const char *addr, const char *node_id, int want, const char *needle)
 {
     struct issued i;
     int r = issue(t, token, csr, hostname, addr, node_id, &i);
@@ -344,13 +333,8 @@ static void on_conn(net_client *c, int status, const char *error, void *ud)
     r->done = true;
 }
 
-static void on_call(net_client *c,
-                    int status,
-                    const char *error,
-                    const uint8_t *payload,
-                    size_t len,
-                    bool final,
-                    void *ud)
+static void on_call(net_client *c, int status, const char *error, const uint8_t *payload,
+                    size_t len, bool final, void *ud)
 {
     struct conn *r = ud;
     if (!final)
@@ -362,10 +346,7 @@ static void on_call(net_client *c,
 
 /* Connect over TLS with a certificate for node_id (signed by the cluster CA) and call
  * Control.ListNodes; returns the connect status, or the call's. */
-static int tls_list_nodes(struct mt *t,
-                          const char *cert,
-                          const pki_key *key,
-                          char *err,
+static int tls_list_nodes(struct mt *t, const char *cert, const pki_key *key, char *err,
                           size_t size)
 {
     SSL_CTX *ctx = NULL;

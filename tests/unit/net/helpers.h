@@ -97,13 +97,8 @@ struct th_reply {
     size_t total; /* the reply's full length */
 };
 
-static inline void th_on_reply(net_client *c,
-                               int status,
-                               const char *error,
-                               const uint8_t *payload,
-                               size_t len,
-                               bool final,
-                               void *ud)
+static inline void th_on_reply(net_client *c, int status, const char *error, const uint8_t *payload,
+                               size_t len, bool final, void *ud)
 {
     struct th_reply *r = ud;
     if (!final) {

@@ -158,11 +158,7 @@ static net_client *connect_ok(struct fx *f, SSL_CTX *ctx)
     return c;
 }
 
-static void call(struct fx *f,
-                 net_client *c,
-                 const char *method,
-                 const void *payload,
-                 size_t len,
+static void call(struct fx *f, net_client *c, const char *method, const void *payload, size_t len,
                  struct th_reply *r)
 {
     memset(r, 0, sizeof(*r));
@@ -676,9 +672,7 @@ static void test_sync_tls(void **state)
 /* ---------------------------------------------------------------- server expectations */
 
 /* Connect with an expectation of the server's certificate. */
-static int expect_connect(struct fx *f,
-                          const struct net_expect *e,
-                          struct th_conn_result *cr,
+static int expect_connect(struct fx *f, const struct net_expect *e, struct th_conn_result *cr,
                           net_client **ret)
 {
     memset(cr, 0, sizeof(*cr));

@@ -53,10 +53,7 @@ static net_client *connect_ok(struct fx *f)
     return c;
 }
 
-static void call_ok(struct fx *f,
-                    net_client *c,
-                    const char *method,
-                    const char *payload,
+static void call_ok(struct fx *f, net_client *c, const char *method, const char *payload,
                     struct th_reply *r)
 {
     memset(r, 0, sizeof(*r));

@@ -13,11 +13,8 @@ struct node {
     char id[SW_ID_LEN + 1];
 };
 
-static inline int node_issue(const pki_ca *ca,
-                             const char *cluster,
-                             enum pki_role role,
-                             uint64_t validity_ns,
-                             struct node *ret)
+static inline int node_issue(const pki_ca *ca, const char *cluster, enum pki_role role,
+                             uint64_t validity_ns, struct node *ret)
 {
     struct node n;
     memset(&n, 0, sizeof(n));

@@ -13,8 +13,10 @@
 
 static void test_roundtrip_bytewise(void **state)
 {
-    struct proto_frame f = {.id = 42, .kind = SWARM__FRAME_KIND__FRAME_REQUEST,
-                            .method = "Control.ListNodes", .payload = (const uint8_t *)"abc",
+    struct proto_frame f = {.id = 42,
+                            .kind = SWARM__FRAME_KIND__FRAME_REQUEST,
+                            .method = "Control.ListNodes",
+                            .payload = (const uint8_t *)"abc",
                             .payload_len = 3};
     uint8_t *buf;
     size_t len;
@@ -41,8 +43,8 @@ static void test_roundtrip_bytewise(void **state)
 
 static void test_two_frames_one_read(void **state)
 {
-    struct proto_frame a = {.id = 1, .kind = SWARM__FRAME_KIND__FRAME_RESPONSE, .status = -2,
-                            .error = "no such node"};
+    struct proto_frame a = {
+        .id = 1, .kind = SWARM__FRAME_KIND__FRAME_RESPONSE, .status = -2, .error = "no such node"};
     struct proto_frame b = {.id = 2, .kind = SWARM__FRAME_KIND__FRAME_STREAM_MSG};
     uint8_t *ba, *bb;
     size_t la, lb;

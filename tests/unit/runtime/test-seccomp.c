@@ -501,10 +501,7 @@ static void profile_path(const char *name, char *buf, size_t size)
     assert_true(n > 0 && (size_t)n < size);
 }
 
-static int compile_profile(const char *name,
-                           uint64_t caps,
-                           rt_seccomp **ret,
-                           char *err,
+static int compile_profile(const char *name, uint64_t caps, rt_seccomp **ret, char *err,
                            size_t err_size)
 {
     char path[4096];

@@ -81,12 +81,8 @@ static void reopen(struct fix *f)
 }
 
 /* Seal then apply; returns store_apply's result. */
-static int propose_rid(store *s,
-                       uint64_t index,
-                       uint64_t rid,
-                       const struct store_action *a,
-                       size_t n,
-                       uint64_t *ret_rid)
+static int propose_rid(store *s, uint64_t index, uint64_t rid, const struct store_action *a,
+                       size_t n, uint64_t *ret_rid)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -317,9 +313,7 @@ static char *task_value(const char *id, const char *service, const char *node, s
     return (char *)buf;
 }
 
-static struct store_action task_act(enum store_action_kind k,
-                                    const char *id,
-                                    const char *service,
+static struct store_action task_act(enum store_action_kind k, const char *id, const char *service,
                                     const char *node)
 {
     struct store_action a = {k, STORE_TASKS, id, NULL, 0};
@@ -586,10 +580,7 @@ static void test_wrong_cluster_or_key(void **state)
 }
 
 /* Copy the raw (sealed) value of from_db/from_key to to_db/to_key, bypassing store/. */
-static void raw_copy(const char *dir,
-                     const char *from_db,
-                     const char *from_key,
-                     const char *to_db,
+static void raw_copy(const char *dir, const char *from_db, const char *from_key, const char *to_db,
                      const char *to_key)
 {
     MDB_env *env = NULL;
