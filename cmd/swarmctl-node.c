@@ -560,20 +560,8 @@ static int cmd_node_rm(struct ctl *ctl, int argc, char **argv)
     int r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;
-    for (int i = optind; i < argc; i++) {
-        Swarm__RemoveNodeRequest req = SWARM__REMOVE_NODE_REQUEST__INIT;
-        req.id = argv[i];
-        req.force = force;
-        ProtobufCMessage *m = NULL;
-        if (ctl_call_object(ctl, "Control.RemoveNode", &req.base, &swarm__empty__descriptor, "node",
-                            argv[i], &m) == CALL_OK) {
-            printf("%s\n", argv[i]);
-            protobuf_c_message_free_unpacked(m, NULL);
-        } else {
-            r = CLI_EXIT_FAILURE;
-        }
-    }
-    return ctl_finish_output(r);
+    return ctl_remove_each(ctl, argv + optind, argc - optind, "Control.RemoveNode",
+                           &swarm__remove_node_request__descriptor, force, "node");
 }
 
 /* ------------------------------------------------------------------ node */

@@ -450,23 +450,8 @@ static int cmd_secret_rm(struct ctl *ctl, int argc, char **argv)
     r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;
-    int code = CLI_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        Swarm__GetSecretRequest req = SWARM__GET_SECRET_REQUEST__INIT;
-        req.id = argv[i];
-        ProtobufCMessage *m = NULL;
-        r = ctl_call_object(ctl, "Control.RemoveSecret", &req.base, &swarm__empty__descriptor,
-                            "secret", argv[i], &m);
-        if (r != CALL_OK) {
-            code = CLI_EXIT_FAILURE;
-            if (r == CALL_FAILED)
-                break;
-            continue;
-        }
-        printf("%s\n", argv[i]);
-        protobuf_c_message_free_unpacked(m, NULL);
-    }
-    return ctl_finish_output(code);
+    return ctl_remove_each(ctl, argv + optind, argc - optind, "Control.RemoveSecret",
+                           &swarm__get_secret_request__descriptor, false, "secret");
 }
 
 /* ------------------------------------------------------------------ secret */

@@ -946,23 +946,8 @@ static int cmd_service_rm(struct ctl *ctl, int argc, char **argv)
     r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;
-    int code = CLI_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        Swarm__GetServiceRequest req = SWARM__GET_SERVICE_REQUEST__INIT;
-        req.id = argv[i];
-        ProtobufCMessage *m = NULL;
-        r = ctl_call_object(ctl, "Control.RemoveService", &req.base, &swarm__empty__descriptor,
-                            "service", argv[i], &m);
-        if (r != CALL_OK) {
-            code = CLI_EXIT_FAILURE;
-            if (r == CALL_FAILED)
-                break;
-            continue;
-        }
-        printf("%s\n", argv[i]);
-        protobuf_c_message_free_unpacked(m, NULL);
-    }
-    return ctl_finish_output(code);
+    return ctl_remove_each(ctl, argv + optind, argc - optind, "Control.RemoveService",
+                           &swarm__get_service_request__descriptor, false, "service");
 }
 
 /* ------------------------------------------------------------------ service */

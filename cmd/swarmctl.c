@@ -330,6 +330,40 @@ int ctl_call_object(struct ctl *ctl, const char *method, const ProtobufCMessage 
     return r;
 }
 
+int ctl_remove_each(struct ctl *ctl, char **names, int n, const char *method,
+                    const ProtobufCMessageDescriptor *req_desc, bool force, const char *kind)
+{
+    const ProtobufCFieldDescriptor *id_f =
+        protobuf_c_message_descriptor_get_field_by_name(req_desc, "id");
+    const ProtobufCFieldDescriptor *force_f =
+        force ? protobuf_c_message_descriptor_get_field_by_name(req_desc, "force") : NULL;
+    ProtobufCMessage *req = calloc(1, req_desc->sizeof_message);
+    if (!req || !id_f || (force && !force_f)) {
+        free(req);
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    req_desc->message_init(req);
+    if (force_f)
+        *(protobuf_c_boolean *)((char *)req + force_f->offset) = 1;
+    int code = CLI_EXIT_OK;
+    for (int i = 0; i < n; i++) {
+        *(char **)((char *)req + id_f->offset) = names[i];
+        ProtobufCMessage *m = NULL;
+        int r = ctl_call_object(ctl, method, req, &swarm__empty__descriptor, kind, names[i], &m);
+        if (r != CALL_OK) {
+            code = CLI_EXIT_FAILURE;
+            if (r == CALL_FAILED)
+                break;
+            continue;
+        }
+        printf("%s\n", names[i]);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    free(req); /* its id pointed at argv: nothing else to free */
+    return ctl_finish_output(code);
+}
+
 int ctl_parse_label(const char *arg, const char *flag, const char *cmd, Swarm__Label **ret)
 {
     const char *eq = strchr(arg, '=');

@@ -74,6 +74,12 @@ int ctl_cmd_node(struct ctl *ctl, int argc, char **argv);
 int ctl_call_object(struct ctl *ctl, const char *method, const ProtobufCMessage *req,
                     const ProtobufCMessageDescriptor *desc, const char *kind, const char *name,
                     ProtobufCMessage **ret_resp);
+/* The rm commands: method once per name with a request of type req_desc whose string
+ * field "id" is the name (and, when force is set, whose bool field "force" is true).
+ * Prints each name removed; a refused one makes the exit 1 and the rest go on; a broken
+ * connection stops. The caller has connected. */
+int ctl_remove_each(struct ctl *ctl, char **names, int n, const char *method,
+                    const ProtobufCMessageDescriptor *req_desc, bool force, const char *kind);
 /* Labels given as K=V or K (empty value); a usage error names flag. */
 int ctl_parse_label(const char *arg, const char *flag, const char *cmd, Swarm__Label **ret);
 void ctl_label_free(Swarm__Label *l);
