@@ -170,11 +170,35 @@ static void on_manager_agent_ready(wrk_agent *a, int status, const char *errmsg,
         log_info("this manager also runs tasks (drain it to stop that)");
 }
 
+static void on_worker_renewed(wrk_agent *a, const char *cert_pem, const pki_key *key,
+                              void *userdata)
+{
+    log_info("renewed this node's certificate");
+}
+
+/* The agent renewed this manager's certificate: the listener presents it from now on. */
+static void on_manager_renewed(wrk_agent *a, const char *cert_pem, const pki_key *key,
+                               void *userdata)
+{
+    struct daemon *d = userdata;
+    char err[256];
+    if (!d->m)
+        return;
+    if (mgr_set_certificate(d->m, cert_pem, key, err, sizeof(err)) < 0)
+        log_warn("the renewed certificate is on disk but not in use until a restart: %s", err);
+    else
+        log_info("renewed this node's certificate");
+}
+
 /* A manager node runs tasks too, through an agent in session with itself. */
 static void start_manager_agent(struct daemon *d, mgr *m)
 {
     char addr[80], errmsg[256];
-    struct wrk_config wc = {.state_dir = d->state_dir, .allow_manager = true, .manager_set = true};
+    struct wrk_config wc = {.state_dir = d->state_dir,
+                            .allow_manager = true,
+                            .manager_set = true,
+                            .renewed = on_manager_renewed,
+                            .renewed_userdata = d};
     mgr_advertise_addr(m, addr, sizeof(addr));
     if (sw_addr_parse(addr, -1, 0, &wc.manager) < 0)
         return;
@@ -433,7 +457,10 @@ int main(int argc, char **argv)
 
     int r;
     if (role == PKI_ROLE_WORKER) {
-        struct wrk_config wc = {.state_dir = cfg.state_dir, .hostname = cfg.hostname};
+        struct wrk_config wc = {.state_dir = cfg.state_dir,
+                                .hostname = cfg.hostname,
+                                .renewed = on_worker_renewed,
+                                .renewed_userdata = &d};
         r = wrk_agent_start(&d.loop, &wc, on_agent_ready, &d, &d.a, errmsg, sizeof(errmsg));
         if (r < 0) {
             fprintf(stderr, "swarmd: %s\n", errmsg);

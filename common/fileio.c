@@ -71,7 +71,46 @@ int sw_read_file(const char *path, size_t max, char **ret_data, size_t *ret_len)
     return 0;
 }
 
+int sw_fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    int r = snprintf(dir, sizeof(dir), "%s", path);
+    if (r < 0 || (size_t)r >= sizeof(dir))
+        return -ENAMETOOLONG;
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    } else {
+        snprintf(dir, sizeof(dir), ".");
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    r = fsync(dfd) < 0 ? -errno : 0;
+    close(dfd);
+    return r;
+}
+
+int sw_syncfs(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = syncfs(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
 int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return sw_write_file_atomic_flags(path, data, len, mode, 0);
+}
+
+int sw_write_file_atomic_flags(const char *path, const void *data, size_t len, mode_t mode,
+                               unsigned flags)
 {
     char tmp[4096];
     int r = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
@@ -94,7 +133,7 @@ int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         p += n;
         left -= (size_t)n;
     }
-    if (fsync(fd) < 0)
+    if (!(flags & SW_WRITE_NOSYNC) && fsync(fd) < 0)
         goto fail;
     if (close(fd) < 0) {
         fd = -1;
@@ -103,23 +142,9 @@ int sw_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
     fd = -1;
     if (rename(tmp, path) < 0)
         goto fail;
-    /* make the rename durable */
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-    } else {
-        snprintf(dir, sizeof(dir), ".");
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    /* make the rename durable (best effort: the data itself is on disk) */
+    if (!(flags & SW_WRITE_NOSYNC))
+        (void)sw_fsync_dir_of(path);
     return 0;
 fail:
     r = -errno;

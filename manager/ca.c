@@ -1,5 +1,6 @@
 /* The CA server: hands out the root CA bundle and issues node certificates to holders of a
- * valid join token. Both methods are open to peers without a certificate. */
+ * valid join token (both open to peers without a certificate), and renews a node's
+ * certificate over its mTLS connection. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,11 +145,6 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
     r = token_role(m, req->token, &ic->role, err, sizeof(err));
     if (r < 0)
         goto out;
-    if (req->node_id[0] != '\0') {
-        r = -EOPNOTSUPP;
-        snprintf(err, sizeof(err), "certificate renewal is not supported yet");
-        goto out;
-    }
     if (!sw_hostname_valid(req->hostname)) {
         r = -EINVAL;
         snprintf(err, sizeof(err), "invalid hostname");
@@ -247,11 +243,141 @@ out:
     }
 }
 
+/* ------------------------------------------------------------------ renewal */
+
+struct renew_call {
+    net_call *call;
+    enum pki_role role;
+    char *cert_pem;
+};
+
+static int record_cert(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    struct renew_call *rc = userdata;
+    Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
+    if (!cert)
+        return -ENOMEM;
+    swarm__node_certificate__init(cert);
+    mgr__fill_cert_info(cert, rc->cert_pem);
+    if (!cert->cert_pem) {
+        swarm__node_certificate__free_unpacked(cert, NULL);
+        return -ENOMEM;
+    }
+    if (n->certificate)
+        swarm__node_certificate__free_unpacked(n->certificate, NULL);
+    n->certificate = cert;
+    return 0;
+}
+
+static void renew_committed(struct mgr *m, int status, void *userdata)
+{
+    struct renew_call *rc = userdata;
+    const struct net_peer *peer = net_call_peer(rc->call);
+    if (status == -ENOENT) {
+        net_call_reply(rc->call, -EPERM, "this node has been removed from the swarm", NULL, 0);
+    } else if (status < 0) {
+        mgr__reply_errno(rc->call, status, "cannot record the renewed certificate");
+    } else {
+        Swarm__IssueNodeCertificateResponse resp = SWARM__ISSUE_NODE_CERTIFICATE_RESPONSE__INIT;
+        resp.node_id = (char *)peer->id.node_id;
+        resp.cluster_id = m->st.cluster_id;
+        resp.role = rc->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
+                                                 : SWARM__NODE_ROLE__ROLE_WORKER;
+        resp.cert_pem = rc->cert_pem;
+        resp.ca_cert_pem = m->st.root_ca_pem;
+        log_debug("renewed the certificate of node %s", peer->id.node_id);
+        mgr__reply_msg(rc->call, &resp.base);
+    }
+    free(rc->cert_pem);
+    free(rc);
+}
+
+/* A node renews its certificate over its mTLS connection: no token, the node ID comes from
+ * the certificate it connected with, the role from the store (the node may have been
+ * promoted or demoted since its last certificate). */
+static void h_renew_node_certificate(net_call *call, const uint8_t *payload, size_t len,
+                                     void *userdata)
+{
+    struct mgr *m = userdata;
+    const struct net_peer *peer = net_call_peer(call);
+    char err[256] = "";
+    Swarm__Node *n = NULL;
+    struct renew_call *rc = NULL;
+    int r;
+
+    if (!mgr__serving(m, call))
+        return;
+    if (!m->ca)
+        return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
+    if (peer->kind != NET_PEER_NODE)
+        return net_call_reply(call, -EPERM, "only a node can renew its certificate", NULL, 0);
+    Swarm__RenewNodeCertificateRequest *req = (Swarm__RenewNodeCertificateRequest *)mgr__request(
+        call, &swarm__renew_node_certificate_request__descriptor, payload, len);
+    if (!req)
+        return;
+    size_t csr_len = strlen(req->csr_pem);
+    if (csr_len == 0 || csr_len > CSR_MAX) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "a certificate signing request of at most %d bytes is required",
+                 CSR_MAX);
+        goto out;
+    }
+    r = mgr__get_node(m, peer->id.node_id, &n);
+    if (r == -ENOENT) {
+        r = -EPERM;
+        snprintf(err, sizeof(err), "this node has been removed from the swarm");
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    Swarm__Cluster *c = NULL;
+    r = mgr__get_cluster(m, &c);
+    if (r < 0) {
+        snprintf(err, sizeof(err), "cannot read the cluster: %s", strerror(-r));
+        goto out;
+    }
+    uint64_t validity = c->spec->cert_expiry_ns;
+    mgr__cluster_free(c);
+    rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        r = -ENOMEM;
+        goto out;
+    }
+    rc->call = call;
+    rc->role = n->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
+    struct pki_sign_request sr = {.node_id = peer->id.node_id,
+                                  .cluster_id = m->st.cluster_id,
+                                  .role = rc->role,
+                                  .validity_ns = validity};
+    r = pki_ca_sign_csr(m->ca, req->csr_pem, csr_len, &sr, &rc->cert_pem, err, sizeof(err));
+    if (r < 0)
+        goto out;
+    r = mgr__node_update(m, peer->id.node_id, record_cert, renew_committed, rc);
+    if (r < 0) {
+        snprintf(err, sizeof(err), "cannot record the renewed certificate: %s", strerror(-r));
+        goto out;
+    }
+    rc = NULL; /* the update owns it */
+out:
+    if (n)
+        swarm__node__free_unpacked(n, NULL);
+    swarm__renew_node_certificate_request__free_unpacked(req, NULL);
+    if (rc) {
+        free(rc->cert_pem);
+        free(rc);
+    }
+    if (r < 0)
+        net_call_reply(call, r, err[0] ? err : strerror(-r), NULL, 0);
+}
+
 int mgr__ca_register(struct mgr *m)
 {
     int r = net_server_register(m->server, "CA.GetRootCA", NET_AUTH_ANY, h_get_root_ca, m);
     if (r >= 0)
         r = net_server_register(m->server, "CA.IssueNodeCertificate", NET_AUTH_ANY,
                                 h_issue_node_certificate, m);
+    if (r >= 0)
+        r = net_server_register(m->server, "CA.RenewNodeCertificate", NET_AUTH_NODE,
+                                h_renew_node_certificate, m);
     return r;
 }

@@ -647,6 +647,36 @@ fail:
     return r;
 }
 
+int mgr_set_certificate(mgr *m, const char *cert_pem, const pki_key *key, char *errmsg, size_t size)
+{
+    SSL_CTX *ctx = NULL;
+    pki_key *k = NULL;
+    char *pem = strdup(cert_pem);
+    const char *bundle = m->st.root_ca_pem;
+    int r = pem ? pki_key_dup(key, &k) : -ENOMEM;
+    if (r < 0) {
+        snprintf(errmsg, size, "out of memory");
+        goto fail;
+    }
+    r = pki_tls_server_ctx(bundle, strlen(bundle), pem, strlen(pem), k, &ctx, errmsg, size);
+    if (r < 0)
+        goto fail;
+    if (m->server)
+        net_server_set_tls_ctx(m->server, ctx);
+    if (m->server_ctx)
+        pki_tls_ctx_free(m->server_ctx);
+    m->server_ctx = ctx;
+    free(m->st.node_cert_pem);
+    m->st.node_cert_pem = pem;
+    pki_key_free(m->st.node_key);
+    m->st.node_key = k;
+    return 0;
+fail:
+    free(pem);
+    pki_key_free(k);
+    return r;
+}
+
 static void free_mgr(struct mgr *m)
 {
     void (*cb)(void *) = m->stop_cb;

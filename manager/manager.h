@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "common/addr.h"
+#include "pki/pki.h"
 
 struct mgr_config {
     const char *state_dir;
@@ -54,5 +55,9 @@ const char *mgr_cluster_id(const mgr *m);
 /* The bound TCP address (real port when 0 was asked) and the advertised one. */
 void mgr_listen_addr(const mgr *m, char *buf, unsigned size);
 void mgr_advertise_addr(const mgr *m, char *buf, unsigned size);
+/* Present a renewed node certificate (already on disk, written by the node's agent) on
+ * the listener from the next connection on; open connections keep theirs. */
+int mgr_set_certificate(mgr *m, const char *cert_pem, const pki_key *key, char *errmsg,
+                        size_t size);
 /* Current join token for a role (0 worker, 1 manager); -ENOENT before ready. */
 int mgr_join_token(mgr *m, int role, char *buf, unsigned size);

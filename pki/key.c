@@ -160,6 +160,20 @@ int pki_key_generate(pki_key **ret)
     return 0;
 }
 
+int pki_key_dup(const pki_key *k, pki_key **ret)
+{
+    pki_key *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    if (!EVP_PKEY_up_ref(k->pkey)) {
+        free(d);
+        return -ENOMEM;
+    }
+    d->pkey = k->pkey;
+    *ret = d;
+    return 0;
+}
+
 void pki_key_free(pki_key *k)
 {
     if (!k)

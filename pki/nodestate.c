@@ -107,7 +107,7 @@ int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, 
     uint8_t kekbuf[KEK_FILE_LEN];
     key_encode(&st->kek, kekbuf);
     path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
-    r = sw_write_file_atomic(path, kekbuf, sizeof(kekbuf), 0600);
+    r = sw_write_file_atomic_flags(path, kekbuf, sizeof(kekbuf), 0600, SW_WRITE_NOSYNC);
     sw_erase(kekbuf, sizeof(kekbuf));
     if (r < 0)
         goto fail_write;
@@ -124,7 +124,7 @@ int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, 
         if (r < 0)
             goto fail_write;
         path_of(path, sizeof(path), dir, PKI_NODE_DEK_FILE);
-        r = sw_write_file_atomic(path, sealed, sealed_len, 0600);
+        r = sw_write_file_atomic_flags(path, sealed, sealed_len, 0600, SW_WRITE_NOSYNC);
         if (r < 0)
             goto fail_write;
     }
@@ -140,16 +140,22 @@ int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, 
         if (r < 0)
             goto fail_write;
         path_of(path, sizeof(path), dir, PKI_NODE_KEY_FILE);
-        r = sw_write_file_atomic(path, pem, pem_len, 0600);
+        r = sw_write_file_atomic_flags(path, pem, pem_len, 0600, SW_WRITE_NOSYNC);
         if (r < 0)
             goto fail_write;
     }
     path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
-    r = sw_write_file_atomic(path, st->node_cert_pem, strlen(st->node_cert_pem), 0644);
+    r = sw_write_file_atomic_flags(path, st->node_cert_pem, strlen(st->node_cert_pem), 0644,
+                                   SW_WRITE_NOSYNC);
     if (r < 0)
         goto fail_write;
     path_of(path, sizeof(path), dir, PKI_NODE_ROOT_CA_FILE);
-    r = sw_write_file_atomic(path, st->root_ca_pem, strlen(st->root_ca_pem), 0644);
+    r = sw_write_file_atomic_flags(path, st->root_ca_pem, strlen(st->root_ca_pem), 0644,
+                                   SW_WRITE_NOSYNC);
+    if (r < 0)
+        goto fail_write;
+    /* one flush for all of the above, before node.conf (written durably) says they exist */
+    r = sw_syncfs(dir);
     if (r < 0)
         goto fail_write;
     return 0;
@@ -227,7 +233,89 @@ bad:
     return -EINVAL;
 }
 
-int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size)
+static int read_kek(const char *dir, struct pki_aead_key *ret, char *errmsg, size_t size)
+{
+    char path[4096];
+    _cleanup_free_ char *kek = NULL;
+    size_t kek_len = 0;
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
+    int r = sw_read_file(path, 4096, &kek, &kek_len);
+    if (r < 0 || kek_len != KEK_FILE_LEN) {
+        snprintf(errmsg, size, "cannot read the key-encryption key %s: %s", path,
+                 r < 0 ? strerror(-r) : "wrong size");
+        if (kek)
+            sw_erase(kek, kek_len);
+        return r < 0 ? r : -EINVAL;
+    }
+    key_decode((const uint8_t *)kek, ret);
+    sw_erase(kek, kek_len);
+    return 0;
+}
+
+/* A renewal writes the new certificate and key as .new files, renames the key, then the
+ * certificate. Interrupted after the key: the certificate is in .new; finish the swap. */
+static int finish_replace(const char *dir, const pki_key *key, char **cert_pem, size_t *cert_len)
+{
+    char path[4096], newpath[4096];
+    _cleanup_free_ char *pem = NULL;
+    size_t len;
+    path_of(newpath, sizeof(newpath), dir, PKI_NODE_CERT_NEW_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
+    int r = sw_read_file(newpath, 256 * 1024, &pem, &len);
+    if (r < 0)
+        return r;
+    if (!pki_cert_matches_key(pem, len, key))
+        return -EINVAL;
+    if (rename(newpath, path) < 0)
+        return -errno;
+    (void)sw_fsync_dir_of(path);
+    free(*cert_pem);
+    *cert_pem = TAKE_PTR(pem);
+    *cert_len = len;
+    return 0;
+}
+
+int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki_key *key,
+                                char *errmsg, size_t size)
+{
+    char path[4096], keynew[4096], certnew[4096];
+    struct pki_aead_key kek;
+    int r = read_kek(dir, &kek, errmsg, size);
+    if (r < 0)
+        return r;
+    char pass[2 * PKI_KEY_BYTES + 1];
+    _cleanup_free_ char *pem = NULL;
+    size_t pem_len;
+    kek_passphrase(&kek, pass);
+    pki_aead_key_clear(&kek);
+    r = pki_key_to_pem_encrypted(key, (const uint8_t *)pass, strlen(pass), &pem, &pem_len);
+    sw_erase(pass, sizeof(pass));
+    if (r < 0)
+        goto fail;
+    path_of(certnew, sizeof(certnew), dir, PKI_NODE_CERT_NEW_FILE);
+    path_of(keynew, sizeof(keynew), dir, PKI_NODE_KEY_NEW_FILE);
+    if ((r = sw_write_file_atomic(certnew, cert_pem, strlen(cert_pem), 0644)) < 0 ||
+        (r = sw_write_file_atomic(keynew, pem, pem_len, 0600)) < 0)
+        goto fail;
+    path_of(path, sizeof(path), dir, PKI_NODE_KEY_FILE);
+    if (rename(keynew, path) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    (void)sw_fsync_dir_of(path);
+    path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
+    if (rename(certnew, path) < 0) {
+        r = -errno;
+        goto fail;
+    }
+    (void)sw_fsync_dir_of(path);
+    return 0;
+fail:
+    snprintf(errmsg, size, "cannot write the renewed certificate in %s: %s", dir, strerror(-r));
+    return r;
+}
+
+static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size)
 {
     char path[4096];
     _cleanup_free_ char *text = NULL;
@@ -251,20 +339,9 @@ int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg
     if (r < 0)
         return r;
 
-    /* KEK */
-    _cleanup_free_ char *kek = NULL;
-    size_t kek_len = 0;
-    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
-    r = sw_read_file(path, 4096, &kek, &kek_len);
-    if (r < 0 || kek_len != KEK_FILE_LEN) {
-        snprintf(errmsg, size, "cannot read the key-encryption key %s: %s", path,
-                 r < 0 ? strerror(-r) : "wrong size");
-        if (kek)
-            sw_erase(kek, kek_len);
-        return r < 0 ? r : -EINVAL;
-    }
-    key_decode((const uint8_t *)kek, &st->kek);
-    sw_erase(kek, kek_len);
+    r = read_kek(dir, &st->kek, errmsg, size);
+    if (r < 0)
+        return r;
 
     if (st->role == PKI_ROLE_MANAGER) {
         _cleanup_free_ char *sealed = NULL;
@@ -323,7 +400,8 @@ int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg
         snprintf(errmsg, size, "cannot read the node certificate %s: %s", path, strerror(-r));
         return r;
     }
-    if (!pki_cert_matches_key(st->node_cert_pem, cert_len, st->node_key)) {
+    if (!pki_cert_matches_key(st->node_cert_pem, cert_len, st->node_key) &&
+        finish_replace(dir, st->node_key, &st->node_cert_pem, &cert_len) < 0) {
         snprintf(errmsg, size, "the node certificate %s does not match the node key", path);
         return -EINVAL;
     }
@@ -334,4 +412,12 @@ int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg
         return r;
     }
     return 0;
+}
+
+int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size)
+{
+    int r = load(dir, st, errmsg, size);
+    if (r < 0)
+        pki_node_state_finish(st); /* nothing half-loaded stays behind */
+    return r;
 }

@@ -33,6 +33,8 @@ typedef struct pki_key pki_key;
 
 int pki_key_generate(pki_key **ret);
 void pki_key_free(pki_key *k);
+/* Another handle on the same key (a reference; free each with pki_key_free). */
+int pki_key_dup(const pki_key *k, pki_key **ret);
 /* PKCS#8 PEM, unencrypted; the caller seals it and wipes it (sw_erase) before free. */
 int pki_key_to_pem(const pki_key *k, char **ret_pem, size_t *ret_len);
 int pki_key_from_pem(const char *pem, size_t len, pki_key **ret);
@@ -196,6 +198,8 @@ void pki_sha256_hex(const void *data, size_t len, char ret[65]);
 #define PKI_NODE_ROOT_CA_FILE "certificates/swarm-root-ca.crt"
 #define PKI_NODE_CERT_FILE "certificates/swarm-node.crt"
 #define PKI_NODE_KEY_FILE "certificates/swarm-node.key"
+#define PKI_NODE_CERT_NEW_FILE "certificates/swarm-node.crt.new" /* during a renewal */
+#define PKI_NODE_KEY_NEW_FILE "certificates/swarm-node.key.new"
 #define PKI_NODE_KEYS_DIR "keys"
 #define PKI_NODE_KEK_FILE "keys/kek"
 #define PKI_NODE_DEK_FILE "keys/dek"
@@ -215,7 +219,8 @@ struct pki_node_state {
     char *root_ca_pem;
 };
 
-/* Load everything; -ENOENT (with a message suggesting init/join) when there is no node. */
+/* Load everything; -ENOENT (with a message suggesting init/join) when there is no node.
+ * On failure st holds nothing (finishing it again is harmless). */
 int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size);
 /* Everything but node.conf: KEK, wrapped DEK (managers), encrypted node key, certificates.
  * Blocking (fsyncs). node.conf comes last (pki_node_state_save_conf): its presence means
@@ -224,5 +229,11 @@ int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, 
                               size_t size);
 int pki_node_state_save_conf(const char *dir, const struct pki_node_state *st, char *errmsg,
                              size_t size);
+/* Replace the node certificate and key after a renewal (the key encrypted under the KEK
+ * read from dir). Crash-safe: both go to .new files first, then the key and the
+ * certificate are renamed in that order; a load that finds the new key next to the old
+ * certificate finishes the swap. Blocking (fsyncs). */
+int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki_key *key,
+                                char *errmsg, size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);

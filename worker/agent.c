@@ -26,6 +26,8 @@
 #define STATUS_FLUSH_MS 50u
 #define STATUS_BATCH 64u
 #define STATUS_RETRY_MS 1000u /* after the manager refused a batch */
+#define RENEW_RETRY_MIN_MS 1000u
+#define RENEW_RETRY_MAX_MS (10u * 60u * 1000u)
 
 enum agent_state {
     AGENT_IDLE = 0,   /* waiting to reconnect (backoff) or given up */
@@ -43,6 +45,8 @@ struct wrk_agent {
     char hostname[256];
     char advertise[80];
     SSL_CTX *ctx;
+    enum pki_role role;
+    char *root_ca_pem;
     struct sw_addr managers[WRK_MANAGERS_MAX];
     size_t n_managers, cur;
 
@@ -61,6 +65,16 @@ struct wrk_agent {
     uv_timer_t timer;        /* backoff, session wait, heartbeats */
     uv_timer_t first_timer;  /* FIRST_SESSION_MS */
     uv_timer_t status_timer; /* STATUS_FLUSH_MS after the first unsent update */
+    uv_timer_t renew_timer;  /* the renewal point, then retries */
+
+    /* certificate renewal */
+    uint64_t cert_not_before, cert_not_after; /* of the certificate in ctx */
+    bool renew_due;                           /* time to renew, waiting for a session */
+    bool renew_in_flight;
+    uint64_t renew_backoff_ms;
+    unsigned renewals;
+    wrk_renewed_fn renewed;
+    void *renewed_userdata;
     wrk__exec *exec;
     int handles_open; /* the timers and the executor */
     void (*stop_cb)(void *userdata);
@@ -266,6 +280,175 @@ static void status_kick(void *userdata)
     }
 }
 
+/* ------------------------------------------------------------------ certificate renewal */
+
+static void renew_try(wrk_agent *a);
+
+static void timer_renew(uv_timer_t *t)
+{
+    wrk_agent *a = t->data;
+    a->renew_due = true;
+    renew_try(a);
+}
+
+/* Arm the timer for the renewal point of the current certificate. */
+static void renew_schedule(wrk_agent *a)
+{
+    uint32_t rnd = 0;
+    (void)sw_random_bytes(&rnd, sizeof(rnd));
+    uint64_t at = wrk__renew_at_ns(a->cert_not_before, a->cert_not_after, rnd);
+    uint64_t now = sw_now_realtime_ns();
+    uint64_t delay_ms = at > now ? (at - now) / SW_NSEC_PER_MSEC : 0;
+    log_debug("agent: certificate valid until %llu, renewal in %llu s",
+              (unsigned long long)(a->cert_not_after / SW_NSEC_PER_SEC),
+              (unsigned long long)(delay_ms / 1000));
+    uv_timer_start(&a->renew_timer, timer_renew, delay_ms, 0);
+}
+
+static void renew_retry(wrk_agent *a, const char *why)
+{
+    log_debug("agent: certificate renewal failed (%s); retrying in %llu ms", why,
+              (unsigned long long)a->renew_backoff_ms);
+    uv_timer_start(&a->renew_timer, timer_renew, wrk__jitter_ms(a->renew_backoff_ms, 20), 0);
+    a->renew_backoff_ms = SW_MIN(a->renew_backoff_ms * 2, (uint64_t)RENEW_RETRY_MAX_MS);
+}
+
+/* Check what the manager issued, store it, and present it from the next connection on. */
+static int renew_adopt(wrk_agent *a, const Swarm__IssueNodeCertificateResponse *resp,
+                       const pki_key *key, char *err, size_t size)
+{
+    struct pki_identity id;
+    size_t len = strlen(resp->cert_pem);
+    SSL_CTX *ctx = NULL;
+    int r = pki_verify_cert(a->root_ca_pem, strlen(a->root_ca_pem), resp->cert_pem, len, &id, err,
+                            size);
+    if (r < 0)
+        return r;
+    if (strcmp(id.node_id, a->node_id) != 0 || strcmp(id.cluster_id, a->cluster_id) != 0 ||
+        !pki_cert_matches_key(resp->cert_pem, len, key)) {
+        snprintf(err, size, "the manager issued a certificate for another node or key");
+        return -EPROTO;
+    }
+    if (id.role != a->role) {
+        /* promotion and demotion come with highly available managers */
+        snprintf(err, size, "the new certificate is for another role");
+        return -EOPNOTSUPP;
+    }
+    r = pki_tls_client_ctx(a->root_ca_pem, strlen(a->root_ca_pem), resp->cert_pem, len, key, &ctx,
+                           err, size);
+    if (r < 0)
+        return r;
+    r = pki_node_state_replace_cert(a->state_dir, resp->cert_pem, key, err, size);
+    if (r < 0) {
+        pki_tls_ctx_free(ctx);
+        return r;
+    }
+    pki_tls_ctx_free(a->ctx); /* the open connection keeps its own reference */
+    a->ctx = ctx;
+    a->cert_not_before = id.not_before_ns;
+    a->cert_not_after = id.not_after_ns;
+    return 0;
+}
+
+struct renew_req {
+    wrk_agent *a;
+    pki_key *key;
+};
+
+static void on_renew(net_client *c, int status, const char *error, const uint8_t *payload,
+                     size_t len, bool final, void *userdata)
+{
+    struct renew_req *rq = userdata;
+    wrk_agent *a = rq->a;
+    char err[300];
+    if (!final)
+        return;
+    a->renew_in_flight = false;
+    if (a->state == AGENT_STOPPED)
+        goto out;
+    if (c != a->client) {
+        /* the session ended first: renew_due stays set, the next session asks again */
+        goto out;
+    }
+    if (status < 0) {
+        snprintf(err, sizeof(err), "%s", error ? error : strerror(-status));
+        renew_retry(a, err);
+        goto out;
+    }
+    Swarm__IssueNodeCertificateResponse *resp =
+        swarm__issue_node_certificate_response__unpack(NULL, len, payload);
+    if (!resp) {
+        renew_retry(a, "malformed answer");
+        goto out;
+    }
+    int r = renew_adopt(a, resp, rq->key, err, sizeof(err));
+    if (r < 0) {
+        renew_retry(a, err);
+    } else {
+        a->renew_due = false;
+        a->renew_backoff_ms = RENEW_RETRY_MIN_MS;
+        a->renewals++;
+        log_debug("agent: certificate renewed");
+        renew_schedule(a);
+        if (a->renewed)
+            a->renewed(a, resp->cert_pem, rq->key, a->renewed_userdata);
+    }
+    swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
+out:
+    pki_key_free(rq->key);
+    free(rq);
+}
+
+/* Ask for a new certificate if one is due and a session is up. */
+static void renew_try(wrk_agent *a)
+{
+    if (!a->renew_due || a->renew_in_flight || a->state != AGENT_ACTIVE || !a->client)
+        return;
+    _cleanup_free_ char *csr = NULL;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    struct renew_req *rq = calloc(1, sizeof(*rq));
+    int r = rq ? pki_key_generate(&rq->key) : -ENOMEM;
+    if (r >= 0)
+        r = pki_csr_create(rq->key, &csr);
+    if (r >= 0) {
+        Swarm__RenewNodeCertificateRequest req = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+        req.csr_pem = csr;
+        r = proto_pack(&req.base, &buf, &len);
+    }
+    if (r >= 0) {
+        rq->a = a;
+        r = net_client_call(a->client, "CA.RenewNodeCertificate", buf, len, on_renew, rq, NULL);
+    }
+    if (r < 0) {
+        if (rq)
+            pki_key_free(rq->key);
+        free(rq);
+        renew_retry(a, strerror(-r));
+        return;
+    }
+    a->renew_in_flight = true;
+}
+
+void wrk_agent_renew_now(wrk_agent *a)
+{
+    if (a->state == AGENT_STOPPED)
+        return;
+    uv_timer_stop(&a->renew_timer);
+    a->renew_due = true;
+    renew_try(a);
+}
+
+uint64_t wrk_agent_cert_not_after(const wrk_agent *a)
+{
+    return a->cert_not_after;
+}
+
+unsigned wrk_agent_renewals(const wrk_agent *a)
+{
+    return a->renewals;
+}
+
 /* Wipe the secrets a session message carried before it is freed. */
 static void wipe_secrets(Swarm__SessionMessage *m)
 {
@@ -362,6 +545,7 @@ static void on_session(net_client *c, int status, const char *error, const uint8
         /* what the last session did not get committed goes now, with this one's news */
         uv_timer_stop(&a->status_timer);
         status_flush(a);
+        renew_try(a);
         report_ready(a, 0, NULL);
     }
 }
@@ -443,6 +627,7 @@ static void agent_free(wrk_agent *a)
     if (a->exec)
         wrk__exec_close(a->exec, NULL, NULL); /* only on a failed start: no handle open */
     pki_tls_ctx_free(a->ctx);
+    free(a->root_ca_pem);
     free(a->session_id);
     free(a->state_dir);
     free(a);
@@ -483,6 +668,24 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     a->backoff_ms = BACKOFF_MIN_MS;
     a->ready = ready;
     a->userdata = userdata;
+    a->renewed = cfg->renewed;
+    a->renewed_userdata = cfg->renewed_userdata;
+    a->role = st.role;
+    a->renew_backoff_ms = RENEW_RETRY_MIN_MS;
+    struct pki_identity id;
+    if (pki_identity_from_pem(st.node_cert_pem, strlen(st.node_cert_pem), &id) < 0) {
+        snprintf(errmsg, errmsg_size, "the node certificate in %s is not a swarm certificate",
+                 cfg->state_dir);
+        r = -EINVAL;
+        goto out;
+    }
+    a->cert_not_before = id.not_before_ns;
+    a->cert_not_after = id.not_after_ns;
+    if (!(a->root_ca_pem = strdup(st.root_ca_pem))) {
+        snprintf(errmsg, errmsg_size, "out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
 
     if (cfg->manager_set && cfg->manager.port != 0)
         a->managers[a->n_managers++] = cfg->manager;
@@ -527,9 +730,11 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     uv_timer_init(loop, &a->timer);
     uv_timer_init(loop, &a->first_timer);
     uv_timer_init(loop, &a->status_timer);
-    a->timer.data = a->first_timer.data = a->status_timer.data = a;
-    a->handles_open = 4; /* three timers and the executor */
+    uv_timer_init(loop, &a->renew_timer);
+    a->timer.data = a->first_timer.data = a->status_timer.data = a->renew_timer.data = a;
+    a->handles_open = 5; /* four timers and the executor */
     uv_timer_start(&a->first_timer, first_timeout, FIRST_SESSION_MS, 0);
+    renew_schedule(a);
     connect_next(a);
     *ret = TAKE_PTR(a);
     r = 0;
@@ -572,6 +777,7 @@ void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata)
     uv_close((uv_handle_t *)&a->timer, handle_closed);
     uv_close((uv_handle_t *)&a->first_timer, handle_closed);
     uv_close((uv_handle_t *)&a->status_timer, handle_closed);
+    uv_close((uv_handle_t *)&a->renew_timer, handle_closed);
     /* every task killed, reaped and its cgroup gone before the agent is */
     wrk__exec *x = TAKE_PTR(a->exec);
     wrk__exec_close(x, exec_closed, a);

@@ -33,6 +33,11 @@ int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1]
 
 typedef struct wrk_agent wrk_agent;
 
+/* The node's certificate was renewed and is on disk; key and cert_pem are borrowed (for a
+ * manager node to present the new certificate on its listener: pki_key_dup to keep it). */
+typedef void (*wrk_renewed_fn)(wrk_agent *a, const char *cert_pem, const pki_key *key,
+                               void *userdata);
+
 struct wrk_config {
     const char *state_dir;
     const char *hostname;   /* NULL: as recorded */
@@ -44,6 +49,8 @@ struct wrk_config {
     bool allow_manager;        /* a manager's state dir too: a manager node runs its tasks
                                   through an agent connected to itself (manager = its own
                                   address) */
+    wrk_renewed_fn renewed;    /* optional: after each certificate renewal */
+    void *renewed_userdata;
 };
 
 /* status 0: the first session message arrived (the node is Ready); <0: gave up. */
@@ -59,6 +66,18 @@ typedef void (*wrk_ready_fn)(wrk_agent *a, int status, const char *errmsg, void 
  * (wrk_agent_runtime_error). Returns <0 with errmsg if it cannot begin. */
 int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn ready,
                     void *userdata, wrk_agent **ret, char *errmsg, size_t errmsg_size);
+/* Certificates: the agent renews the node's certificate at a random point between 50% and
+ * 80% of its validity (CA.RenewNodeCertificate over the session's mTLS connection, a new
+ * key, no token), writes it to the state dir (pki_node_state_replace_cert), uses it for
+ * the next connection and calls cfg->renewed. A failed renewal is retried with backoff
+ * (1 s doubling to 10 min). This asks for a renewal now (once a session is up): for tests
+ * and a forced rotation. */
+void wrk_agent_renew_now(wrk_agent *a);
+/* NotAfter of the certificate the agent presents (unix ns), and how many renewals
+ * succeeded since start. */
+uint64_t wrk_agent_cert_not_after(const wrk_agent *a);
+unsigned wrk_agent_renewals(const wrk_agent *a);
+
 /* Stop: every task is killed (SIGKILL), reaped and its cgroup removed before cb runs;
  * secrets are wiped. */
 void wrk_agent_stop(wrk_agent *a, void (*cb)(void *userdata), void *userdata);

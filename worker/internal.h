@@ -12,6 +12,10 @@
 
 /* ms ± pct% (uniformly), at least 1. */
 uint64_t wrk__jitter_ms(uint64_t ms, unsigned pct);
+/* When to renew a certificate valid from not_before to not_after (unix ns): at 50% of the
+ * validity plus rnd's share of another 30% (rnd uniform over uint32_t), i.e. between 50%
+ * and 80%. */
+uint64_t wrk__renew_at_ns(uint64_t not_before, uint64_t not_after, uint32_t rnd);
 /* Write the list atomically (0600). */
 int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, char *errmsg,
                        size_t size);

@@ -1,4 +1,5 @@
-/* The managers file of a worker's state dir, and the jitter shared by join and the agent. */
+/* The managers file of a worker's state dir, and the timing shared by join and the agent
+ * (jitter, when to renew a certificate). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,15 @@ uint64_t wrk__jitter_ms(uint64_t ms, unsigned pct)
     uint64_t span = ms * pct / 100; /* ± span */
     uint64_t v = ms - span + (span ? (uint64_t)rnd % (2 * span + 1) : 0);
     return v ? v : 1;
+}
+
+uint64_t wrk__renew_at_ns(uint64_t not_before, uint64_t not_after, uint32_t rnd)
+{
+    if (not_after <= not_before)
+        return not_before;
+    uint64_t span = not_after - not_before;
+    unsigned __int128 extra = (unsigned __int128)(span / 10 * 3) * rnd / UINT32_MAX;
+    return not_before + span / 2 + (uint64_t)extra;
 }
 
 int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, char *errmsg,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/swtime.h"
 #include "harness.h"
 #include "tests.h"
 
@@ -16,7 +17,7 @@ struct issued {
 };
 
 static int issue(struct mt *t, const char *token, const char *csr, const char *hostname,
-                 const char *addr, const char *node_id, struct issued *out)
+                 const char *addr, struct issued *out)
 {
     struct mt_reply r;
     Swarm__IssueNodeCertificateRequest req = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
@@ -24,7 +25,6 @@ static int issue(struct mt *t, const char *token, const char *csr, const char *h
     req.csr_pem = (char *)csr;
     req.hostname = (char *)hostname;
     req.addr = (char *)(addr ? addr : "");
-    req.node_id = (char *)(node_id ? node_id : "");
     memset(out, 0, sizeof(*out));
     out->status = mt_call(t, "CA.IssueNodeCertificate", &req.base, &r);
     snprintf(out->error, sizeof(out->error), "%s", r.error);
@@ -44,10 +44,10 @@ static void issued_clear(struct issued *i)
 }
 
 static void expect_refused(struct mt *t, const char *token, const char *csr, const char *hostname,
-                           const char *addr, const char *node_id, int want, const char *needle)
+                           const char *addr, int want, const char *needle)
 {
     struct issued i;
-    int r = issue(t, token, csr, hostname, addr, node_id, &i);
+    int r = issue(t, token, csr, hostname, addr, &i);
     issued_clear(&i);
     if (r != want)
         fail_msg("IssueNodeCertificate: got %d '%s', wanted %d", r, i.error, want);
@@ -114,10 +114,10 @@ static void test_issue_worker_and_manager(void **state)
     assert_int_equal(pki_key_generate(&mkey), 0);
     assert_int_equal(pki_csr_create(mkey, &mcsr), 0);
 
-    if (issue(t, wtok, wcsr, "worker-1", "192.0.2.10", NULL, &wi) != 0)
+    if (issue(t, wtok, wcsr, "worker-1", "192.0.2.10", &wi) != 0)
         fail_msg("worker: %d %s", wi.status, wi.error);
     check_cert(t, &wi, wkey, PKI_ROLE_WORKER);
-    if (issue(t, mtok, mcsr, "manager-2", NULL, NULL, &mi) != 0)
+    if (issue(t, mtok, mcsr, "manager-2", NULL, &mi) != 0)
         fail_msg("manager: %d %s", mi.status, mi.error);
     check_cert(t, &mi, mkey, PKI_ROLE_MANAGER);
     assert_string_not_equal(wi.resp->node_id, mi.resp->node_id);
@@ -157,7 +157,7 @@ static void test_issue_worker_and_manager(void **state)
 
     /* the same token may be used again (several workers join with one token) */
     struct issued again;
-    assert_int_equal(issue(t, wtok, wcsr, "worker-1", NULL, NULL, &again), 0);
+    assert_int_equal(issue(t, wtok, wcsr, "worker-1", NULL, &again), 0);
     assert_string_not_equal(again.resp->node_id, wi.resp->node_id);
     issued_clear(&again);
     /* two nodes called worker-1: a hostname lookup is ambiguous, not a guess */
@@ -196,12 +196,12 @@ static void test_issue_refusals(void **state)
     size_t before = count_nodes(t);
 
     /* a rotated token */
-    expect_refused(t, old, csr, "w", NULL, NULL, -EPERM, "rotated");
+    expect_refused(t, old, csr, "w", NULL, -EPERM, "rotated");
     /* a token of another swarm: same shape, another CA digest */
     snprintf(foreign, sizeof(foreign), "%s", wtok);
     size_t d = strlen(PKI_TOKEN_PREFIX);
     foreign[d + 10] = foreign[d + 10] == 'a' ? 'b' : 'a';
-    expect_refused(t, foreign, csr, "w", NULL, NULL, -EPERM, "digest");
+    expect_refused(t, foreign, csr, "w", NULL, -EPERM, "digest");
     /* another swarm's real token */
     pki_ca *other = NULL;
     char otok[PKI_TOKEN_LEN + 1];
@@ -209,25 +209,25 @@ static void test_issue_refusals(void **state)
     const char *ob = pki_ca_cert_pem(other);
     assert_int_equal(pki_token_generate(ob, strlen(ob), otok), 0);
     pki_ca_free(other);
-    expect_refused(t, otok, csr, "w", NULL, NULL, -EPERM, "digest");
+    expect_refused(t, otok, csr, "w", NULL, -EPERM, "digest");
     /* malformed tokens */
-    expect_refused(t, "SWMTKN-1-abc", csr, "w", NULL, NULL, -EINVAL, NULL);
-    expect_refused(t, "", csr, "w", NULL, NULL, -EINVAL, NULL);
-    expect_refused(t, "not a token at all", csr, "w", NULL, NULL, -EINVAL, NULL);
+    expect_refused(t, "SWMTKN-1-abc", csr, "w", NULL, -EINVAL, NULL);
+    expect_refused(t, "", csr, "w", NULL, -EINVAL, NULL);
+    expect_refused(t, "not a token at all", csr, "w", NULL, -EINVAL, NULL);
     /* a secret of the right shape that is neither token */
     snprintf(foreign, sizeof(foreign), "%s", wtok);
     foreign[PKI_TOKEN_LEN - 1] = foreign[PKI_TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
-    expect_refused(t, foreign, csr, "w", NULL, NULL, -EPERM, "rotated");
+    expect_refused(t, foreign, csr, "w", NULL, -EPERM, "rotated");
 
     /* bad CSRs */
     static const char garbage[] =
         "-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----\n";
     struct issued i;
-    assert_true(issue(t, wtok, garbage, "w", NULL, NULL, &i) < 0);
+    assert_true(issue(t, wtok, garbage, "w", NULL, &i) < 0);
     issued_clear(&i);
-    assert_true(issue(t, wtok, "hello", "w", NULL, NULL, &i) < 0);
+    assert_true(issue(t, wtok, "hello", "w", NULL, &i) < 0);
     issued_clear(&i);
-    expect_refused(t, wtok, "", "w", NULL, NULL, -EINVAL, NULL);
+    expect_refused(t, wtok, "", "w", NULL, -EINVAL, NULL);
     size_t big_len = 16 * 1024 + 100;
     char *big = malloc(big_len + 1);
     assert_non_null(big);
@@ -235,22 +235,19 @@ static void test_issue_refusals(void **state)
     for (size_t k = strlen(csr); k < big_len; k++)
         big[k] = k % 65 == 64 ? '\n' : 'A';
     big[big_len] = '\0';
-    expect_refused(t, wtok, big, "w", NULL, NULL, -EINVAL, "16384");
+    expect_refused(t, wtok, big, "w", NULL, -EINVAL, "16384");
     free(big);
 
     /* bad hostnames and addresses */
-    expect_refused(t, wtok, csr, "", NULL, NULL, -EINVAL, "hostname");
-    expect_refused(t, wtok, csr, "bad host!", NULL, NULL, -EINVAL, "hostname");
-    expect_refused(t, wtok, csr, "a/b", NULL, NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "", NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "bad host!", NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "a/b", NULL, -EINVAL, "hostname");
     char longname[300];
     memset(longname, 'h', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    expect_refused(t, wtok, csr, longname, NULL, NULL, -EINVAL, "hostname");
-    expect_refused(t, wtok, csr, "w", "not-an-ip", NULL, -EINVAL, "address");
-    expect_refused(t, wtok, csr, "w", "192.0.2.1:99999", NULL, -EINVAL, "address");
-
-    /* renewal is not there yet */
-    expect_refused(t, wtok, csr, "w", NULL, mgr_node_id(t->m), -EOPNOTSUPP, "renewal");
+    expect_refused(t, wtok, csr, longname, NULL, -EINVAL, "hostname");
+    expect_refused(t, wtok, csr, "w", "not-an-ip", -EINVAL, "address");
+    expect_refused(t, wtok, csr, "w", "192.0.2.1:99999", -EINVAL, "address");
 
     /* an undecodable request */
     struct mt_reply r;
@@ -261,7 +258,7 @@ static void test_issue_refusals(void **state)
     /* none of these left a node behind */
     assert_int_equal(count_nodes(t), before);
     /* and the current token still works */
-    assert_int_equal(issue(t, wtok, csr, "w", NULL, NULL, &i), 0);
+    assert_int_equal(issue(t, wtok, csr, "w", NULL, &i), 0);
     issued_clear(&i);
     assert_int_equal(count_nodes(t), before + 1);
     free(csr);
@@ -400,7 +397,7 @@ static void test_tls_known_and_unknown_nodes(void **state)
     mt_join_token(t, 1, false, tok, sizeof(tok));
     assert_int_equal(pki_key_generate(&key), 0);
     assert_int_equal(pki_csr_create(key, &csr), 0);
-    assert_int_equal(issue(t, tok, csr, "m2", NULL, NULL, &mi), 0);
+    assert_int_equal(issue(t, tok, csr, "m2", NULL, &mi), 0);
     int r = tls_list_nodes(t, mi.resp->cert_pem, key, err, sizeof(err));
     if (r != 0)
         fail_msg("known manager over TLS: %d %s", r, err);
@@ -413,7 +410,7 @@ static void test_tls_known_and_unknown_nodes(void **state)
     assert_int_equal(pki_key_generate(&key), 0);
     assert_int_equal(pki_csr_create(key, &csr), 0);
     struct issued wi;
-    assert_int_equal(issue(t, tok, csr, "w2", NULL, NULL, &wi), 0);
+    assert_int_equal(issue(t, tok, csr, "w2", NULL, &wi), 0);
     r = tls_list_nodes(t, wi.resp->cert_pem, key, err, sizeof(err));
     assert_int_equal(r, -EPERM);
     issued_clear(&wi);
@@ -430,10 +427,208 @@ static void test_tls_known_and_unknown_nodes(void **state)
     pki_key_free(key);
 }
 
+/* ------------------------------------------------------------------ renewal */
+
+struct tls_session {
+    net_client *c;
+};
+
+static void tls_open(struct mt *t, const char *cert, const pki_key *key, struct tls_session *ts)
+{
+    SSL_CTX *ctx = NULL;
+    char err[256];
+    const char *bundle = t->m->st.root_ca_pem;
+    assert_int_equal(
+        pki_tls_client_ctx(bundle, strlen(bundle), cert, strlen(cert), key, &ctx, err, sizeof(err)),
+        0);
+    struct sw_addr addr = t->m->bound_addr;
+    struct conn cr = {0};
+    assert_int_equal(net_client_connect_tcp(&t->loop, &addr, ctx, 5000, on_conn, &cr, &ts->c), 0);
+    pki_tls_ctx_free(ctx);
+    assert_true(mt_run_until(t, &cr.done, MT_WAIT_MS));
+    if (cr.status != 0)
+        fail_msg("connect: %d %s", cr.status, cr.error);
+}
+
+static void tls_close(struct mt *t, struct tls_session *ts)
+{
+    net_client_close(ts->c);
+    mt_run_for(t, 10);
+}
+
+struct renewed {
+    bool done;
+    int status;
+    char error[512];
+    Swarm__IssueNodeCertificateResponse *resp;
+};
+
+static void on_renew(net_client *c, int status, const char *error, const uint8_t *payload,
+                     size_t len, bool final, void *ud)
+{
+    struct renewed *r = ud;
+    if (!final)
+        return;
+    r->status = status;
+    snprintf(r->error, sizeof(r->error), "%s", error ? error : "");
+    if (status == 0)
+        r->resp = swarm__issue_node_certificate_response__unpack(NULL, len, payload);
+    r->done = true;
+}
+
+/* CA.RenewNodeCertificate over ts with a CSR (NULL: a fresh key's, returned in *ret_key). */
+static int renew(struct mt *t, struct tls_session *ts, const char *csr_in, pki_key **ret_key,
+                 struct renewed *out)
+{
+    char *csr = NULL;
+    pki_key *key = NULL;
+    if (!csr_in) {
+        assert_int_equal(pki_key_generate(&key), 0);
+        assert_int_equal(pki_csr_create(key, &csr), 0);
+    }
+    Swarm__RenewNodeCertificateRequest req = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+    req.csr_pem = (char *)(csr_in ? csr_in : csr);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(proto_pack(&req.base, &buf, &len), 0);
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(
+        net_client_call(ts->c, "CA.RenewNodeCertificate", buf, len, on_renew, out, NULL), 0);
+    free(buf);
+    free(csr);
+    assert_true(mt_run_until(t, &out->done, MT_WAIT_MS));
+    if (ret_key && out->status == 0)
+        *ret_key = key;
+    else
+        pki_key_free(key);
+    return out->status;
+}
+
+static void renewed_clear(struct renewed *r)
+{
+    if (r->resp)
+        swarm__issue_node_certificate_response__free_unpacked(r->resp, NULL);
+    r->resp = NULL;
+}
+
+/* A node renews over its mTLS connection without a token: same node ID and role, a new key,
+ * the validity the cluster says now, and the node object records the new certificate. */
+static void test_renew(void **state)
+{
+    struct mt *t = *state;
+    char tok[PKI_TOKEN_LEN + 1];
+    mt_start_ok(t, true);
+    mt_join_token(t, 0, false, tok, sizeof(tok));
+    pki_key *key = NULL, *key2 = NULL;
+    char *csr = NULL;
+    struct issued wi;
+    assert_int_equal(pki_key_generate(&key), 0);
+    assert_int_equal(pki_csr_create(key, &csr), 0);
+    assert_int_equal(issue(t, tok, csr, "w1", NULL, &wi), 0);
+    char node_id[SW_ID_LEN + 1];
+    snprintf(node_id, sizeof(node_id), "%s", wi.resp->node_id);
+
+    /* a changed --cert-expiry applies to the next issuance */
+    const uint64_t two_hours = 2ULL * 3600 * SW_NSEC_PER_SEC;
+    Swarm__UpdateClusterRequest uc = SWARM__UPDATE_CLUSTER_REQUEST__INIT;
+    uc.set_cert_expiry = true;
+    uc.cert_expiry_ns = two_hours;
+    struct mt_reply r;
+    assert_int_equal(mt_call(t, "Control.UpdateCluster", &uc.base, &r), 0);
+    mt_reply_clear(&r);
+
+    struct tls_session ts;
+    tls_open(t, wi.resp->cert_pem, key, &ts);
+    struct renewed rn;
+    uint64_t before = sw_now_realtime_ns();
+    if (renew(t, &ts, NULL, &key2, &rn) != 0)
+        fail_msg("renew: %d %s", rn.status, rn.error);
+    assert_string_equal(rn.resp->node_id, node_id);
+    assert_int_equal(rn.resp->role, SWARM__NODE_ROLE__ROLE_WORKER);
+    struct pki_identity id;
+    char err[256];
+    const char *bundle = t->m->st.root_ca_pem;
+    assert_int_equal(pki_verify_cert(bundle, strlen(bundle), rn.resp->cert_pem,
+                                     strlen(rn.resp->cert_pem), &id, err, sizeof(err)),
+                     0);
+    assert_string_equal(id.node_id, node_id);
+    assert_string_equal(id.cluster_id, mgr_cluster_id(t->m));
+    assert_int_equal(id.role, PKI_ROLE_WORKER);
+    assert_true(pki_cert_matches_key(rn.resp->cert_pem, strlen(rn.resp->cert_pem), key2));
+    assert_false(pki_cert_matches_key(rn.resp->cert_pem, strlen(rn.resp->cert_pem), key));
+    assert_true(id.not_after_ns >= before + two_hours - 60 * SW_NSEC_PER_SEC);
+    assert_true(id.not_after_ns <= sw_now_realtime_ns() + two_hours + 60 * SW_NSEC_PER_SEC);
+
+    /* the node object shows the new certificate */
+    Swarm__Node *n = find_node(t, node_id);
+    assert_non_null(n);
+    assert_string_equal(n->certificate->serial, id.serial);
+    assert_string_equal(n->certificate->cert_pem, rn.resp->cert_pem);
+    swarm__node__free_unpacked(n, NULL);
+
+    /* a bad CSR is refused with the reason, and the connection keeps serving */
+    struct renewed bad;
+    assert_int_equal(renew(t, &ts, "not a csr", NULL, &bad), -EINVAL);
+    assert_int_equal(renew(t, &ts, "", NULL, &bad), -EINVAL);
+    assert_non_null(strstr(bad.error, "signing request"));
+    /* a request with a field it does not know (field 9) */
+    memset(&bad, 0, sizeof(bad));
+    assert_int_equal(net_client_call(ts.c, "CA.RenewNodeCertificate",
+                                     (const uint8_t *)"\x0a\x01x\x48\x01", 5, on_renew, &bad, NULL),
+                     0);
+    assert_true(mt_run_until(t, &bad.done, MT_WAIT_MS));
+    assert_int_equal(bad.status, -EINVAL);
+    tls_close(t, &ts);
+
+    /* the renewed certificate works for the next connection, and renews again */
+    tls_open(t, rn.resp->cert_pem, key2, &ts);
+    struct renewed again;
+    assert_int_equal(renew(t, &ts, NULL, NULL, &again), 0);
+    assert_string_equal(again.resp->node_id, node_id);
+    renewed_clear(&again);
+    tls_close(t, &ts);
+
+    /* the local socket is not a node: nothing to renew */
+    Swarm__RenewNodeCertificateRequest req = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+    req.csr_pem = csr;
+    assert_int_equal(mt_call(t, "CA.RenewNodeCertificate", &req.base, &r), -EPERM);
+    mt_reply_clear(&r);
+
+    renewed_clear(&rn);
+    issued_clear(&wi);
+    free(csr);
+    pki_key_free(key);
+    pki_key_free(key2);
+}
+
+/* A peer without a certificate cannot renew anything. */
+static void test_renew_needs_certificate(void **state)
+{
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    SSL_CTX *ctx = NULL;
+    char err[256];
+    const char *bundle = t->m->st.root_ca_pem;
+    assert_int_equal(
+        pki_tls_client_ctx(bundle, strlen(bundle), NULL, 0, NULL, &ctx, err, sizeof(err)), 0);
+    struct sw_addr addr = t->m->bound_addr;
+    struct conn cr = {0};
+    struct tls_session ts;
+    assert_int_equal(net_client_connect_tcp(&t->loop, &addr, ctx, 5000, on_conn, &cr, &ts.c), 0);
+    pki_tls_ctx_free(ctx);
+    assert_true(mt_run_until(t, &cr.done, MT_WAIT_MS));
+    assert_int_equal(cr.status, 0);
+    struct renewed rn;
+    assert_int_equal(renew(t, &ts, NULL, NULL, &rn), -EPERM);
+    tls_close(t, &ts);
+}
+
 const struct CMUnitTest mt_ca_tests[] = {
     cmocka_unit_test_setup_teardown(test_issue_worker_and_manager, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_issue_refusals, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_concurrent_issues, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_tls_known_and_unknown_nodes, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_renew, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_renew_needs_certificate, mt_setup, mt_teardown),
 };
 const size_t mt_ca_n = sizeof(mt_ca_tests) / sizeof(mt_ca_tests[0]);

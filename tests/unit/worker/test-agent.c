@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "fake.h"
+#include "worker/internal.h"
 #include "wt.h"
 
 /* ------------------------------------------------------------------ tests */
@@ -185,10 +186,31 @@ static void test_agent_not_a_worker(void **state)
     wt_cluster_finish(&c);
 }
 
+/* The renewal point lies between 50% and 80% of the validity, for any span. */
+static void test_renew_point(void **state)
+{
+    (void)state;
+    assert_int_equal(wrk__renew_at_ns(1000, 2000, 0), 1500);
+    assert_int_equal(wrk__renew_at_ns(1000, 2000, UINT32_MAX), 1800);
+    assert_int_equal(wrk__renew_at_ns(1000, 2000, UINT32_MAX / 2), 1649);
+    /* a certificate that ends before it starts: renew now */
+    assert_int_equal(wrk__renew_at_ns(2000, 1000, 7), 2000);
+    assert_int_equal(wrk__renew_at_ns(2000, 2000, 7), 2000);
+    /* twenty years in ns: no overflow */
+    const uint64_t nb = 1700000000ULL * SW_NSEC_PER_SEC;
+    const uint64_t span = 20ULL * 365 * 24 * 3600 * SW_NSEC_PER_SEC;
+    for (uint32_t rnd = 0; rnd < UINT32_MAX - 1000003; rnd += 1000003) {
+        uint64_t at = wrk__renew_at_ns(nb, nb + span, rnd);
+        assert_true(at >= nb + span / 2);
+        assert_true(at <= nb + span / 10 * 8);
+    }
+}
+
 const struct CMUnitTest wt_agent_tests[] = {
     cmocka_unit_test_setup_teardown(test_agent_session_heartbeats, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_agent_reconnects, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_agent_refused, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_agent_not_a_worker, mt_setup, mt_teardown),
+    cmocka_unit_test(test_renew_point),
 };
 const size_t wt_agent_n = SW_ARRAY_SIZE(wt_agent_tests);

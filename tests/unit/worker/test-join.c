@@ -464,6 +464,120 @@ static void test_join_then_ready(void **state)
         assert_false(kill(pids.pid[i], 0) == 0 || errno != ESRCH);
 }
 
+struct renewed_seen {
+    unsigned calls;
+    char serial[80];
+};
+
+static void on_renewed(wrk_agent *a, const char *cert_pem, const pki_key *key, void *ud)
+{
+    struct renewed_seen *rs = ud;
+    struct pki_identity id;
+    rs->calls++;
+    assert_int_equal(pki_identity_from_pem(cert_pem, strlen(cert_pem), &id), 0);
+    assert_true(pki_cert_matches_key(cert_pem, strlen(cert_pem), key));
+    snprintf(rs->serial, sizeof(rs->serial), "%s", id.serial);
+}
+
+static char *node_serial(struct mt *t, const char *id)
+{
+    Swarm__ListNodesResponse *l = mt_list_nodes(t);
+    char *serial = NULL;
+    for (size_t i = 0; i < l->n_nodes; i++)
+        if (strcmp(l->nodes[i]->id, id) == 0 && l->nodes[i]->certificate)
+            serial = strdup(l->nodes[i]->certificate->serial);
+    swarm__list_nodes_response__free_unpacked(l, NULL);
+    assert_non_null(serial);
+    return serial;
+}
+
+/* A joined node renews its certificate over its session (no token): the new certificate
+ * and key are on disk (the key encrypted), the manager records it, the session stays up,
+ * and the node's next start connects with it. */
+static void test_join_then_renew(void **state)
+{
+    struct mt *t = *state;
+    char token[PKI_TOKEN_LEN + 1], err[512];
+    mt_start_ok(t, true);
+    mt_join_token(t, 0, false, token, sizeof(token));
+    struct join_run j;
+    join_init(&j, t, token);
+    if (join_run(t, &j) != 0)
+        fail_msg("join: %d %s", j.r, j.err);
+
+    struct pki_node_state before;
+    assert_int_equal(pki_node_state_load(j.dir, &before, err, sizeof(err)), 0);
+    struct pki_identity old_id;
+    assert_int_equal(
+        pki_identity_from_pem(before.node_cert_pem, strlen(before.node_cert_pem), &old_id), 0);
+    pki_node_state_finish(&before);
+
+    char run[256];
+    snprintf(run, sizeof(run), "%s/run", t->dir);
+    struct renewed_seen rs = {0};
+    struct wrk_config cfg = {.state_dir = j.dir,
+                             .run_dir = run,
+                             .stop_grace_ms = 300,
+                             .renewed = on_renewed,
+                             .renewed_userdata = &rs};
+    struct ready rd = {0};
+    wrk_agent *a = NULL;
+    if (wrk_agent_start(&t->loop, &cfg, on_ready, &rd, &a, err, sizeof(err)) < 0)
+        fail_msg("wrk_agent_start: %s", err);
+    assert_true(mt_run_until(t, &rd.done, 10000));
+    assert_int_equal(rd.status, 0);
+    /* the renewal point of a fresh 90-day certificate is 45..72 days away */
+    assert_int_equal(wrk_agent_cert_not_after(a), old_id.not_after_ns);
+    assert_int_equal(wrk_agent_renewals(a), 0);
+
+    wrk_agent_renew_now(a);
+    for (int i = 0; i < 200 && wrk_agent_renewals(a) == 0; i++)
+        mt_run_for(t, 25);
+    assert_int_equal(wrk_agent_renewals(a), 1);
+    assert_int_equal(rs.calls, 1);
+
+    /* on disk: a new certificate for the same node, matching a new key */
+    struct pki_node_state after;
+    assert_int_equal(pki_node_state_load(j.dir, &after, err, sizeof(err)), 0);
+    struct pki_identity id;
+    assert_int_equal(pki_identity_from_pem(after.node_cert_pem, strlen(after.node_cert_pem), &id),
+                     0);
+    pki_node_state_finish(&after);
+    assert_string_equal(id.node_id, j.node_id);
+    assert_int_equal(id.role, PKI_ROLE_WORKER);
+    assert_string_not_equal(id.serial, old_id.serial);
+    assert_string_equal(id.serial, rs.serial);
+    size_t klen;
+    char *keyfile = read_in(j.dir, PKI_NODE_KEY_FILE, &klen);
+    assert_non_null(strstr(keyfile, "ENCRYPTED PRIVATE KEY"));
+    free(keyfile);
+    char newpath[512];
+    snprintf(newpath, sizeof(newpath), "%s/%s", j.dir, PKI_NODE_CERT_NEW_FILE);
+    assert_false(sw_file_exists(newpath));
+    snprintf(newpath, sizeof(newpath), "%s/%s", j.dir, PKI_NODE_KEY_NEW_FILE);
+    assert_false(sw_file_exists(newpath));
+    /* the manager recorded it; the session is still up */
+    char *serial = node_serial(t, j.node_id);
+    assert_string_equal(serial, id.serial);
+    free(serial);
+    assert_int_equal(node_state(t, j.node_id), SWARM__NODE_STATE__NODE_READY);
+    assert_int_equal(wrk_agent_cert_not_after(a), id.not_after_ns);
+
+    /* the next start presents the renewed certificate */
+    bool stopped = false;
+    wrk_agent_stop(a, on_stopped, &stopped);
+    assert_true(mt_run_until(t, &stopped, MT_WAIT_MS));
+    memset(&rd, 0, sizeof(rd));
+    if (wrk_agent_start(&t->loop, &cfg, on_ready, &rd, &a, err, sizeof(err)) < 0)
+        fail_msg("wrk_agent_start again: %s", err);
+    assert_true(mt_run_until(t, &rd.done, 10000));
+    assert_int_equal(rd.status, 0);
+    assert_int_equal(wrk_agent_cert_not_after(a), id.not_after_ns);
+    stopped = false;
+    wrk_agent_stop(a, on_stopped, &stopped);
+    assert_true(mt_run_until(t, &stopped, MT_WAIT_MS));
+}
+
 const struct CMUnitTest wt_join_tests[] = {
     cmocka_unit_test_setup_teardown(test_join_good_token, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_join_rotated_token, mt_setup, mt_teardown),
@@ -472,5 +586,6 @@ const struct CMUnitTest wt_join_tests[] = {
     cmocka_unit_test_setup_teardown(test_join_unreachable, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_join_already_joined, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_join_then_ready, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_join_then_renew, mt_setup, mt_teardown),
 };
 const size_t wt_join_n = SW_ARRAY_SIZE(wt_join_tests);
