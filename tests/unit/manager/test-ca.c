@@ -623,6 +623,49 @@ static void test_renew_needs_certificate(void **state)
     tls_close(t, &ts);
 }
 
+/* A manager's renewed certificate is presented from the next connection on. */
+static void test_manager_presents_renewed(void **state)
+{
+    struct mt *t = *state;
+    char err[256];
+    mt_start_ok(t, true);
+    pki_key *key = NULL;
+    char *cert = sign_for(t, mgr_node_id(t->m), PKI_ROLE_MANAGER, &key);
+    struct pki_identity want;
+    assert_int_equal(pki_identity_from_pem(cert, strlen(cert), &want), 0);
+    assert_int_equal(mgr_set_certificate(t->m, cert, key, err, sizeof(err)), 0);
+    free(cert);
+    pki_key_free(key); /* the manager keeps its own reference */
+
+    /* a joining node's view: the server certificate is the new one */
+    SSL_CTX *ctx = NULL;
+    assert_int_equal(pki_tls_client_ctx(NULL, 0, NULL, 0, NULL, &ctx, err, sizeof(err)), 0);
+    struct sw_addr addr = t->m->bound_addr;
+    struct conn cr = {0};
+    struct tls_session ts;
+    assert_int_equal(net_client_connect_tcp(&t->loop, &addr, ctx, 5000, on_conn, &cr, &ts.c), 0);
+    pki_tls_ctx_free(ctx);
+    assert_true(mt_run_until(t, &cr.done, MT_WAIT_MS));
+    assert_int_equal(cr.status, 0);
+    const char *pem = net_client_server_cert_pem(ts.c);
+    assert_non_null(pem);
+    struct pki_identity got;
+    assert_int_equal(pki_identity_from_pem(pem, strlen(pem), &got), 0);
+    assert_string_equal(got.serial, want.serial);
+    tls_close(t, &ts);
+
+    /* a certificate that does not match the key is refused; the listener keeps the last */
+    pki_key *other = NULL;
+    assert_int_equal(pki_key_generate(&other), 0);
+    cert = sign_for(t, mgr_node_id(t->m), PKI_ROLE_MANAGER, &key);
+    assert_true(mgr_set_certificate(t->m, cert, other, err, sizeof(err)) < 0);
+    free(cert);
+    pki_key_free(key);
+    pki_key_free(other);
+    assert_int_equal(tls_list_nodes(t, t->m->st.node_cert_pem, t->m->st.node_key, err, sizeof(err)),
+                     0);
+}
+
 const struct CMUnitTest mt_ca_tests[] = {
     cmocka_unit_test_setup_teardown(test_issue_worker_and_manager, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_issue_refusals, mt_setup, mt_teardown),
@@ -630,5 +673,6 @@ const struct CMUnitTest mt_ca_tests[] = {
     cmocka_unit_test_setup_teardown(test_tls_known_and_unknown_nodes, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_renew, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_renew_needs_certificate, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_manager_presents_renewed, mt_setup, mt_teardown),
 };
 const size_t mt_ca_n = sizeof(mt_ca_tests) / sizeof(mt_ca_tests[0]);
