@@ -546,8 +546,17 @@ static void on_session(net_client *c, int status, const char *error, const uint8
         uv_timer_stop(&a->status_timer);
         status_flush(a);
         renew_try(a);
-        report_ready(a, 0, NULL);
+        if (wrk__exec_settled(a->exec))
+            report_ready(a, 0, NULL);
     }
+}
+
+/* The runtime is set up (or known unusable): a node with a session is ready now. */
+static void exec_settled(void *userdata)
+{
+    wrk_agent *a = userdata;
+    if (a->state == AGENT_ACTIVE)
+        report_ready(a, 0, NULL);
 }
 
 static void timer_session_wait(uv_timer_t *t)
@@ -720,6 +729,7 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
         .run_dir = cfg->run_dir ? cfg->run_dir : run_dir,
         .cgroup_parent = cfg->cgroup_parent ? cfg->cgroup_parent : parent,
         .stop_grace_ms = cfg->stop_grace_ms,
+        .settled = exec_settled,
     };
     r = wrk__exec_create(loop, &xc, status_kick, a, &a->exec);
     if (r < 0) {

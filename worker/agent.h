@@ -53,7 +53,8 @@ struct wrk_config {
     void *renewed_userdata;
 };
 
-/* status 0: the first session message arrived (the node is Ready); <0: gave up. */
+/* status 0: the first session message arrived (the node is Ready) and the runtime is set
+ * up (wrk_agent_runtime_error says if it is unusable); <0: gave up. */
 typedef void (*wrk_ready_fn)(wrk_agent *a, int status, const char *errmsg, void *userdata);
 
 /* Load the node from the state dir, kill what a previous run of this node left in its

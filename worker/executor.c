@@ -58,12 +58,29 @@ struct wupdate {
     int32_t pid;
 };
 
+/* A session message that arrived before the runtime settled (packed; may hold secrets). */
+struct deferred {
+    struct deferred *next;
+    uint8_t *buf;
+    size_t len;
+};
+
 struct wrk__exec {
     uv_loop_t *loop;
     rt_runtime *rt;
-    char rt_error[256];
     char *run_dir;
+    char *cgroup_parent;
+
+    /* written by the thread-pool work, read on the loop only once settled */
+    uv_work_t rt_work;
+    rt_runtime *work_rt;
+    char rt_error[256];
     unsigned leftovers;
+    int leftovers_err;
+    bool settled;
+    wrk__exec_notify_fn settled_cb;
+    struct deferred *deferred, **deferred_tail;
+
     uint64_t stop_grace_ms;
     wrk__exec_notify_fn notify;
     void *userdata;
@@ -648,10 +665,41 @@ static void task_remove(wrk__exec *x, struct wtask *t)
 
 /* ------------------------------------------------------------------ assignments */
 
+static void deferred_free(struct deferred *d)
+{
+    sw_erase(d->buf, d->len);
+    free(d->buf);
+    free(d);
+}
+
+/* Keep m until the runtime is settled. */
+static void defer(wrk__exec *x, const Swarm__SessionMessage *m)
+{
+    struct deferred *d = calloc(1, sizeof(*d));
+    if (!d || proto_pack(&m->base, &d->buf, &d->len) < 0) {
+        free(d);
+        log_debug("executor: out of memory keeping an assignment for later");
+        return;
+    }
+    *x->deferred_tail = d;
+    x->deferred_tail = &d->next;
+}
+
+static void apply_now(wrk__exec *x, const Swarm__SessionMessage *m);
+
 void wrk__exec_apply(wrk__exec *x, const Swarm__SessionMessage *m)
 {
     if (x->closing)
         return;
+    if (!x->settled) {
+        defer(x, m);
+        return;
+    }
+    apply_now(x, m);
+}
+
+static void apply_now(wrk__exec *x, const Swarm__SessionMessage *m)
+{
     if (m->full) {
         for (struct wtask *t = x->tasks; t; t = t->next)
             t->seen = false;
@@ -707,6 +755,55 @@ void wrk__exec_apply(wrk__exec *x, const Swarm__SessionMessage *m)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* On the thread pool: touches only what the loop leaves alone until settled. */
+static void runtime_work(uv_work_t *w)
+{
+    wrk__exec *x = w->data;
+    struct rt_config rc = {.run_dir = x->run_dir, .cgroup_parent = x->cgroup_parent};
+    char err[256];
+    int r = rt_runtime_create(&rc, &x->work_rt, err, sizeof(err));
+    if (r < 0) {
+        x->work_rt = NULL;
+        snprintf(x->rt_error, sizeof(x->rt_error), "%s", err);
+        return;
+    }
+    x->leftovers_err = rt_runtime_kill_leftovers(x->work_rt, &x->leftovers);
+}
+
+static void runtime_settled(uv_work_t *w, int status)
+{
+    wrk__exec *x = w->data;
+    x->rt = x->work_rt;
+    x->settled = true;
+    x->handles_open--;
+    if (!x->rt)
+        log_debug("executor: no runtime: %s", x->rt_error);
+    else if (x->leftovers_err < 0)
+        log_debug("executor: leftovers of a previous run: %s", strerror(-x->leftovers_err));
+    else if (x->leftovers)
+        log_debug("executor: killed %u processes left by a previous run", x->leftovers);
+    if (x->closing) {
+        exec_maybe_closed(x);
+        return;
+    }
+    while (x->deferred) {
+        struct deferred *d = x->deferred;
+        x->deferred = d->next;
+        Swarm__SessionMessage *m = swarm__session_message__unpack(NULL, d->len, d->buf);
+        deferred_free(d);
+        if (!m)
+            continue;
+        apply_now(x, m);
+        for (size_t i = 0; i < m->n_assignments; i++)
+            if (m->assignments[i]->secret)
+                sw_erase(m->assignments[i]->secret->data.data, m->assignments[i]->secret->data.len);
+        swarm__session_message__free_unpacked(m, NULL);
+    }
+    x->deferred_tail = &x->deferred;
+    if (x->settled_cb)
+        x->settled_cb(x->userdata);
+}
+
 int wrk__exec_create(uv_loop_t *loop, const struct wrk__exec_config *cfg,
                      wrk__exec_notify_fn notify, void *userdata, wrk__exec **ret)
 {
@@ -721,32 +818,36 @@ int wrk__exec_create(uv_loop_t *loop, const struct wrk__exec_config *cfg,
         free(x);
         return -ENOMEM;
     }
-    struct rt_config rc = {.run_dir = cfg->run_dir, .cgroup_parent = cfg->cgroup_parent};
-    char err[256];
-    int r = rt_runtime_create(&rc, &x->rt, err, sizeof(err));
-    if (r < 0) {
-        x->rt = NULL;
-        snprintf(x->rt_error, sizeof(x->rt_error), "%s", err);
-        log_debug("executor: no runtime: %s", err);
-    } else {
-        r = rt_runtime_kill_leftovers(x->rt, &x->leftovers);
-        if (r < 0)
-            log_debug("executor: leftovers of a previous run: %s", strerror(-r));
-        else if (x->leftovers)
-            log_debug("executor: killed %u processes left by a previous run", x->leftovers);
+    if (cfg->cgroup_parent && !(x->cgroup_parent = strdup(cfg->cgroup_parent))) {
+        free(x->run_dir);
+        free(x);
+        return -ENOMEM;
+    }
+    x->settled_cb = cfg->settled;
+    x->deferred_tail = &x->deferred;
+    x->rt_work.data = x;
+    x->handles_open++; /* the work: close waits for it */
+    if (uv_queue_work(loop, &x->rt_work, runtime_work, runtime_settled) < 0) {
+        runtime_work(&x->rt_work);
+        runtime_settled(&x->rt_work, 0);
     }
     *ret = x;
     return 0;
 }
 
+bool wrk__exec_settled(const wrk__exec *x)
+{
+    return x->settled;
+}
+
 const char *wrk__exec_runtime_error(const wrk__exec *x)
 {
-    return x->rt ? NULL : x->rt_error;
+    return !x->settled || x->rt ? NULL : x->rt_error;
 }
 
 unsigned wrk__exec_leftovers_killed(const wrk__exec *x)
 {
-    return x->leftovers;
+    return x->settled ? x->leftovers : 0;
 }
 
 static void exec_free(wrk__exec *x)
@@ -761,7 +862,13 @@ static void exec_free(wrk__exec *x)
         x->secrets = s->next;
         secret_free(s);
     }
+    while (x->deferred) {
+        struct deferred *d = x->deferred;
+        x->deferred = d->next;
+        deferred_free(d);
+    }
     rt_runtime_free(x->rt);
+    free(x->cgroup_parent);
     if (x->run_dir) {
         /* what rt_runtime_create made; each task's mounts lived in its own namespace */
         char root[4096];

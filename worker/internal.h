@@ -35,23 +35,29 @@ int wrk__managers_load(const char *dir, struct sw_addr *list, size_t max, size_t
  * need (in memory only), and queues the status updates the agent sends back. */
 typedef struct wrk__exec wrk__exec;
 
-struct wrk__exec_config {
-    const char *run_dir;       /* runtime run dir */
-    const char *cgroup_parent; /* runtime cgroup parent */
-    uint64_t stop_grace_ms;    /* SIGTERM, then SIGKILL after this */
-};
-
 /* Called (on the loop) whenever an update was queued. */
 typedef void (*wrk__exec_notify_fn)(void *userdata);
 
-/* Create the runtime and kill what a previous run left in its cgroups. A runtime that
- * cannot be created is not fatal: the executor then rejects every task with the reason
+struct wrk__exec_config {
+    const char *run_dir;         /* runtime run dir */
+    const char *cgroup_parent;   /* runtime cgroup parent */
+    uint64_t stop_grace_ms;      /* SIGTERM, then SIGKILL after this */
+    wrk__exec_notify_fn settled; /* optional: the runtime is up or known to be unusable */
+};
+
+/* Create the runtime and kill what a previous run left in its cgroups, on libuv's thread
+ * pool (cgroup directories and the seccomp filter take tens of ms: the agent opens its
+ * session meanwhile). Assignments applied before that are kept, in order, and applied
+ * once it is settled; no task starts before the leftovers are gone. A runtime that cannot
+ * be created is not fatal: the executor then rejects every task with the reason
  * (wrk__exec_runtime_error). Fails only for lack of memory. */
 int wrk__exec_create(uv_loop_t *loop, const struct wrk__exec_config *cfg,
                      wrk__exec_notify_fn notify, void *userdata, wrk__exec **ret);
-/* NULL when the runtime is up, else why it is not. */
+/* The runtime is up or known to be unusable (cfg->settled has run). */
+bool wrk__exec_settled(const wrk__exec *x);
+/* NULL when the runtime is up (or not settled yet), else why it is not. */
 const char *wrk__exec_runtime_error(const wrk__exec *x);
-/* How many processes the leftover sweep at creation killed. */
+/* How many processes the leftover sweep at creation killed (0 until settled). */
 unsigned wrk__exec_leftovers_killed(const wrk__exec *x);
 /* Apply a session message's assignments (m->full: the complete set). */
 void wrk__exec_apply(wrk__exec *x, const Swarm__SessionMessage *m);
