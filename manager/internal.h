@@ -221,3 +221,8 @@ void mgr__dispatcher_store_event(struct mgr *m, const struct store_event *ev);
 /* orchestrator.c: reconciliation (orchestrator + scheduler) while serving */
 int mgr__orchestrator_start(struct mgr *m);
 void mgr__orchestrator_stop(struct mgr *m);
+
+/* orchestrator.c: exposed for unit tests */
+/* Does node n meet one placement constraint (node.id|node.hostname|node.role|node.labels.K,
+ * == or !=, a value)? A missing label equals nothing; without an operator it never holds. */
+bool mgr__constraint_ok(const Swarm__Node *n, const char *c);

@@ -6,7 +6,8 @@
  * Orchestrator: replicated services keep one live task per slot 1..replicas; global
  * services one per eligible node; a finished task is replaced per the restart policy; a
  * changed spec replaces tasks one at a time; tasks of removed services, drained or down
- * nodes are shut down; history is kept to the last MGR_TASK_HISTORY_DEFAULT per slot.
+ * nodes are shut down; history is kept to the last MGR_TASK_HISTORY_DEFAULT per slot (plus
+ * the runs of the current spec that count toward a restart_max_attempts).
  * Scheduler: a pending task goes to a Ready, Active node that meets its constraints and
  * reservations, with the fewest tasks of its service, then the fewest tasks overall. */
 #include <errno.h>
@@ -112,8 +113,17 @@ static int new_task(struct pass *p, const Service *svc, uint64_t slot, const cha
     return mgr__batch_add(p->b, STORE_CREATE, STORE_TASKS, id, &t.base);
 }
 
+/* A run that counts toward restart_max_attempts: one of the current spec that ended by
+ * itself (completed, failed or rejected; not shut down by us, not lost with its node), as
+ * Docker counts restarts per slot and starts afresh with a new spec. */
+static bool counts_attempt(const Service *svc, const Task *t)
+{
+    return t->spec_version == svc->spec_version &&
+           (t->state == ST(COMPLETE) || t->state == ST(FAILED) || t->state == ST(REJECTED));
+}
+
 /* May this finished task's slot get a new one (restart policy, delay, attempts)? */
-static bool may_restart(struct pass *p, const Service *svc, const Task *last, unsigned failures)
+static bool may_restart(struct pass *p, const Service *svc, const Task *last, unsigned attempts)
 {
     const Swarm__TaskSpec *spec = svc->task;
     const char *cond = spec && spec->restart_condition[0] ? spec->restart_condition : "any";
@@ -128,7 +138,7 @@ static bool may_restart(struct pass *p, const Service *svc, const Task *last, un
     if (strcmp(cond, "on-failure") == 0 && !failed)
         return false;
     /* Docker's meaning: at most N restarts after the first run */
-    if (spec && spec->restart_max_attempts && failures > spec->restart_max_attempts)
+    if (spec && spec->restart_max_attempts && attempts > spec->restart_max_attempts)
         return false;
     uint64_t delay = spec ? spec->restart_delay_ns : 0;
     if (delay && p->now - last->state_at < delay) {
@@ -152,7 +162,7 @@ static const char *label_of(const Node *n, const char *key)
     return NULL;
 }
 
-static bool constraint_ok(const Node *n, const char *c)
+bool mgr__constraint_ok(const Swarm__Node *n, const char *c)
 {
     const char *op = strstr(c, "==");
     bool eq = true;
@@ -189,7 +199,7 @@ static bool constraint_ok(const Node *n, const char *c)
 static bool constraints_ok(const Node *n, const Swarm__TaskSpec *spec)
 {
     for (size_t i = 0; spec && i < spec->n_constraints; i++)
-        if (!constraint_ok(n, spec->constraints[i]))
+        if (!mgr__constraint_ok(n, spec->constraints[i]))
             return false;
     return true;
 }
@@ -223,7 +233,7 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
         updating = !up(p, svc, slot, NULL);
     for (uint64_t slot = 1; slot <= top; slot++) {
         Task *cur = NULL, *last = NULL;
-        unsigned failures = 0;
+        unsigned attempts = 0;
         for (size_t i = 0; i < p->tasks.n; i++) {
             Task *t = (Task *)p->tasks.v[i];
             if (strcmp(t->service_id, svc->id) != 0 || t->slot != slot)
@@ -232,8 +242,8 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
                 cur = t;
             if (!last || t->meta->created_at > last->meta->created_at)
                 last = t;
-            if (t->state == ST(FAILED) || t->state == ST(REJECTED))
-                failures++;
+            if (counts_attempt(svc, t))
+                attempts++;
         }
         int r = 0;
         if (slot > svc->replicas) {
@@ -253,7 +263,7 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
                 last->desired_state = ST(SHUTDOWN);
                 r = put_task(p, last);
             }
-            if (r >= 0 && may_restart(p, svc, last, failures))
+            if (r >= 0 && may_restart(p, svc, last, attempts))
                 r = new_task(p, svc, slot, NULL);
         }
         if (r < 0)
@@ -279,7 +289,7 @@ static int orchestrate_global(struct pass *p, const Service *svc)
         const Node *node = (Node *)p->nodes.v[n];
         bool eligible = global_eligible(node, svc);
         Task *cur = NULL, *last = NULL;
-        unsigned failures = 0;
+        unsigned attempts = 0;
         for (size_t i = 0; i < p->tasks.n; i++) {
             Task *t = (Task *)p->tasks.v[i];
             if (strcmp(t->service_id, svc->id) != 0 || strcmp(t->node_id, node->id) != 0)
@@ -288,8 +298,8 @@ static int orchestrate_global(struct pass *p, const Service *svc)
                 cur = t;
             if (!last || t->meta->created_at > last->meta->created_at)
                 last = t;
-            if (t->state == ST(FAILED) || t->state == ST(REJECTED))
-                failures++;
+            if (counts_attempt(svc, t))
+                attempts++;
         }
         int r = 0;
         if (!eligible) {
@@ -305,7 +315,7 @@ static int orchestrate_global(struct pass *p, const Service *svc)
                 last->desired_state = ST(SHUTDOWN);
                 r = put_task(p, last);
             }
-            if (r >= 0 && may_restart(p, svc, last, failures))
+            if (r >= 0 && may_restart(p, svc, last, attempts))
                 r = new_task(p, svc, 0, node->id);
         }
         if (r < 0)
@@ -347,7 +357,12 @@ static int orchestrate_tasks(struct pass *p)
     /* history: per service slot (or node, for global), keep the newest few finished */
     for (size_t i = 0; i < p->tasks.n; i++) {
         Task *t = (Task *)p->tasks.v[i];
-        if (!terminal(t) || t->desired_state <= ST(RUNNING) || !service_of(p, t->service_id))
+        const Service *svc = service_of(p, t->service_id);
+        if (!terminal(t) || t->desired_state <= ST(RUNNING) || !svc)
+            continue;
+        /* the runs that count toward max attempts stay (at most max + 1 of them), or the
+         * count would never get past the history limit */
+        if (svc->task && svc->task->restart_max_attempts && counts_attempt(svc, t))
             continue;
         unsigned newer = 0;
         for (size_t j = 0; j < p->tasks.n; j++) {

@@ -15,5 +15,8 @@ int main(void)
     failed += _cmocka_run_group_tests("manager-ca", mt_ca_tests, mt_ca_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-lifecycle", mt_lifecycle_tests, mt_lifecycle_n, NULL,
                                       NULL);
+    failed += _cmocka_run_group_tests("manager-orchestrator", mt_orchestrator_tests,
+                                      mt_orchestrator_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("manager-assign", mt_assign_tests, mt_assign_n, NULL, NULL);
     return failed ? 1 : 0;
 }

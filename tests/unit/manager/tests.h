@@ -14,3 +14,7 @@ extern const struct CMUnitTest mt_ca_tests[];
 extern const size_t mt_ca_n;
 extern const struct CMUnitTest mt_lifecycle_tests[];
 extern const size_t mt_lifecycle_n;
+extern const struct CMUnitTest mt_orchestrator_tests[];
+extern const size_t mt_orchestrator_n;
+extern const struct CMUnitTest mt_assign_tests[];
+extern const size_t mt_assign_n;
