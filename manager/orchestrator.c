@@ -338,15 +338,16 @@ static int orchestrate_tasks(struct pass *p)
             else if (terminal(t) || !t->node_id[0] ||
                      (n && n->state == SWARM__NODE_STATE__NODE_DOWN))
                 r = mgr__batch_add(p->b, STORE_DELETE, STORE_TASKS, t->id, NULL);
-        } else if (live(t) && t->node_id[0] && !n) {
-            r = shut_down(p, t, "node removed");
-        } else if (live(t) && n && n->state == SWARM__NODE_STATE__NODE_DOWN &&
-                   t->state >= ST(ASSIGNED)) {
+        } else if (!terminal(t) && t->node_id[0] && t->state >= ST(ASSIGNED) &&
+                   (!n || n->state == SWARM__NODE_STATE__NODE_DOWN)) {
+            /* also one being stopped: its node will not say it stopped, its slot moves on */
             t->desired_state = ST(SHUTDOWN);
             t->state = ST(ORPHANED);
             t->state_at = p->now;
-            set_str(&t->message, "node down");
+            set_str(&t->message, n ? "node down" : "node removed");
             r = put_task(p, t);
+        } else if (live(t) && t->node_id[0] && !n) {
+            r = shut_down(p, t, "node removed");
         } else if (live(t) && n && !svc->global &&
                    n->availability == SWARM__NODE_AVAILABILITY__AVAILABILITY_DRAIN) {
             r = shut_down(p, t, "node drained");

@@ -767,6 +767,19 @@ static void test_rolling_update(void **state)
     mgr__objs_free(&o);
 }
 
+/* The desired state of a task of the service (0 if not found). */
+static Swarm__TaskState find_desired(struct mt *t, const char *svc, const char *task_id)
+{
+    struct mgr_objs o;
+    Swarm__TaskState d = 0;
+    mt_service_tasks(t, svc, &o);
+    for (size_t i = 0; i < o.n; i++)
+        if (strcmp(((Swarm__Task *)o.v[i])->id, task_id) == 0)
+            d = ((Swarm__Task *)o.v[i])->desired_state;
+    mgr__objs_free(&o);
+    return d;
+}
+
 static bool no_tasks(struct mt *t, void *ud)
 {
     struct mt_count c;
@@ -811,6 +824,88 @@ static void test_service_rm(void **state)
     mt_count_tasks(t, keep, &c);
     assert_int_equal(c.total, 1);
     assert_int_equal(c.running, 1);
+}
+
+/* A node leaves for good (node rm --force): its tasks end and their slots run elsewhere. */
+static void test_node_removed(void **state)
+{
+    struct mt *t = *state;
+    start(t);
+    struct mt_node *a = mt_node_add(t, "a"), *b = mt_node_add(t, "b");
+    a->auto_run = b->auto_run = true;
+    mt_node_connect(a, 4 * CPU, 4 * GIB);
+    char web[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 2}, web);
+    assert_true(mt_wait_running(t, web, 2));
+    assert_all_on(t, web, a, 2);
+    mt_node_connect(b, 4 * CPU, 4 * GIB);
+
+    struct mt_reply r;
+    Swarm__RemoveNodeRequest req = SWARM__REMOVE_NODE_REQUEST__INIT;
+    req.id = a->id;
+    req.force = true;
+    if (mt_call(t, "Control.RemoveNode", &req.base, &r) != 0)
+        fail_msg("RemoveNode: %d %s", r.status, r.error);
+    mt_reply_clear(&r);
+    mt_node_disconnect(a);
+    struct mt_node *nodes[] = {a, b};
+    size_t counts[2];
+    /* both slots run on b */
+    for (int k = 0; k < 3000; k++) {
+        struct mt_count c;
+        mt_count_tasks(t, web, &c);
+        live_per_node(t, web, nodes, 2, counts);
+        if (c.running == 2 && c.live == 2 && counts[1] == 2)
+            break;
+        mt_run_for(t, 5);
+    }
+    assert_int_equal(live_per_node(t, web, nodes, 2, counts), 2);
+    assert_int_equal(counts[1], 2);
+    assert_true(mt_wait_running(t, web, 2));
+    /* the tasks of the removed node show as ended, not as running */
+    struct mgr_objs o;
+    mt_service_tasks(t, web, &o);
+    for (size_t i = 0; i < o.n; i++) {
+        const Swarm__Task *task = (const Swarm__Task *)o.v[i];
+        if (strcmp(task->node_id, a->id) == 0)
+            assert_true(task->state >= ST(COMPLETE));
+    }
+    mgr__objs_free(&o);
+}
+
+/* A node that goes down while one of its tasks is being replaced: the replacement still
+ * comes (the old task cannot report that it stopped). */
+static void test_down_while_stopping(void **state)
+{
+    struct mt *t = *state;
+    start(t);
+    struct mt_node *a = mt_node_add(t, "a"), *b = mt_node_add(t, "b");
+    b->auto_run = true;
+    mt_node_connect(a, 4 * CPU, 4 * GIB);
+    char web[SW_ID_LEN + 1], old[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 1}, web);
+    wait_placed(t, web, 1);
+    struct mgr_objs o;
+    mt_service_tasks(t, web, &o);
+    assert_int_equal(o.n, 1);
+    snprintf(old, sizeof(old), "%s", ((Swarm__Task *)o.v[0])->id);
+    mgr__objs_free(&o);
+    assert_int_equal(mt_node_report(a, old, ST(RUNNING), 0), 0);
+    mt_node_connect(b, 4 * CPU, 4 * GIB);
+
+    /* a new spec: the old task is told to stop; a never answers, then goes down */
+    Swarm__UpdateServiceRequest up = SWARM__UPDATE_SERVICE_REQUEST__INIT;
+    up.id = web;
+    up.task = mt_svc_spec(&(struct mt_svc){.env = "VERSION=2"});
+    mt_service_update(t, &up);
+    mt_svc_spec_free(up.task);
+    for (int k = 0; k < 3000 && find_desired(t, web, old) != ST(SHUTDOWN); k++)
+        mt_run_for(t, 5);
+    assert_int_equal(find_desired(t, web, old), ST(SHUTDOWN));
+    mt_node_disconnect(a);
+    mt_set_node_state(t, a->id, SWARM__NODE_STATE__NODE_DOWN);
+    struct version_want vw = {web, 2};
+    assert_true(mt_wait_for(t, version_running, &vw, MT_WAIT_MS));
 }
 
 /* ------------------------------------------------------------------ global */
@@ -926,6 +1021,8 @@ const struct CMUnitTest mt_orchestrator_tests[] = {
     cmocka_unit_test_setup_teardown(test_history, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_rolling_update, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_service_rm, mt_setup, mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_node_removed, mt_setup, mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_down_while_stopping, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_global, mt_setup, mt_node_teardown),
 };
 const size_t mt_orchestrator_n = sizeof(mt_orchestrator_tests) / sizeof(mt_orchestrator_tests[0]);
