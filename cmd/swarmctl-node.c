@@ -60,6 +60,8 @@ static const char help_node_update[] =
     "\n"
     "Options:\n"
     "      --availability string   active, pause or drain\n"
+    "      --force-rotate-cert     The node renews its certificate now (a new key, the\n"
+    "                              cluster's current --cert-expiry)\n"
     "  -h, --help                  Print usage\n"
     "      --label-add K=V         Add or update a node label (repeatable)\n"
     "      --label-rm K            Remove a node label (repeatable)\n";
@@ -424,9 +426,10 @@ static int cmd_node_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM };
+    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM, OPT_ROTATE };
     static const struct option opts[] = {
         {"availability", required_argument, NULL, OPT_AVAILABILITY},
+        {"force-rotate-cert", no_argument, NULL, OPT_ROTATE},
         {"label-add", required_argument, NULL, OPT_LABEL_ADD},
         {"label-rm", required_argument, NULL, OPT_LABEL_RM},
         {"help", no_argument, NULL, 'h'},
@@ -478,6 +481,9 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
                 label_add[n_add++] = l;
                 break;
             }
+            case OPT_ROTATE:
+                req.force_rotate_cert = true;
+                break;
             case OPT_LABEL_RM:
                 if (!optarg[0] || strchr(optarg, '='))
                     r = cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key",
@@ -496,9 +502,11 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
         r = cli_usage_error(PROG, cmd, "\"swarmctl node update\" requires exactly 1 argument");
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a node name must not be empty");
-    if (r == CLI_EXIT_OK && !req.set_availability && n_add == 0 && n_rm == 0)
+    if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && n_add == 0 &&
+        n_rm == 0)
         r = cli_usage_error(PROG, cmd,
-                            "nothing to update: give --availability, --label-add or --label-rm");
+                            "nothing to update: give --availability, --label-add, --label-rm or "
+                            "--force-rotate-cert");
     for (size_t i = 0; r == CLI_EXIT_OK && i < n_rm; i++)
         for (size_t k = 0; k < n_add; k++)
             if (strcmp(label_rm[i], label_add[k]->key) == 0) {

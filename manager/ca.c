@@ -266,6 +266,7 @@ static int record_cert(struct mgr *m, Swarm__Node *n, void *userdata)
     if (n->certificate)
         swarm__node_certificate__free_unpacked(n->certificate, NULL);
     n->certificate = cert;
+    n->cert_rotated = n->cert_rotate; /* a forced rotation is done */
     return 0;
 }
 

@@ -259,7 +259,7 @@ static int sync_secrets(struct mgr *m, struct mgr_session *s, const struct mgr_o
     return r;
 }
 
-static int send_assignments(struct mgr_session *s, bool full, struct assign_list *l)
+static int send_assignments(struct mgr_session *s, bool full, struct assign_list *l, bool renew)
 {
     struct mgr *m = s->m;
     char addr[80];
@@ -277,6 +277,7 @@ static int send_assignments(struct mgr_session *s, bool full, struct assign_list
     msg.full = full;
     msg.assignments = l->v;
     msg.n_assignments = l->n;
+    msg.renew_certificate = renew;
     uint8_t *buf;
     size_t len;
     int r = proto_pack(&msg.base, &buf, &len);
@@ -286,6 +287,22 @@ static int send_assignments(struct mgr_session *s, bool full, struct assign_list
     sw_erase(buf, len);
     free(buf);
     return r;
+}
+
+/* The operator asked this node to renew its certificate and it has not yet. */
+static bool node_renew_asked(const Swarm__Node *n)
+{
+    return n && n->cert_rotate > n->cert_rotated;
+}
+
+static bool renew_asked(struct mgr *m, const char *node_id)
+{
+    Swarm__Node *n = NULL;
+    if (mgr__get_node(m, node_id, &n) < 0)
+        return false;
+    bool asked = node_renew_asked(n);
+    swarm__node__free_unpacked(n, NULL);
+    return asked;
 }
 
 static void send_first(struct mgr_session *s)
@@ -304,7 +321,7 @@ static void send_first(struct mgr_session *s)
     if (r >= 0)
         r = sync_secrets(m, s, &l.owned_tasks, &l);
     if (r >= 0)
-        r = send_assignments(s, true, &l);
+        r = send_assignments(s, true, &l, renew_asked(m, s->node_id));
     assign_free(&l);
     if (r < 0) {
         session_end(s, r, "cannot send the node its assignments");
@@ -485,16 +502,41 @@ static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, b
     if (r >= 0)
         r = sync_secrets(m, s, &l.owned_tasks, &l);
     if (r >= 0)
-        r = send_assignments(s, false, &l);
+        r = send_assignments(s, false, &l, false);
     l.v[0]->task = NULL; /* borrowed */
     assign_free(&l);
     if (r < 0)
         session_end(s, r, "cannot send the node its assignments");
 }
 
+/* A node object changed: a newly asked certificate renewal goes to the node at once. */
+static void node_event(struct mgr *m, const struct store_event *ev)
+{
+    Swarm__Node *old = ev->old_value ? swarm__node__unpack(NULL, ev->old_len, ev->old_value) : NULL;
+    Swarm__Node *n = ev->value ? swarm__node__unpack(NULL, ev->len, ev->value) : NULL;
+    if (node_renew_asked(n) && (!old || old->cert_rotate != n->cert_rotate)) {
+        struct mgr_session **slot = find_slot(m, n->id);
+        if (slot && (*slot)->ready && (*slot)->call) {
+            struct assign_list l = {0};
+            if (send_assignments(*slot, false, &l, true) < 0)
+                session_end(*slot, -EPIPE, "cannot send the node a message");
+        }
+    }
+    if (old)
+        swarm__node__free_unpacked(old, NULL);
+    if (n)
+        swarm__node__free_unpacked(n, NULL);
+}
+
 void mgr__dispatcher_store_event(struct mgr *m, const struct store_event *ev)
 {
-    if (ev->table != STORE_TASKS || !m->sessions)
+    if (!m->sessions)
+        return;
+    if (ev->table == STORE_NODES) {
+        node_event(m, ev);
+        return;
+    }
+    if (ev->table != STORE_TASKS)
         return;
     Swarm__Task *old = ev->old_value ? swarm__task__unpack(NULL, ev->old_len, ev->old_value) : NULL;
     Swarm__Task *t = ev->value ? swarm__task__unpack(NULL, ev->len, ev->value) : NULL;

@@ -724,6 +724,8 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
     Swarm__UpdateNodeRequest *req = e->req;
     if (req->set_availability)
         n->availability = req->availability;
+    if (req->force_rotate_cert)
+        n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
     for (size_t i = 0; i < req->n_label_rm; i++)
         for (size_t j = 0; j < n->n_labels; j++)
             if (strcmp(n->labels[j]->key, req->label_rm[i]) == 0) {

@@ -539,6 +539,7 @@ static void on_session(net_client *c, int status, const char *error, const uint8
         uv_timer_start(&a->timer, timer_heartbeat, wrk__jitter_ms(period_ms(a), 20), 0);
     }
     wrk__exec_apply(a->exec, m);
+    bool renew = m->renew_certificate;
     wipe_secrets(m);
     swarm__session_message__free_unpacked(m, NULL);
     if (opened) {
@@ -548,6 +549,10 @@ static void on_session(net_client *c, int status, const char *error, const uint8
         renew_try(a);
         if (wrk__exec_settled(a->exec))
             report_ready(a, 0, NULL);
+    }
+    if (renew && !a->renew_in_flight) {
+        log_debug("agent: the manager asks for a certificate renewal");
+        wrk_agent_renew_now(a);
     }
 }
 
