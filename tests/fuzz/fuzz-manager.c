@@ -45,7 +45,8 @@ static const struct {
     {"Control.UpdateNode", VIA_UNIX},      {"CA.GetRootCA", VIA_UNIX},
     {"CA.IssueNodeCertificate", VIA_UNIX}, {"Dispatcher.Session", VIA_TLS},
     {"Dispatcher.Heartbeat", VIA_TLS},     {"Dispatcher.UpdateTaskStatus", VIA_TLS},
-    {"Control.NoSuchMethod", VIA_UNIX},
+    {"Control.NoSuchMethod", VIA_UNIX},    {"Control.RemoveNode", VIA_UNIX},
+    {"Control.UpdateCluster", VIA_UNIX},   {"CA.RenewNodeCertificate", VIA_TLS},
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 
@@ -427,6 +428,34 @@ static uint8_t *substitute(const char *method, const uint8_t *data, size_t size,
             req->updates[i]->task_id = ids[i];
         req->session_id = saved;
         swarm__update_task_status_request__free_unpacked(req, NULL);
+    } else if (strcmp(method, "CA.RenewNodeCertificate") == 0) {
+        Swarm__RenewNodeCertificateRequest *req =
+            swarm__renew_node_certificate_request__unpack(NULL, size, data);
+        if (!req)
+            return NULL;
+        char *saved = req->csr_pem, *csr = NULL;
+        if (!req->csr_pem[0]) {
+            pki_key *key = NULL;
+            if (pki_key_generate(&key) < 0 || pki_csr_create(key, &csr) < 0)
+                abort();
+            pki_key_free(key);
+            req->csr_pem = csr;
+        }
+        if (proto_pack(&req->base, &out, ret_len) < 0)
+            abort();
+        req->csr_pem = saved;
+        free(csr);
+        swarm__renew_node_certificate_request__free_unpacked(req, NULL);
+    } else if (strcmp(method, "Control.RemoveNode") == 0) {
+        Swarm__RemoveNodeRequest *req = swarm__remove_node_request__unpack(NULL, size, data);
+        if (!req)
+            return NULL;
+        char *saved = req->id;
+        req->id = "fuzz-worker"; /* the worker itself: it joins again after */
+        if (proto_pack(&req->base, &out, ret_len) < 0)
+            abort();
+        req->id = saved;
+        swarm__remove_node_request__free_unpacked(req, NULL);
     } else if (strcmp(method, "CA.IssueNodeCertificate") == 0) {
         Swarm__IssueNodeCertificateRequest *req =
             swarm__issue_node_certificate_request__unpack(NULL, size, data);
@@ -487,6 +516,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a session opened (it replaced the worker's own): stop it */
         if (net_client_cancel(c, id) < 0)
             die("cannot cancel %s", method);
+    }
+
+    /* The worker was removed: it joins again as a new node. */
+    if (strcmp(method, "Control.RemoveNode") == 0 && w.final && w.status == 0) {
+        net_client_close(F.tc);
+        F.tc = NULL;
+        pki_tls_ctx_free(F.tls);
+        F.tls = NULL;
+        run_for(1);
+        join_as_worker();
+        F.session_open = false;
     }
 
     /* The manager still serves, and every object it stores still reads back: the lists

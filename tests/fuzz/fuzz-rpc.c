@@ -24,6 +24,9 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &swarm__session_request__descriptor,
     &swarm__heartbeat_request__descriptor,
     &swarm__update_task_status_request__descriptor,
+    &swarm__remove_node_request__descriptor,
+    &swarm__update_cluster_request__descriptor,
+    &swarm__renew_node_certificate_request__descriptor,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 

@@ -25,6 +25,9 @@ enum rpc_sel {
     R_SESSION,
     R_HEARTBEAT,
     R_TASK_STATUS,
+    R_REMOVE_NODE,
+    R_UPDATE_CLUSTER,
+    R_RENEW,
 };
 /* fuzz-manager.c's table order; bit 7 asks for live values */
 enum mgr_sel {
@@ -49,6 +52,9 @@ enum mgr_sel {
     M_HEARTBEAT,
     M_TASK_STATUS,
     M_NO_SUCH,
+    M_REMOVE_NODE,
+    M_UPDATE_CLUSTER,
+    M_RENEW,
 };
 #define LIVE 0x80
 
@@ -242,6 +248,19 @@ int main(int argc, char **argv)
     uts.n_updates = 2;
     uts.updates = ups;
     Swarm__Empty empty = SWARM__EMPTY__INIT;
+    Swarm__RemoveNodeRequest rn = SWARM__REMOVE_NODE_REQUEST__INIT;
+    rn.id = "nosuchnode";
+    rn.force = true;
+    Swarm__RemoveNodeRequest rn_live = SWARM__REMOVE_NODE_REQUEST__INIT;
+    rn_live.force = true;
+    Swarm__UpdateClusterRequest uc = SWARM__UPDATE_CLUSTER_REQUEST__INIT;
+    uc.set_cert_expiry = true;
+    uc.cert_expiry_ns = 2ull * 3600 * 1000000000ull;
+    uc.set_heartbeat_period = true;
+    uc.heartbeat_period_ns = 3600ull * 1000000000ull;
+    Swarm__RenewNodeCertificateRequest renew = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+    renew.csr_pem = (char *)csr_stub;
+    Swarm__RenewNodeCertificateRequest renew_live = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
 
     /* ---- fuzz-rpc: each type, valid and truncated */
     Swarm__Frame fr = SWARM__FRAME__INIT;
@@ -274,6 +293,9 @@ int main(int argc, char **argv)
     emit(rpc_dir, "heartbeat", R_HEARTBEAT, &hb.base, false);
     emit(rpc_dir, "task-status", R_TASK_STATUS, &uts.base, true);
     emit(rpc_dir, "empty-session", R_SESSION, &empty.base, false);
+    emit(rpc_dir, "remove-node", R_REMOVE_NODE, &rn.base, true);
+    emit(rpc_dir, "update-cluster", R_UPDATE_CLUSTER, &uc.base, true);
+    emit(rpc_dir, "renew", R_RENEW, &renew.base, true);
     /* wire-format oddities: unknown field, wrong wire type, overlong varint, length past
      * the end, a field repeated (last wins), negative enum, group tags */
     raw(rpc_dir, "unknown-field", R_GET_NODE, "\x0a\x01x\xf8\x07\x05", 6);
@@ -329,6 +351,12 @@ int main(int argc, char **argv)
     emit(mgr_dir, "task-status-stale", M_TASK_STATUS, &uts.base, false);
     emit(mgr_dir, "task-status-live", M_TASK_STATUS | LIVE, &uts.base, true);
     emit(mgr_dir, "no-such-method", M_NO_SUCH, &empty.base, false);
+    emit(mgr_dir, "remove-node-unknown", M_REMOVE_NODE, &rn.base, false);
+    emit(mgr_dir, "remove-node-live", M_REMOVE_NODE | LIVE, &rn_live.base, false);
+    emit(mgr_dir, "update-cluster", M_UPDATE_CLUSTER, &uc.base, true);
+    emit(mgr_dir, "renew-stub", M_RENEW, &renew.base, false);
+    emit(mgr_dir, "renew-live", M_RENEW | LIVE, &renew_live.base, false);
+    raw(mgr_dir, "renew-garbage", M_RENEW, "\x0a\x01x\x48\x01", 5);
     raw(mgr_dir, "get-node-garbage", M_GET_NODE, "\xff\xff\xff", 3);
     raw(mgr_dir, "create-service-garbage", M_CREATE_SVC, "\x2a\x03\x0a\x05x", 5);
     raw(mgr_dir, "create-secret-past-end", M_CREATE_SECRET,
