@@ -289,6 +289,40 @@ static void test_incremental_and_secret_lifetime(void **state)
     check_no_stray_secrets(b);
 }
 
+/* A task that ends by itself (and is not restarted) takes its secret off the node; a task of
+ * the same node that still runs keeps its own. */
+static void test_secret_removed_when_task_ends(void **state)
+{
+    struct mt *t = *state;
+    start(t);
+    char s1[SW_ID_LEN + 1], s2[SW_ID_LEN + 1];
+    mt_secret_create(t, "s1", "one", s1);
+    mt_secret_create(t, "s2", "two", s2);
+    struct mt_node *a = mt_node_add(t, "a");
+    a->auto_run = true;
+    mt_node_connect(a, 4 * CPU, 4 * GIB);
+    char job[SW_ID_LEN + 1], web[SW_ID_LEN + 1], task[SW_ID_LEN + 1];
+    mt_svc_create(
+        t, &(struct mt_svc){.name = "job", .replicas = 1, .restart = "none", .secrets = {"s1"}},
+        job);
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 1, .secrets = {"s2"}}, web);
+    assert_true(mt_wait_running(t, job, 1));
+    assert_true(mt_wait_running(t, web, 1));
+    live_task(t, job, task, NULL);
+    assert_int_equal(count_secret(a, 0, a->n_msgs, UPDATE, s1), 1);
+    assert_int_equal(mt_node_report(a, task, ST(COMPLETE), 0), 0);
+    for (int k = 0; k < 3000 && count_secret(a, 0, a->n_msgs, REMOVE, s1) == 0; k++)
+        mt_run_for(t, 5);
+    assert_int_equal(count_secret(a, 0, a->n_msgs, REMOVE, s1), 1);
+    assert_int_equal(count_secret(a, 0, a->n_msgs, REMOVE, s2), 0);
+    /* and a new session's full set holds only s2 */
+    mt_node_disconnect(a);
+    mt_node_connect(a, 4 * CPU, 4 * GIB);
+    assert_null(secret_in(a->msgs[a->session_start], s1));
+    assert_non_null(secret_in(a->msgs[a->session_start], s2));
+    check_no_stray_secrets(a);
+}
+
 struct on_node {
     const char *svc, *node_id;
 };
@@ -385,6 +419,7 @@ const struct CMUnitTest mt_assign_tests[] = {
     cmocka_unit_test_setup_teardown(test_first_message_full_set, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_incremental_and_secret_lifetime, mt_setup,
                                     mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_secret_removed_when_task_ends, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_secret_follows_task, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_unplaced_task_not_sent, mt_setup, mt_node_teardown),
 };
