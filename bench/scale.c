@@ -4,7 +4,8 @@
  * manager's RSS. No Docker peer: Swarm's published largest test (~2,000 nodes / ~95,000 tasks
  * with 3 managers) is the reference.
  *   bench-scale [-n NODES] [-t TASKS] [-j INFLIGHT] [--poll-ms MS] [--timeout SECS]
- *               [--heartbeat DURATION] [--swarmd PATH] [--swarmctl PATH] [--keep] */
+ *               [--settle SECS] [--heartbeat DURATION] [--swarmd PATH] [--swarmctl PATH]
+ *               [--keep] */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -327,6 +328,24 @@ static void proc_rss(pid_t pid, double *rss, double *hwm)
     fclose(f);
 }
 
+/* CPU time (user + system) a process used so far, in ms (-1 if gone). */
+static double proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* comm may hold spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* Ready simulated nodes in node ls. */
 static int count_ready(char *err, size_t errsize)
 {
@@ -392,7 +411,7 @@ static int get_token(char *token, size_t tsize, struct sw_addr *addr)
 /* ------------------------------------------------------------------ main */
 
 struct opts {
-    unsigned nodes, tasks, inflight, poll_ms, timeout_s;
+    unsigned nodes, tasks, inflight, poll_ms, timeout_s, settle_s;
     const char *swarmd, *swarmctl, *heartbeat;
 };
 
@@ -400,8 +419,9 @@ static int usage(void)
 {
     fprintf(
         stderr,
-        "usage: bench-scale [-n NODES] [-t TASKS] [-j INFLIGHT] [--poll-ms MS]\n"
-        "                   [--heartbeat DURATION] [--swarmd PATH] [--swarmctl PATH] [--keep]\n");
+        "usage: bench-scale [-n NODES] [-t TASKS] [-j INFLIGHT] [--poll-ms MS] [--timeout SECS]\n"
+        "                   [--settle SECS] [--heartbeat DURATION] [--swarmd PATH]\n"
+        "                   [--swarmctl PATH] [--keep]\n");
     return 2;
 }
 
@@ -567,6 +587,16 @@ static int run(const struct opts *o)
     }
     proc_rss(g_pid > 0 ? g_pid : -1, &rss1, &hwm1);
     proc_rss(0, &brss, &bhwm);
+    /* (5) what the converged cluster costs the manager while nothing changes */
+    double idle_cpu = -1;
+    if (converge_ms >= 0 && o->settle_s) {
+        double c0 = proc_cpu_ms(g_pid);
+        uint64_t ts = sw_now_monotonic_ns();
+        sleep_ms(o->settle_s * 1000);
+        double c1 = proc_cpu_ms(g_pid);
+        if (c0 >= 0 && c1 >= 0)
+            idle_cpu = 100.0 * (c1 - c0) / ms_since(ts);
+    }
     scale_nodes_stats(s, &st);
     double acked_ms = st.last_running_ns > t1 ? (double)(st.last_running_ns - t1) / 1e6 : -1;
     if (converge_ms < 0) {
@@ -594,11 +624,11 @@ static int run(const struct opts *o)
         "scale: create answered in %.0f ms; last RUNNING committed %.0f ms after create (as the "
         "nodes saw it); %llu assignments, %llu status calls; sessions lost %llu, heartbeats "
         "%llu answered / %llu late / %llu refused; bench process RSS %.1f MiB (hwm %.1f); "
-        "polled every %u ms\n",
+        "polled every %u ms; manager CPU %.0f%% of a core over %u s after convergence\n",
         create_ms, acked_ms, (unsigned long long)st.assignments,
         (unsigned long long)st.status_calls, (unsigned long long)st.sessions_lost,
         (unsigned long long)st.heartbeats, (unsigned long long)st.hb_late,
-        (unsigned long long)st.hb_errors, brss, bhwm, o->poll_ms);
+        (unsigned long long)st.hb_errors, brss, bhwm, o->poll_ms, idle_cpu, o->settle_s);
     if (st.sessions_lost || st.hb_errors || st.status_errors)
         printf("scale: last error seen by a node: %s\n", st.last_error);
     scale_nodes_destroy(s);
@@ -607,7 +637,7 @@ static int run(const struct opts *o)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.nodes = 1000, .tasks = 10000, .inflight = 16, .poll_ms = 100};
+    struct opts o = {.nodes = 1000, .tasks = 10000, .inflight = 16, .poll_ms = 100, .settle_s = 3};
     const char *swarmctl_arg = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -629,6 +659,11 @@ int main(int argc, char **argv)
                 return usage();
         } else if (strcmp(a, "--timeout") == 0) {
             if (!parse_uint(v, 86400, &o.timeout_s))
+                return usage();
+        } else if (strcmp(a, "--settle") == 0) {
+            if (strcmp(v, "0") == 0)
+                o.settle_s = 0;
+            else if (!parse_uint(v, 3600, &o.settle_s))
                 return usage();
         } else if (strcmp(a, "--poll-ms") == 0) {
             if (!parse_uint(v, 10000, &o.poll_ms))
