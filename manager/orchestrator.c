@@ -335,8 +335,8 @@ static int orchestrate_tasks(struct pass *p)
         if (!svc) {
             if (live(t))
                 r = shut_down(p, t, "service removed");
-            else if (terminal(t) || !t->node_id[0] ||
-                     (n && n->state == SWARM__NODE_STATE__NODE_DOWN))
+            else if (terminal(t) || !t->node_id[0] || !n ||
+                     n->state == SWARM__NODE_STATE__NODE_DOWN)
                 r = mgr__batch_add(p->b, STORE_DELETE, STORE_TASKS, t->id, NULL);
         } else if (!terminal(t) && t->node_id[0] && t->state >= ST(ASSIGNED) &&
                    (!n || n->state == SWARM__NODE_STATE__NODE_DOWN)) {

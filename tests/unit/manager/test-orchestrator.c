@@ -873,6 +873,38 @@ static void test_node_removed(void **state)
     mgr__objs_free(&o);
 }
 
+/* A removed service whose task's node is removed before the task stopped: the task goes. */
+static void test_service_rm_then_node_rm(void **state)
+{
+    struct mt *t = *state;
+    start(t);
+    struct mt_node *a = mt_node_add(t, "a");
+    mt_node_connect(a, 4 * CPU, 4 * GIB);
+    char web[SW_ID_LEN + 1], task[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 1}, web);
+    wait_placed(t, web, 1);
+    struct mgr_objs o;
+    mt_service_tasks(t, web, &o);
+    assert_int_equal(o.n, 1);
+    snprintf(task, sizeof(task), "%s", ((Swarm__Task *)o.v[0])->id);
+    mgr__objs_free(&o);
+    assert_int_equal(mt_node_report(a, task, ST(RUNNING), 0), 0);
+    mt_service_remove(t, web);
+    for (int k = 0; k < 3000 && find_desired(t, web, task) != ST(SHUTDOWN); k++)
+        mt_run_for(t, 5);
+    assert_int_equal(find_desired(t, web, task), ST(SHUTDOWN));
+    /* a never says it stopped; it is removed */
+    mt_node_disconnect(a);
+    struct mt_reply r;
+    Swarm__RemoveNodeRequest req = SWARM__REMOVE_NODE_REQUEST__INIT;
+    req.id = a->id;
+    req.force = true;
+    if (mt_call(t, "Control.RemoveNode", &req.base, &r) != 0)
+        fail_msg("RemoveNode: %d %s", r.status, r.error);
+    mt_reply_clear(&r);
+    assert_true(mt_wait_for(t, no_tasks, web, MT_WAIT_MS));
+}
+
 /* A node that goes down while one of its tasks is being replaced: the replacement still
  * comes (the old task cannot report that it stopped). */
 static void test_down_while_stopping(void **state)
@@ -1023,6 +1055,7 @@ const struct CMUnitTest mt_orchestrator_tests[] = {
     cmocka_unit_test_setup_teardown(test_service_rm, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_node_removed, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_down_while_stopping, mt_setup, mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_service_rm_then_node_rm, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_global, mt_setup, mt_node_teardown),
 };
 const size_t mt_orchestrator_n = sizeof(mt_orchestrator_tests) / sizeof(mt_orchestrator_tests[0]);
