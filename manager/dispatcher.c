@@ -174,6 +174,13 @@ static void assign_free(struct assign_list *l)
     mgr__objs_free(&l->owned_tasks);
 }
 
+/* The scheduler put the task on its node: a global task is bound to its node from the
+ * start but waits, pending, until the node can take it (reservations). */
+static bool placed(const Swarm__Task *t)
+{
+    return t->state >= SWARM__TASK_STATE__TASK_ASSIGNED;
+}
+
 static bool holds_secret(const struct mgr_session *s, const char *id)
 {
     for (size_t i = 0; i < s->n_secrets; i++)
@@ -191,7 +198,7 @@ static int sync_secrets(struct mgr *m, struct mgr_session *s, const struct mgr_o
     char(*need)[SW_ID_LEN + 1] = NULL;
     for (size_t i = 0; i < tasks->n; i++) {
         const Swarm__Task *t = (const Swarm__Task *)tasks->v[i];
-        if (t->desired_state > SWARM__TASK_STATE__TASK_RUNNING ||
+        if (!placed(t) || t->desired_state > SWARM__TASK_STATE__TASK_RUNNING ||
             t->state >= SWARM__TASK_STATE__TASK_COMPLETE || !t->spec)
             continue;
         for (size_t j = 0; j < t->spec->n_secrets; j++) {
@@ -312,9 +319,12 @@ static void send_first(struct mgr_session *s)
         return; /* the stream went away while the node was being recorded */
     struct assign_list l = {0};
     int r = mgr__list_index(m, STORE_TASKS_BY_NODE, s->node_id, &l.owned_tasks);
-    for (size_t i = 0; r >= 0 && i < l.owned_tasks.n; i++)
-        r = assign_add(&l, SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE,
-                       (Swarm__Task *)l.owned_tasks.v[i], NULL);
+    for (size_t i = 0; r >= 0 && i < l.owned_tasks.n; i++) {
+        Swarm__Task *t = (Swarm__Task *)l.owned_tasks.v[i];
+        /* not yet placed, or finished (history): nothing for the node to run */
+        if (placed(t) && t->state < SWARM__TASK_STATE__TASK_COMPLETE)
+            r = assign_add(&l, SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE, t, NULL);
+    }
     free(s->secrets);
     s->secrets = NULL;
     s->n_secrets = 0;
@@ -483,7 +493,7 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
 static bool task_changed_for_node(const Swarm__Task *old, const Swarm__Task *t)
 {
     return !old || old->desired_state != t->desired_state || old->spec_version != t->spec_version ||
-           strcmp(old->node_id, t->node_id) != 0;
+           strcmp(old->node_id, t->node_id) != 0 || placed(old) != placed(t);
 }
 
 static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, bool removed)
@@ -492,6 +502,8 @@ static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, b
     if (!slot || !(*slot)->ready || !(*slot)->call)
         return;
     struct mgr_session *s = *slot;
+    if (!removed && !placed(task))
+        return; /* its node gets it once the scheduler places it there */
     struct assign_list l = {0};
     int r = assign_add(
         &l,
