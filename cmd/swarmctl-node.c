@@ -177,6 +177,7 @@ static void node_json(struct cli_json *j, const Swarm__Node *n, bool full)
         cli_json_end_object(j);
         cli_json_kv_string(j, "os", n->os);
         cli_json_kv_string(j, "arch", n->arch);
+        cli_json_kv_string(j, "runtime_error", n->runtime_error);
         if (n->resources) {
             cli_json_key(j, "resources");
             cli_json_begin_object(j);
@@ -255,6 +256,8 @@ static void node_pretty(const Swarm__Node *n)
             printf(" Raft Status:\t\tUnknown\n");
         }
     }
+    if (n->runtime_error[0])
+        printf("Cannot run tasks:\t%s\n", n->runtime_error);
     printf("Platform:\n");
     printf(" Operating System:\t%s\n", n->os);
     printf(" Architecture:\t\t%s\n", n->arch);

@@ -14,6 +14,7 @@
 
 #define MISSED_HEARTBEATS 3
 #define CHECK_INTERVAL_MS 250
+#define RUNTIME_ERROR_MAX 512
 
 struct mgr_session {
     struct mgr *m;
@@ -24,6 +25,7 @@ struct mgr_session {
     uint64_t period_sent_ns; /* the period the node was last told */
     uint64_t period_prev_ns; /* and the one before (its timer may still run on that) */
     bool ready;              /* the first message went out */
+    char runtime_error[RUNTIME_ERROR_MAX + 1]; /* what the node last said of its runtime */
     Swarm__NodeDescription *desc;
     char (*secrets)[SW_ID_LEN + 1]; /* secret ids this node holds (sent, not removed) */
     size_t n_secrets;
@@ -113,7 +115,9 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
             free(n->arch != protobuf_c_empty_string ? n->arch : NULL);
             n->arch = dup_str(d->arch);
         }
-        if (!n->hostname || !n->addr || !n->os || !n->arch)
+        free(n->runtime_error != protobuf_c_empty_string ? n->runtime_error : NULL);
+        n->runtime_error = dup_str(d->runtime_error);
+        if (!n->hostname || !n->addr || !n->os || !n->arch || !n->runtime_error)
             return -ENOMEM;
         if (d->resources) {
             if (!n->resources) {
@@ -409,6 +413,10 @@ static bool valid_description(const Swarm__NodeDescription *d, char *err, size_t
         snprintf(err, size, "os/arch too long");
         return false;
     }
+    if (strlen(d->runtime_error) > RUNTIME_ERROR_MAX) {
+        snprintf(err, size, "runtime error too long");
+        return false;
+    }
     if (d->resources && (d->resources->nano_cpus < 0 || d->resources->memory_bytes < 0)) {
         snprintf(err, size, "resources must not be negative");
         return false;
@@ -448,6 +456,7 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
     memcpy(s->node_id, peer->id.node_id, SW_ID_LEN + 1);
     sw_id_generate(s->session_id);
     s->last_seen_ns = sw_now_monotonic_ns();
+    snprintf(s->runtime_error, sizeof(s->runtime_error), "%s", req->description->runtime_error);
     s->desc = req->description;
     req->description = NULL;
     swarm__session_request__free_unpacked(req, NULL);
@@ -462,6 +471,23 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
     }
 }
 
+static int set_runtime_error(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    char *v = strdup(userdata);
+    if (!v)
+        return -ENOMEM;
+    free(n->runtime_error != protobuf_c_empty_string ? n->runtime_error : NULL);
+    n->runtime_error = v;
+    return 0;
+}
+
+static void runtime_error_done(struct mgr *m, int status, void *userdata)
+{
+    if (status < 0)
+        log_debug("cannot record a node's runtime state: %s", strerror(-status));
+    free(userdata);
+}
+
 static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
     struct mgr *m = userdata;
@@ -474,6 +500,22 @@ static void h_heartbeat(net_call *call, const uint8_t *payload, size_t len, void
         return;
     struct mgr_session **slot = find_slot(m, peer->id.node_id);
     bool ok = slot && (*slot)->ready && strcmp((*slot)->session_id, req->session_id) == 0;
+    if (ok && strlen(req->runtime_error) > RUNTIME_ERROR_MAX) {
+        swarm__heartbeat_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "runtime error too long", NULL, 0);
+    }
+    if (ok && strcmp((*slot)->runtime_error, req->runtime_error) != 0) {
+        /* the node's runtime broke (or came back) since its session opened */
+        struct mgr_session *s = *slot;
+        snprintf(s->runtime_error, sizeof(s->runtime_error), "%s", req->runtime_error);
+        char *copy = strdup(s->runtime_error);
+        int r = copy ? mgr__node_update(m, s->node_id, set_runtime_error, runtime_error_done, copy)
+                     : -ENOMEM;
+        if (r < 0) {
+            free(copy);
+            s->runtime_error[0] = '\1'; /* differs from anything: try again next time */
+        }
+    }
     swarm__heartbeat_request__free_unpacked(req, NULL);
     if (!ok)
         return net_call_reply(call, -ENOENT, "no such session; open a new one", NULL, 0);

@@ -172,7 +172,9 @@ bool mgr__constraint_ok(const Swarm__Node *n, const char *c)
     }
     if (!op)
         return false;
-    char key[160];
+    char key[160], val[1024];
+    while (*c == ' ')
+        c++;
     size_t klen = (size_t)(op - c);
     while (klen > 0 && c[klen - 1] == ' ')
         klen--;
@@ -180,9 +182,16 @@ bool mgr__constraint_ok(const Swarm__Node *n, const char *c)
         return false;
     memcpy(key, c, klen);
     key[klen] = '\0';
-    const char *val = op + 2;
-    while (*val == ' ')
-        val++;
+    const char *v = op + 2;
+    while (*v == ' ')
+        v++;
+    size_t vlen = strlen(v);
+    while (vlen > 0 && v[vlen - 1] == ' ')
+        vlen--;
+    if (vlen >= sizeof(val))
+        return false;
+    memcpy(val, v, vlen);
+    val[vlen] = '\0';
     const char *have = NULL;
     if (!strcmp(key, "node.id"))
         have = n->id;
@@ -414,7 +423,8 @@ static int schedule(struct pass *p)
             continue;
         const Swarm__TaskSpec *spec = t->spec;
         int64_t mem = spec ? spec->reserve_memory : 0, cpu = spec ? spec->reserve_nano_cpus : 0;
-        unsigned not_ready = 0, drained = 0, constrained = 0, no_memory = 0, no_cpu = 0;
+        unsigned not_ready = 0, drained = 0, constrained = 0, no_memory = 0, no_cpu = 0,
+                 no_runtime = 0;
         ssize_t best = -1;
         unsigned best_service = 0;
         for (size_t n = 0; n < p->nodes.n; n++) {
@@ -429,6 +439,10 @@ static int schedule(struct pass *p)
             }
             if (!node_usable(node)) {
                 drained++;
+                continue;
+            }
+            if (node->runtime_error[0]) {
+                no_runtime++;
                 continue;
             }
             if (!constraints_ok(node, spec)) {
@@ -469,12 +483,14 @@ static int schedule(struct pass *p)
             load[best].cpus += cpu;
             r = put_task(p, t);
         } else {
-            char why[200];
+            char why[240], extra[48] = "";
+            if (no_runtime)
+                snprintf(extra, sizeof(extra), ", %u cannot run tasks", no_runtime);
             snprintf(why, sizeof(why),
                      "no suitable node (%zu node%s: %u not ready, %u not active, %u fail "
-                     "constraints, %u without memory, %u without CPU)",
+                     "constraints, %u without memory, %u without CPU%s)",
                      p->nodes.n, p->nodes.n == 1 ? "" : "s", not_ready, drained, constrained,
-                     no_memory, no_cpu);
+                     no_memory, no_cpu, extra);
             if (strcmp(t->message, why) != 0 || t->state != ST(PENDING)) {
                 t->state = ST(PENDING);
                 set_str(&t->message, why);

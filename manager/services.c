@@ -55,8 +55,10 @@ bool mgr__valid_constraint(const char *c)
     const char *op = strstr(c, "==");
     if (!op)
         op = strstr(c, "!=");
-    if (!op || op[2] == '\0')
-        return false;
+    if (!op || strspn(op + 2, " ") == strlen(op + 2) || strlen(op + 2) >= 1024)
+        return false; /* a value is needed */
+    while (*c == ' ')
+        c++;
     size_t klen = (size_t)(op - c);
     while (klen > 0 && c[klen - 1] == ' ')
         klen--;

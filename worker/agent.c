@@ -207,6 +207,9 @@ static void heartbeat_send(wrk_agent *a)
 {
     Swarm__HeartbeatRequest req = SWARM__HEARTBEAT_REQUEST__INIT;
     req.session_id = a->session_id;
+    const char *rt_error = wrk__exec_runtime_error(a->exec);
+    if (rt_error)
+        req.runtime_error = (char *)rt_error;
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len = 0;
     int r = proto_pack(&req.base, &buf, &len);
@@ -560,8 +563,15 @@ static void on_session(net_client *c, int status, const char *error, const uint8
 static void exec_settled(void *userdata)
 {
     wrk_agent *a = userdata;
-    if (a->state == AGENT_ACTIVE)
-        report_ready(a, 0, NULL);
+    if (a->state != AGENT_ACTIVE)
+        return;
+    /* the session opened before the runtime was known: a runtime that cannot run tasks is
+     * told at once (the next heartbeat), so no task is scheduled here meanwhile */
+    if (wrk__exec_runtime_error(a->exec) && !a->hb_in_flight) {
+        uv_timer_stop(&a->timer);
+        heartbeat_send(a);
+    }
+    report_ready(a, 0, NULL);
 }
 
 static void timer_session_wait(uv_timer_t *t)
@@ -585,6 +595,9 @@ static void describe(const wrk_agent *a, Swarm__NodeDescription *d, Swarm__Resou
     d->resources = res;
     d->os = "linux";
     d->arch = u->machine;
+    const char *rt_error = wrk__exec_runtime_error(a->exec);
+    if (rt_error)
+        d->runtime_error = (char *)rt_error;
 }
 
 static void on_connect(net_client *c, int status, const char *error, void *userdata)

@@ -57,6 +57,8 @@ check "unknown secret refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "…saying which" has "$OUT" "nope"
 OUT=$(ctl service create --name web --constraint 'node.colour==red' -- /bin/sleep 3601 2>&1); RC=$?
 check "bad constraint refused" bash -c "[ $RC != 0 ]"
+OUT=$(ctl service create --name web --constraint 'node.role== ' -- /bin/sleep 3601 2>&1); RC=$?
+check "a constraint without a value refused" bash -c "[ $RC != 0 ]"
 OUT=$(ctl service create --name web --limit-memory 12Q -- /bin/sleep 3601 2>&1); RC=$?
 check "bad memory string refused (exit 2)" bash -c "[ $RC = 2 ]"
 check "nothing was written by the refused specs" bash -c "[ -z \"\$('$SWARMCTL' -H unix://$SOCK service ls -q)\" ]"

@@ -507,6 +507,7 @@ static void hb_cb(uv_timer_t *h)
         return;
     Swarm__HeartbeatRequest req = SWARM__HEARTBEAT_REQUEST__INIT;
     req.session_id = n->session_id;
+    req.runtime_error = (char *)(n->runtime_error ? n->runtime_error : "");
     node_send(n, "Dispatcher.Heartbeat", &req.base, NULL);
 }
 
@@ -557,6 +558,7 @@ void mt_node_connect(struct mt_node *n, int64_t nano_cpus, int64_t memory_bytes)
     d.os = "linux";
     d.arch = "x86_64";
     d.resources = &res;
+    d.runtime_error = (char *)(n->runtime_error ? n->runtime_error : "");
     Swarm__SessionRequest req = SWARM__SESSION_REQUEST__INIT;
     req.description = &d;
     uint8_t *buf = NULL;
@@ -607,6 +609,17 @@ int mt_node_report(struct mt_node *n, const char *task_id, Swarm__TaskState stat
                    int32_t exit_code)
 {
     return mt_node_report_many(n, &task_id, 1, &state, &exit_code);
+}
+
+void mt_node_heartbeat(struct mt_node *n)
+{
+    Swarm__HeartbeatRequest req = SWARM__HEARTBEAT_REQUEST__INIT;
+    req.session_id = n->session_id;
+    req.runtime_error = (char *)(n->runtime_error ? n->runtime_error : "");
+    struct node_call nc = {0};
+    node_send(n, "Dispatcher.Heartbeat", &req.base, &nc);
+    assert_true(mt_run_until(n->t, &nc.done, MT_WAIT_MS));
+    assert_int_equal(nc.status, 0);
 }
 
 static void hb_closed_cb(uv_handle_t *h)

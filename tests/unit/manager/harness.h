@@ -100,7 +100,8 @@ struct mt_node {
     size_t n_msgs, cap_msgs;
     size_t session_start; /* index of the first message of the current session */
     bool auto_run;
-    unsigned in_flight; /* status reports and heartbeats not yet answered */
+    const char *runtime_error; /* said in the session description and every heartbeat */
+    unsigned in_flight;        /* status reports and heartbeats not yet answered */
     uv_timer_t hb;
     bool hb_inited, hb_closed;
     struct mt_node *next;
@@ -120,6 +121,8 @@ int mt_node_report(struct mt_node *n, const char *task_id, Swarm__TaskState stat
 /* Report several tasks in one call (one commit). */
 int mt_node_report_many(struct mt_node *n, const char *const *task_ids, size_t count,
                         const Swarm__TaskState *states, const int32_t *exit_codes);
+/* Send one heartbeat now (with n->runtime_error) and wait for the answer. */
+void mt_node_heartbeat(struct mt_node *n);
 void mt_nodes_close(struct mt *t);
 /* cmocka teardown: mt_nodes_close, then mt_teardown. */
 int mt_node_teardown(void **state);

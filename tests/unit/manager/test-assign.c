@@ -414,6 +414,75 @@ static void test_unplaced_task_not_sent(void **state)
         }
 }
 
+static bool no_task_sent(const struct mt_node *n)
+{
+    for (size_t i = 0; i < n->n_msgs; i++)
+        for (size_t j = 0; j < n->msgs[i]->n_assignments; j++)
+            if (n->msgs[i]->assignments[j]->task)
+                return false;
+    return true;
+}
+
+struct pending_why {
+    const char *svc;
+    const char *needle;
+};
+
+static bool pending_with(struct mt *t, void *ud)
+{
+    struct pending_why *w = ud;
+    struct mgr_objs o;
+    size_t k = 0;
+    mt_service_tasks(t, w->svc, &o);
+    for (size_t i = 0; i < o.n; i++) {
+        const Swarm__Task *task = (const Swarm__Task *)o.v[i];
+        k += task->state == ST(PENDING) && strstr(task->message, w->needle) != NULL;
+    }
+    mgr__objs_free(&o);
+    return k == 2;
+}
+
+/* A node whose runtime cannot run tasks (it says so when its session opens, or in a later
+ * heartbeat) is sent none: they stay pending with the reason, and go to it once it can. */
+static void test_node_without_runtime(void **state)
+{
+    struct mt *t = *state;
+    start(t);
+    struct mt_node *a = mt_node_add(t, "a");
+    a->runtime_error = "cgroup: no cgroup v2 mount and no v1 controllers";
+    a->auto_run = true;
+    mt_node_connect(a, 1 * CPU, 1 * GIB);
+    Swarm__Node *sn = mt_store_node(t, a->id);
+    for (int k = 0; k < 200 && !sn->runtime_error[0]; k++) {
+        swarm__node__free_unpacked(sn, NULL);
+        mt_run_for(t, 5);
+        sn = mt_store_node(t, a->id);
+    }
+    assert_string_equal(sn->runtime_error, a->runtime_error);
+    swarm__node__free_unpacked(sn, NULL);
+
+    char svc[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 2}, svc);
+    struct pending_why w = {svc, "1 cannot run tasks"};
+    assert_true(mt_wait_for(t, pending_with, &w, MT_WAIT_MS));
+    mt_run_for(t, 200); /* no churn: still pending, nothing sent */
+    assert_true(pending_with(t, &w));
+    assert_true(no_task_sent(a));
+
+    /* it can now: the next heartbeat says so and the tasks go there */
+    a->runtime_error = NULL;
+    mt_node_heartbeat(a);
+    assert_true(mt_wait_running(t, svc, 2));
+
+    /* and it broke again: new tasks stay away, the running ones are its own business */
+    a->runtime_error = "runtime: gone";
+    mt_node_heartbeat(a);
+    char svc2[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "api", .replicas = 2}, svc2);
+    struct pending_why w2 = {svc2, "1 cannot run tasks"};
+    assert_true(mt_wait_for(t, pending_with, &w2, MT_WAIT_MS));
+}
+
 const struct CMUnitTest mt_assign_tests[] = {
     cmocka_unit_test_setup_teardown(test_first_message_full_set, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_incremental_and_secret_lifetime, mt_setup,
@@ -421,5 +490,6 @@ const struct CMUnitTest mt_assign_tests[] = {
     cmocka_unit_test_setup_teardown(test_secret_removed_when_task_ends, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_secret_follows_task, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_unplaced_task_not_sent, mt_setup, mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_node_without_runtime, mt_setup, mt_node_teardown),
 };
 const size_t mt_assign_n = sizeof(mt_assign_tests) / sizeof(mt_assign_tests[0]);

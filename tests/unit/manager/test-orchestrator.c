@@ -177,6 +177,9 @@ static void test_constraint_match(void **state)
         {"node.labels.disk==ssd", true},
         {"node.labels.rack==1", false}, /* a missing label equals nothing */
         {"node.labels.rack!=1", true},
+        {"node.role==worker ", true}, /* spaces around key and value do not count */
+        {"  node.role==worker", true},
+        {"node.labels.zone == east  ", true},
         {"node.labels.zone", false}, /* no operator */
         {"", false},
     };
