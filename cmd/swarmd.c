@@ -85,6 +85,8 @@ static const char usage_join[] =
     "  --advertise-addr IP[:PORT] Address other nodes use to reach this one\n"
     "  --hostname NAME            Node hostname (default: the machine's)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
+    "  --timeout DURATION         Give up joining after this long, retries included\n"
+    "                             (default 30s)\n"
     "  -h, --help                 Show this help\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -275,6 +277,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_CERT_EXPIRY,
     OPT_HEARTBEAT,
+    OPT_TIMEOUT,
     OPT_VERSION,
 };
 
@@ -288,12 +291,13 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
         {"dispatcher-heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
     };
     struct mgr_config cfg = {.state_dir = DEFAULT_STATE_DIR};
-    const char *cert_expiry = NULL, *heartbeat = NULL;
+    const char *cert_expiry = NULL, *heartbeat = NULL, *timeout = NULL;
     bool help = false;
     int c;
 
@@ -353,6 +357,9 @@ int main(int argc, char **argv)
             case OPT_HEARTBEAT:
                 heartbeat = optarg;
                 break;
+            case OPT_TIMEOUT:
+                timeout = optarg;
+                break;
             case 'h':
                 help = true;
                 break;
@@ -402,6 +409,14 @@ int main(int argc, char **argv)
             return usage_error("invalid --dispatcher-heartbeat '%s': a duration from 100ms to 24h",
                                heartbeat);
     }
+    uint64_t join_timeout_ns = 0;
+    if (timeout) {
+        if (!join)
+            return usage_error("--timeout applies to 'swarmd join' only");
+        if (sw_duration_parse(timeout, &join_timeout_ns) < 0 ||
+            join_timeout_ns < 100 * SW_NSEC_PER_MSEC || join_timeout_ns > 3600 * SW_NSEC_PER_SEC)
+            return usage_error("invalid --timeout '%s': a duration from 100ms to 1h", timeout);
+    }
     if (cert_expiry) {
         if (!init)
             return usage_error("--cert-expiry applies to 'swarmd init' only");
@@ -433,7 +448,8 @@ int main(int argc, char **argv)
                                       .listen_addr = cfg.listen_addr,
                                       .advertise_addr = cfg.advertise_addr,
                                       .advertise_set = cfg.advertise_addr_set,
-                                      .hostname = cfg.hostname};
+                                      .hostname = cfg.hostname,
+                                      .timeout_ms = join_timeout_ns / SW_NSEC_PER_MSEC};
         int r = wrk_join(&jr, node_id, &role, errmsg, sizeof(errmsg));
         if (r < 0) {
             fprintf(stderr, "swarmd join: %s\n", errmsg);

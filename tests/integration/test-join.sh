@@ -56,6 +56,14 @@ check "a malformed token is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "…with the parser's reason" has "$OUT" "token"
 OUT=$("$SWARMD" join "$WT" 2>&1); RC=$?
 check "join without a manager address is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+# a manager nobody listens at: retries with backoff until --timeout, then says so
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+OUT=$("$SWARMD" join --state-dir "$T/w5" --timeout 1s "$WT" "127.0.0.1:$DEAD" 2>&1); RC=$?
+check "an unreachable manager fails the join (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying it cannot reach it, after retries" has "$OUT" "cannot reach the manager at 127.0.0.1:$DEAD.*tried [0-9]* times"
+check "…and leaves no node behind" bash -c "[ ! -e '$T/w5/node.conf' ]"
+OUT=$("$SWARMD" join --timeout soon "$WT" 127.0.0.1 2>&1); RC=$?
+check "a bad --timeout is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
 WT2=$(ctl join-token -q worker)
 check "old workers are unaffected by the rotation" wait_state it-w1 ready 2
 
