@@ -41,25 +41,115 @@ static bool live(const Task *t)
 struct pass {
     struct mgr *m;
     struct mgr_batch *b;
-    struct mgr_objs services, tasks, nodes;
+    struct mgr_objs services, tasks, nodes; /* services and nodes in id order (store keys) */
+    Task **grouped; /* every task, by service, slot (global: node), creation time */
     uint64_t now;
     bool again; /* something waits for time (a restart delay) */
 };
 
+static bool counts_attempt(const Service *svc, const Task *t);
+
+static int id_cmp(const void *key, const void *elem)
+{
+    const char *id = key;
+    const ProtobufCMessage *m = *(ProtobufCMessage *const *)elem;
+    /* services and nodes both have their id as field 1 */
+    const char *other = m->descriptor == &swarm__service__descriptor ? ((const Service *)m)->id
+                                                                     : ((const Node *)m)->id;
+    return strcmp(id, other);
+}
+
 static const Service *service_of(struct pass *p, const char *id)
 {
-    for (size_t i = 0; i < p->services.n; i++)
-        if (strcmp(((Service *)p->services.v[i])->id, id) == 0)
-            return (Service *)p->services.v[i];
-    return NULL;
+    ProtobufCMessage **e = p->services.n ? bsearch(id, p->services.v, p->services.n,
+                                                   sizeof(*p->services.v), id_cmp)
+                                         : NULL;
+    return e ? (const Service *)*e : NULL;
+}
+
+/* Index of the node with this id in p->nodes, or -1. */
+static ssize_t node_index(struct pass *p, const char *id)
+{
+    if (!id[0] || !p->nodes.n)
+        return -1;
+    ProtobufCMessage **e = bsearch(id, p->nodes.v, p->nodes.n, sizeof(*p->nodes.v), id_cmp);
+    return e ? (ssize_t)(e - p->nodes.v) : -1;
 }
 
 static Node *node_of(struct pass *p, const char *id)
 {
-    for (size_t i = 0; i < p->nodes.n; i++)
-        if (strcmp(((Node *)p->nodes.v[i])->id, id) == 0)
-            return (Node *)p->nodes.v[i];
-    return NULL;
+    ssize_t i = node_index(p, id);
+    return i >= 0 ? (Node *)p->nodes.v[i] : NULL;
+}
+
+static uint64_t created(const Task *t)
+{
+    return t->meta ? t->meta->created_at : 0;
+}
+
+/* The order of p->grouped: a service's tasks together, by slot (a global service's, slot 0,
+ * by node), oldest first. */
+static int group_cmp(const void *a, const void *b)
+{
+    const Task *x = *(Task *const *)a, *y = *(Task *const *)b;
+    int c = strcmp(x->service_id, y->service_id);
+    if (c)
+        return c;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    if (x->slot == 0 && (c = strcmp(x->node_id, y->node_id)) != 0)
+        return c;
+    if (created(x) != created(y))
+        return created(x) < created(y) ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static bool same_group(const Task *x, const Task *y)
+{
+    return strcmp(x->service_id, y->service_id) == 0 && x->slot == y->slot &&
+           (x->slot != 0 || strcmp(x->node_id, y->node_id) == 0);
+}
+
+/* The range [*lo, *hi) of p->grouped holding this service's tasks. */
+static void service_range(struct pass *p, const char *svc_id, size_t *lo, size_t *hi)
+{
+    size_t a = 0, b = p->tasks.n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(p->grouped[mid]->service_id, svc_id) < 0)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    *lo = a;
+    while (b < p->tasks.n && strcmp(p->grouped[b]->service_id, svc_id) == 0)
+        b++;
+    *hi = b < a ? a : b;
+}
+
+/* What a group of tasks (one slot, or one node of a global service) says. */
+struct group {
+    size_t end;   /* one past its last task in p->grouped */
+    Task *cur;    /* live: wanted running and not finished */
+    Task *last;   /* the newest */
+    bool up;      /* a task running and wanted running */
+    unsigned attempts;
+};
+
+static void group_at(struct pass *p, const Service *svc, size_t i, size_t hi, struct group *g)
+{
+    memset(g, 0, sizeof(*g));
+    size_t k = i;
+    for (; k < hi && same_group(p->grouped[i], p->grouped[k]); k++) {
+        Task *t = p->grouped[k];
+        if (live(t))
+            g->cur = t;
+        g->last = t; /* oldest first */
+        g->up |= t->desired_state == ST(RUNNING) && t->state == ST(RUNNING);
+        if (counts_attempt(svc, t))
+            g->attempts++;
+    }
+    g->end = k;
 }
 
 static int put_task(struct pass *p, Task *t)
@@ -215,65 +305,64 @@ static bool constraints_ok(const Node *n, const Swarm__TaskSpec *spec)
 
 /* ------------------------------------------------------------------ orchestrator */
 
-/* Has this slot (or, for a global service, this node) a task running and wanted running? */
-static bool up(struct pass *p, const Service *svc, uint64_t slot, const char *node_id)
+/* What to do with one slot (or one node of a global service). */
+static int orchestrate_group(struct pass *p, const Service *svc, const struct group *g,
+                             uint64_t slot, const char *node_id, bool *updating)
 {
-    for (size_t i = 0; i < p->tasks.n; i++) {
-        const Task *t = (Task *)p->tasks.v[i];
-        if (strcmp(t->service_id, svc->id) == 0 &&
-            (node_id ? strcmp(t->node_id, node_id) == 0 : t->slot == slot) &&
-            t->desired_state == ST(RUNNING) && t->state == ST(RUNNING))
-            return true;
+    Task *cur = g->cur, *last = g->last;
+    int r = 0;
+    if (cur && cur->spec_version < svc->spec_version) {
+        if (!*updating) {
+            r = shut_down(p, cur, "replaced by a new version");
+            *updating = true;
+        }
+    } else if (!cur && last && !terminal(last) && last->desired_state > ST(RUNNING)) {
+        /* still stopping; its replacement waits (one task per slot on a node) */
+        if (!node_id && last->node_id[0] == '\0')
+            r = new_task(p, svc, slot, NULL);
+    } else if (!cur) {
+        if (last && terminal(last) && last->desired_state <= ST(RUNNING)) {
+            last->desired_state = ST(SHUTDOWN);
+            r = put_task(p, last);
+        }
+        if (r >= 0 && may_restart(p, svc, last, g->attempts))
+            r = new_task(p, svc, slot, node_id);
     }
-    return false;
+    return r;
 }
 
 static int orchestrate_replicated(struct pass *p, const Service *svc)
 {
-    uint64_t top = svc->replicas;
-    for (size_t i = 0; i < p->tasks.n; i++) {
-        Task *t = (Task *)p->tasks.v[i];
-        if (strcmp(t->service_id, svc->id) == 0 && t->slot > top)
-            top = t->slot;
-    }
+    size_t lo, hi;
+    service_range(p, svc->id, &lo, &hi);
     /* one slot at a time moves to a new spec: none while any slot is not running */
-    bool updating = false;
-    for (uint64_t slot = 1; slot <= svc->replicas && !updating; slot++)
-        updating = !up(p, svc, slot, NULL);
+    uint64_t running = 0;
+    struct group g;
+    for (size_t i = lo; i < hi; i = g.end) {
+        group_at(p, svc, i, hi, &g);
+        if (g.up && p->grouped[i]->slot >= 1 && p->grouped[i]->slot <= svc->replicas)
+            running++;
+    }
+    bool updating = running < svc->replicas;
+    uint64_t top = svc->replicas;
+    if (hi > lo && p->grouped[hi - 1]->slot > top)
+        top = p->grouped[hi - 1]->slot;
+    size_t i = lo;
+    while (i < hi && p->grouped[i]->slot == 0)
+        i++; /* not a replicated task: not this pass's business */
     for (uint64_t slot = 1; slot <= top; slot++) {
-        Task *cur = NULL, *last = NULL;
-        unsigned attempts = 0;
-        for (size_t i = 0; i < p->tasks.n; i++) {
-            Task *t = (Task *)p->tasks.v[i];
-            if (strcmp(t->service_id, svc->id) != 0 || t->slot != slot)
-                continue;
-            if (live(t))
-                cur = t;
-            if (!last || t->meta->created_at > last->meta->created_at)
-                last = t;
-            if (counts_attempt(svc, t))
-                attempts++;
+        if (i < hi && p->grouped[i]->slot == slot) {
+            group_at(p, svc, i, hi, &g);
+            i = g.end;
+        } else {
+            memset(&g, 0, sizeof(g));
         }
         int r = 0;
         if (slot > svc->replicas) {
-            if (cur)
-                r = shut_down(p, cur, "scaled down");
-        } else if (cur && cur->spec_version < svc->spec_version) {
-            if (!updating) {
-                r = shut_down(p, cur, "replaced by a new version");
-                updating = true;
-            }
-        } else if (!cur && last && !terminal(last) && last->desired_state > ST(RUNNING)) {
-            /* still stopping; its replacement waits (one task per slot on a node) */
-            if (last->node_id[0] == '\0')
-                r = new_task(p, svc, slot, NULL);
-        } else if (!cur) {
-            if (last && terminal(last) && last->desired_state <= ST(RUNNING)) {
-                last->desired_state = ST(SHUTDOWN);
-                r = put_task(p, last);
-            }
-            if (r >= 0 && may_restart(p, svc, last, attempts))
-                r = new_task(p, svc, slot, NULL);
+            if (g.cur)
+                r = shut_down(p, g.cur, "scaled down");
+        } else {
+            r = orchestrate_group(p, svc, &g, slot, NULL, &updating);
         }
         if (r < 0)
             return r;
@@ -287,50 +376,44 @@ static bool global_eligible(const Node *node, const Service *svc)
            node->state != SWARM__NODE_STATE__NODE_DOWN && constraints_ok(node, svc->task);
 }
 
+/* The group of a global service's tasks on each node (p->nodes order), or an empty one. */
+static struct group *global_groups(struct pass *p, const Service *svc)
+{
+    struct group *gs = calloc(p->nodes.n ? p->nodes.n : 1, sizeof(*gs));
+    if (!gs)
+        return NULL;
+    size_t lo, hi;
+    service_range(p, svc->id, &lo, &hi);
+    struct group g;
+    for (size_t i = lo; i < hi; i = g.end) {
+        group_at(p, svc, i, hi, &g);
+        ssize_t n = p->grouped[i]->slot == 0 ? node_index(p, p->grouped[i]->node_id) : -1;
+        if (n >= 0)
+            gs[n] = g;
+    }
+    return gs;
+}
+
 static int orchestrate_global(struct pass *p, const Service *svc)
 {
+    struct group *gs = global_groups(p, svc);
+    if (!gs)
+        return -ENOMEM;
     bool updating = false; /* as for replicated: one node at a time */
-    for (size_t n = 0; n < p->nodes.n && !updating; n++) {
+    for (size_t n = 0; n < p->nodes.n && !updating; n++)
+        updating = global_eligible((Node *)p->nodes.v[n], svc) && !gs[n].up;
+    int r = 0;
+    for (size_t n = 0; n < p->nodes.n && r >= 0; n++) {
         const Node *node = (Node *)p->nodes.v[n];
-        updating = global_eligible(node, svc) && !up(p, svc, 0, node->id);
-    }
-    for (size_t n = 0; n < p->nodes.n; n++) {
-        const Node *node = (Node *)p->nodes.v[n];
-        bool eligible = global_eligible(node, svc);
-        Task *cur = NULL, *last = NULL;
-        unsigned attempts = 0;
-        for (size_t i = 0; i < p->tasks.n; i++) {
-            Task *t = (Task *)p->tasks.v[i];
-            if (strcmp(t->service_id, svc->id) != 0 || strcmp(t->node_id, node->id) != 0)
-                continue;
-            if (live(t))
-                cur = t;
-            if (!last || t->meta->created_at > last->meta->created_at)
-                last = t;
-            if (counts_attempt(svc, t))
-                attempts++;
+        if (!global_eligible(node, svc)) {
+            if (gs[n].cur)
+                r = shut_down(p, gs[n].cur, "node not eligible");
+        } else if (gs[n].cur || !gs[n].last || terminal(gs[n].last)) {
+            r = orchestrate_group(p, svc, &gs[n], 0, node->id, &updating);
         }
-        int r = 0;
-        if (!eligible) {
-            if (cur)
-                r = shut_down(p, cur, "node not eligible");
-        } else if (cur && cur->spec_version < svc->spec_version) {
-            if (!updating) {
-                r = shut_down(p, cur, "replaced by a new version");
-                updating = true;
-            }
-        } else if (!cur && !(last && !terminal(last))) {
-            if (last && terminal(last) && last->desired_state <= ST(RUNNING)) {
-                last->desired_state = ST(SHUTDOWN);
-                r = put_task(p, last);
-            }
-            if (r >= 0 && may_restart(p, svc, last, attempts))
-                r = new_task(p, svc, 0, node->id);
-        }
-        if (r < 0)
-            return r;
     }
-    return 0;
+    free(gs);
+    return r;
 }
 
 /* Tasks of removed services, on drained or down nodes; history beyond the limit. */
@@ -365,8 +448,12 @@ static int orchestrate_tasks(struct pass *p)
             return r;
     }
     /* history: per service slot (or node, for global), keep the newest few finished */
+    size_t end = 0;
     for (size_t i = 0; i < p->tasks.n; i++) {
-        Task *t = (Task *)p->tasks.v[i];
+        if (i >= end)
+            for (end = i + 1; end < p->tasks.n && same_group(p->grouped[i], p->grouped[end]);)
+                end++;
+        Task *t = p->grouped[i];
         const Service *svc = service_of(p, t->service_id);
         if (!terminal(t) || t->desired_state <= ST(RUNNING) || !svc)
             continue;
@@ -374,15 +461,10 @@ static int orchestrate_tasks(struct pass *p)
          * count would never get past the history limit */
         if (svc->task && svc->task->restart_max_attempts && counts_attempt(svc, t))
             continue;
-        unsigned newer = 0;
-        for (size_t j = 0; j < p->tasks.n; j++) {
-            Task *o = (Task *)p->tasks.v[j];
-            bool same_slot = strcmp(o->service_id, t->service_id) == 0 &&
-                             (t->slot ? o->slot == t->slot : strcmp(o->node_id, t->node_id) == 0);
-            if (o != t && same_slot && o->meta->created_at > t->meta->created_at)
-                newer++;
-        }
-        if (newer >= MGR_TASK_HISTORY_DEFAULT) {
+        size_t k = i + 1; /* oldest first: the newer ones follow (equal times are not newer) */
+        while (k < end && created(p->grouped[k]) == created(t))
+            k++;
+        if (end - k >= MGR_TASK_HISTORY_DEFAULT) {
             int r = mgr__batch_add(p->b, STORE_DELETE, STORE_TASKS, t->id, NULL);
             if (r < 0)
                 return r;
@@ -396,7 +478,95 @@ static int orchestrate_tasks(struct pass *p)
 struct load {
     int64_t memory, cpus; /* reserved */
     unsigned tasks;
+    unsigned of_service; /* live tasks of the service being placed */
+    enum {
+        FIT = 0,
+        NOT_READY,
+        NOT_ACTIVE,
+        NO_RUNTIME,
+        CONSTRAINED,
+    } filter; /* for the spec being placed */
 };
+
+/* Why a node cannot take any task of this spec (its resources aside). */
+static int node_filter(struct pass *p, const Node *node, const Swarm__TaskSpec *spec)
+{
+    /* Ready, with an agent in session to run it */
+    if (node->state != SWARM__NODE_STATE__NODE_READY ||
+        !mgr__dispatcher_has_session(p->m, node->id))
+        return NOT_READY;
+    if (!node_usable(node))
+        return NOT_ACTIVE;
+    if (node->runtime_error[0])
+        return NO_RUNTIME;
+    if (!constraints_ok(node, spec))
+        return CONSTRAINED;
+    return FIT;
+}
+
+/* Place one pending task: a node that passes the filters with room for its reservations,
+ * with the fewest tasks of its service, then the fewest tasks. */
+static int place(struct pass *p, struct load *load, Task *t)
+{
+    const Swarm__TaskSpec *spec = t->spec;
+    int64_t mem = spec ? spec->reserve_memory : 0, cpu = spec ? spec->reserve_nano_cpus : 0;
+    unsigned count[CONSTRAINED + 1] = {0}, no_memory = 0, no_cpu = 0;
+    ssize_t best = -1;
+    size_t from = 0, to = p->nodes.n;
+    if (t->node_id[0]) {
+        /* global tasks are bound to their node */
+        ssize_t n = node_index(p, t->node_id);
+        from = n >= 0 ? (size_t)n : 0;
+        to = n >= 0 ? (size_t)n + 1 : 0;
+    }
+    for (size_t n = from; n < to; n++) {
+        const Node *node = (Node *)p->nodes.v[n];
+        struct load *l = &load[n];
+        if (l->filter != FIT) {
+            count[l->filter]++;
+            continue;
+        }
+        int64_t cap_mem = node->resources ? node->resources->memory_bytes : 0;
+        int64_t cap_cpu = node->resources ? node->resources->nano_cpus : 0;
+        if (mem && l->memory + mem > cap_mem) {
+            no_memory++;
+            continue;
+        }
+        if (cpu && l->cpus + cpu > cap_cpu) {
+            no_cpu++;
+            continue;
+        }
+        if (best < 0 || l->of_service < load[best].of_service ||
+            (l->of_service == load[best].of_service && l->tasks < load[best].tasks))
+            best = (ssize_t)n;
+    }
+    if (best >= 0) {
+        const Node *node = (Node *)p->nodes.v[best];
+        set_str(&t->node_id, node->id);
+        t->state = ST(ASSIGNED);
+        t->state_at = p->now;
+        set_str(&t->message, "scheduled");
+        load[best].tasks++;
+        load[best].of_service++;
+        load[best].memory += mem;
+        load[best].cpus += cpu;
+        return put_task(p, t);
+    }
+    char why[240], extra[48] = "";
+    if (count[NO_RUNTIME])
+        snprintf(extra, sizeof(extra), ", %u cannot run tasks", count[NO_RUNTIME]);
+    snprintf(why, sizeof(why),
+             "no suitable node (%zu node%s: %u not ready, %u not active, %u fail "
+             "constraints, %u without memory, %u without CPU%s)",
+             p->nodes.n, p->nodes.n == 1 ? "" : "s", count[NOT_READY], count[NOT_ACTIVE],
+             count[CONSTRAINED], no_memory, no_cpu, extra);
+    if (strcmp(t->message, why) != 0 || t->state != ST(PENDING)) {
+        t->state = ST(PENDING);
+        set_str(&t->message, why);
+        return put_task(p, t);
+    }
+    return 0;
+}
 
 static int schedule(struct pass *p)
 {
@@ -405,98 +575,45 @@ static int schedule(struct pass *p)
         return -ENOMEM;
     for (size_t i = 0; i < p->tasks.n; i++) {
         const Task *t = (Task *)p->tasks.v[i];
-        if (!live(t) || !t->node_id[0])
+        ssize_t n = live(t) ? node_index(p, t->node_id) : -1;
+        if (n < 0)
             continue;
-        for (size_t n = 0; n < p->nodes.n; n++)
-            if (!strcmp(((Node *)p->nodes.v[n])->id, t->node_id)) {
-                load[n].tasks++;
-                if (t->spec) {
-                    load[n].memory += t->spec->reserve_memory;
-                    load[n].cpus += t->spec->reserve_nano_cpus;
-                }
-            }
+        load[n].tasks++;
+        if (t->spec) {
+            load[n].memory += t->spec->reserve_memory;
+            load[n].cpus += t->spec->reserve_nano_cpus;
+        }
     }
+    /* pending tasks service by service: the per-node counts and filters are computed once
+     * per service (and spec version) */
     int r = 0;
+    const char *svc_id = NULL;
+    uint64_t spec_version = 0;
+    bool filtered = false;
     for (size_t i = 0; i < p->tasks.n && r >= 0; i++) {
-        Task *t = (Task *)p->tasks.v[i];
+        Task *t = p->grouped[i];
         if (!live(t) || t->state > ST(PENDING))
             continue;
-        const Swarm__TaskSpec *spec = t->spec;
-        int64_t mem = spec ? spec->reserve_memory : 0, cpu = spec ? spec->reserve_nano_cpus : 0;
-        unsigned not_ready = 0, drained = 0, constrained = 0, no_memory = 0, no_cpu = 0,
-                 no_runtime = 0;
-        ssize_t best = -1;
-        unsigned best_service = 0;
-        for (size_t n = 0; n < p->nodes.n; n++) {
-            const Node *node = (Node *)p->nodes.v[n];
-            if (t->node_id[0] && strcmp(t->node_id, node->id) != 0)
-                continue; /* global tasks are bound to their node */
-            /* Ready, with an agent in session to run it (a manager runs none yet) */
-            if (node->state != SWARM__NODE_STATE__NODE_READY ||
-                !mgr__dispatcher_has_session(p->m, node->id)) {
-                not_ready++;
-                continue;
-            }
-            if (!node_usable(node)) {
-                drained++;
-                continue;
-            }
-            if (node->runtime_error[0]) {
-                no_runtime++;
-                continue;
-            }
-            if (!constraints_ok(node, spec)) {
-                constrained++;
-                continue;
-            }
-            int64_t cap_mem = node->resources ? node->resources->memory_bytes : 0;
-            int64_t cap_cpu = node->resources ? node->resources->nano_cpus : 0;
-            if (mem && load[n].memory + mem > cap_mem) {
-                no_memory++;
-                continue;
-            }
-            if (cpu && load[n].cpus + cpu > cap_cpu) {
-                no_cpu++;
-                continue;
-            }
-            unsigned of_service = 0;
-            for (size_t j = 0; j < p->tasks.n; j++) {
-                const Task *o = (Task *)p->tasks.v[j];
-                if (live(o) && !strcmp(o->node_id, node->id) &&
-                    !strcmp(o->service_id, t->service_id))
-                    of_service++;
-            }
-            if (best < 0 || of_service < best_service ||
-                (of_service == best_service && load[n].tasks < load[best].tasks)) {
-                best = (ssize_t)n;
-                best_service = of_service;
+        if (!svc_id || strcmp(svc_id, t->service_id) != 0) {
+            svc_id = t->service_id;
+            filtered = false;
+            for (size_t n = 0; n < p->nodes.n; n++)
+                load[n].of_service = 0;
+            size_t lo, hi;
+            service_range(p, svc_id, &lo, &hi);
+            for (size_t k = lo; k < hi; k++) {
+                ssize_t n = live(p->grouped[k]) ? node_index(p, p->grouped[k]->node_id) : -1;
+                if (n >= 0)
+                    load[n].of_service++;
             }
         }
-        if (best >= 0) {
-            const Node *node = (Node *)p->nodes.v[best];
-            set_str(&t->node_id, node->id);
-            t->state = ST(ASSIGNED);
-            t->state_at = p->now;
-            set_str(&t->message, "scheduled");
-            load[best].tasks++;
-            load[best].memory += mem;
-            load[best].cpus += cpu;
-            r = put_task(p, t);
-        } else {
-            char why[240], extra[48] = "";
-            if (no_runtime)
-                snprintf(extra, sizeof(extra), ", %u cannot run tasks", no_runtime);
-            snprintf(why, sizeof(why),
-                     "no suitable node (%zu node%s: %u not ready, %u not active, %u fail "
-                     "constraints, %u without memory, %u without CPU%s)",
-                     p->nodes.n, p->nodes.n == 1 ? "" : "s", not_ready, drained, constrained,
-                     no_memory, no_cpu, extra);
-            if (strcmp(t->message, why) != 0 || t->state != ST(PENDING)) {
-                t->state = ST(PENDING);
-                set_str(&t->message, why);
-                r = put_task(p, t);
-            }
+        if (!filtered || t->spec_version != spec_version) {
+            for (size_t n = 0; n < p->nodes.n; n++)
+                load[n].filter = node_filter(p, (Node *)p->nodes.v[n], t->spec);
+            spec_version = t->spec_version;
+            filtered = true;
         }
+        r = place(p, load, t);
     }
     free(load);
     return r;
@@ -513,6 +630,13 @@ static int reconcile(struct mgr *m, struct mgr_batch *b, void *userdata)
         (r = mgr__list(m, STORE_TASKS, &swarm__task__descriptor, &p.tasks)) < 0 ||
         (r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &p.nodes)) < 0)
         goto out;
+    p.grouped = malloc((p.tasks.n ? p.tasks.n : 1) * sizeof(*p.grouped));
+    if (!p.grouped) {
+        r = -ENOMEM;
+        goto out;
+    }
+    memcpy(p.grouped, p.tasks.v, p.tasks.n * sizeof(*p.grouped));
+    qsort(p.grouped, p.tasks.n, sizeof(*p.grouped), group_cmp);
     if ((r = orchestrate_tasks(&p)) < 0)
         goto out;
     for (size_t i = 0; i < p.services.n && r >= 0; i++) {
@@ -524,6 +648,7 @@ static int reconcile(struct mgr *m, struct mgr_batch *b, void *userdata)
     /* the tasks created above get placed in the next pass, once committed */
     r = schedule(&p);
 out:
+    free(p.grouped);
     mgr__objs_free(&p.services);
     mgr__objs_free(&p.tasks);
     mgr__objs_free(&p.nodes);
