@@ -635,8 +635,10 @@ static int reconcile(struct mgr *m, struct mgr_batch *b, void *userdata)
         r = -ENOMEM;
         goto out;
     }
-    memcpy(p.grouped, p.tasks.v, p.tasks.n * sizeof(*p.grouped));
-    qsort(p.grouped, p.tasks.n, sizeof(*p.grouped), group_cmp);
+    if (p.tasks.n) {
+        memcpy(p.grouped, p.tasks.v, p.tasks.n * sizeof(*p.grouped));
+        qsort(p.grouped, p.tasks.n, sizeof(*p.grouped), group_cmp);
+    }
     if ((r = orchestrate_tasks(&p)) < 0)
         goto out;
     for (size_t i = 0; i < p.services.n && r >= 0; i++) {
