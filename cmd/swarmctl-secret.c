@@ -1,4 +1,4 @@
-/* swarmctl secret create|ls|inspect|rm: the data goes to the manager once and is never
+/* swarmctl secret create|ls|inspect|update|rm: the data goes to the manager once and is never
  * shown (nor kept: it is wiped as soon as it is sent). */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +29,7 @@ static const char help_secret[] =
     "  inspect     Display detailed information on one or more secrets\n"
     "  ls          List secrets\n"
     "  rm          Remove one or more secrets\n"
+    "  update      Update a secret's labels (its data never changes)\n"
     "\n"
     "Options:\n"
     "  -h, --help  Print usage\n"
@@ -67,6 +68,17 @@ static const char help_inspect[] =
     "Options:\n"
     "  -h, --help     Print usage\n"
     "      --pretty   Print the information in a human friendly format\n";
+
+static const char help_update[] =
+    "Usage:  swarmctl secret update [OPTIONS] SECRET\n"
+    "\n"
+    "Update a secret's labels (by ID, unique ID prefix or name). Its data never changes:\n"
+    "create a secret with a new name and update the services that use it\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help          Print usage\n"
+    "      --label-add K=V Add or update a label (repeatable)\n"
+    "      --label-rm K    Remove a label (repeatable)\n";
 
 static const char help_rm[] =
     "Usage:  swarmctl secret rm SECRET [SECRET...]\n"
@@ -425,6 +437,91 @@ static int cmd_secret_inspect(struct ctl *ctl, int argc, char **argv)
     return ctl_finish_output(code);
 }
 
+/* ------------------------------------------------------------------ secret update */
+
+static int cmd_secret_update(struct ctl *ctl, int argc, char **argv)
+{
+    enum { OPT_LABEL_ADD = 0x100, OPT_LABEL_RM };
+    static const struct option opts[] = {
+        {"label-add", required_argument, NULL, OPT_LABEL_ADD},
+        {"label-rm", required_argument, NULL, OPT_LABEL_RM},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "secret update";
+    Swarm__UpdateSecretRequest req = SWARM__UPDATE_SECRET_REQUEST__INIT;
+    _cleanup_free_ char **label_rm = calloc((size_t)argc + 1, sizeof(char *));
+    Swarm__Label **label_add = NULL;
+    size_t n_add = 0, n_rm = 0;
+    int c, r = CLI_EXIT_OK;
+
+    if (!label_rm) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    optind = 0;
+    while (r == CLI_EXIT_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+            case OPT_LABEL_ADD: {
+                Swarm__Label *l = NULL;
+                r = ctl_parse_label(optarg, "--label-add", cmd, &l);
+                if (r != CLI_EXIT_OK)
+                    break;
+                Swarm__Label **n = realloc(label_add, (n_add + 1) * sizeof(*n));
+                if (!n) {
+                    ctl_label_free(l);
+                    r = CLI_EXIT_FAILURE;
+                    break;
+                }
+                label_add = n;
+                label_add[n_add++] = l;
+                break;
+            }
+            case OPT_LABEL_RM:
+                if (!optarg[0] || strchr(optarg, '='))
+                    r = cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key",
+                                        optarg);
+                else
+                    label_rm[n_rm++] = optarg;
+                break;
+            case 'h':
+                ctl_labels_free(label_add, n_add);
+                return ctl_print_help(help_update);
+            default:
+                r = ctl_getopt_usage(c, argv, opts, cmd);
+        }
+    }
+    if (r == CLI_EXIT_OK && argc - optind != 1)
+        r = cli_usage_error(PROG, cmd, "\"swarmctl secret update\" requires exactly 1 argument");
+    if (r == CLI_EXIT_OK && !argv[optind][0])
+        r = cli_usage_error(PROG, cmd, "a secret name must not be empty");
+    if (r == CLI_EXIT_OK && n_add == 0 && n_rm == 0)
+        r = cli_usage_error(PROG, cmd,
+                            "nothing to update: give --label-add or --label-rm (a secret's data "
+                            "never changes)");
+    if (r == CLI_EXIT_OK)
+        r = ctl_connect(ctl);
+    if (r == CLI_EXIT_OK) {
+        req.id = argv[optind];
+        req.label_add = label_add;
+        req.n_label_add = n_add;
+        req.label_rm = label_rm;
+        req.n_label_rm = n_rm;
+        ProtobufCMessage *m = NULL;
+        if (ctl_call_object(ctl, "Control.UpdateSecret", &req.base,
+                            &swarm__secret_response__descriptor, "secret", argv[optind],
+                            &m) == CALL_OK) {
+            secret_scrub(((Swarm__SecretResponse *)m)->secret);
+            printf("%s\n", argv[optind]);
+            protobuf_c_message_free_unpacked(m, NULL);
+        } else {
+            r = CLI_EXIT_FAILURE;
+        }
+    }
+    ctl_labels_free(label_add, n_add);
+    return ctl_finish_output(r);
+}
+
 /* ------------------------------------------------------------------ secret rm */
 
 static int cmd_secret_rm(struct ctl *ctl, int argc, char **argv)
@@ -482,5 +579,7 @@ int ctl_cmd_secret(struct ctl *ctl, int argc, char **argv)
         return cmd_secret_inspect(ctl, argc, argv);
     if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
         return cmd_secret_rm(ctl, argc, argv);
+    if (strcmp(sub, "update") == 0)
+        return cmd_secret_update(ctl, argc, argv);
     return cli_usage_error(PROG, "secret", "unknown command \"secret %s\"", sub);
 }

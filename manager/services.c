@@ -541,6 +541,54 @@ static void h_remove_service(net_call *call, const uint8_t *payload, size_t len,
 
 /* ------------------------------------------------------------------ secrets */
 
+/* ------------------------------------------------------------------ labels */
+
+/* Remove then add (replacing a key that exists); the added labels move into *labels (their
+ * slots in add are set to NULL). */
+static int labels_edit(Swarm__Label ***labels, size_t *n, Swarm__Label **add, size_t n_add,
+                       char **rm, size_t n_rm)
+{
+    for (size_t i = 0; i < n_rm; i++)
+        for (size_t j = 0; j < *n; j++)
+            if (strcmp((*labels)[j]->key, rm[i]) == 0) {
+                swarm__label__free_unpacked((*labels)[j], NULL);
+                (*labels)[j] = (*labels)[--*n];
+                break;
+            }
+    for (size_t i = 0; i < n_add; i++) {
+        size_t j;
+        for (j = 0; j < *n; j++)
+            if (strcmp((*labels)[j]->key, add[i]->key) == 0)
+                break;
+        if (j == *n) {
+            Swarm__Label **v = realloc(*labels, (*n + 1) * sizeof(*v));
+            if (!v)
+                return -ENOMEM;
+            *labels = v;
+            (*labels)[(*n)++] = add[i];
+        } else {
+            swarm__label__free_unpacked((*labels)[j], NULL);
+            (*labels)[j] = add[i];
+        }
+        add[i] = NULL;
+    }
+    return 0;
+}
+
+/* A label edit's keys and values: present and bounded. */
+static bool valid_label_edit(Swarm__Label **add, size_t n_add, char **rm, size_t n_rm)
+{
+    for (size_t i = 0; i < n_add; i++)
+        if (!add[i]->key[0] || strlen(add[i]->key) > 128 || strlen(add[i]->value) > 1024)
+            return false;
+    for (size_t i = 0; i < n_rm; i++)
+        if (!rm[i][0] || strlen(rm[i]) > 128)
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------ secrets */
+
 static int find_secret(struct mgr *m, const char *ref, Swarm__Secret **ret, char *err, size_t size)
 {
     struct mgr_objs o;
@@ -674,6 +722,92 @@ static void h_list_secrets(net_call *call, const uint8_t *payload, size_t len, v
     mgr__objs_free(&o);
 }
 
+struct secret_edit {
+    net_call *call;
+    Swarm__UpdateSecretRequest *req;
+    char id[SW_ID_LEN + 1];
+};
+
+/* In the write queue's turn: the secret as committed, its labels edited. */
+static int edit_secret(struct mgr *m, struct mgr_batch *b, void *userdata)
+{
+    struct secret_edit *e = userdata;
+    Swarm__Secret *s = NULL;
+    char err[256];
+    int r = find_secret(m, e->id, &s, err, sizeof(err));
+    if (r < 0)
+        return r == -ENOENT ? -ENOENT : r;
+    r = labels_edit(&s->labels, &s->n_labels, e->req->label_add, e->req->n_label_add,
+                    e->req->label_rm, e->req->n_label_rm);
+    if (r >= 0 && s->meta)
+        s->meta->updated_at = sw_now_realtime_ns();
+    if (r >= 0)
+        r = mgr__batch_add(b, STORE_PUT, STORE_SECRETS, s->id, &s->base);
+    sw_erase(s->data.data, s->data.len);
+    swarm__secret__free_unpacked(s, NULL);
+    return r;
+}
+
+static void secret_edited(struct mgr *m, int status, void *userdata)
+{
+    struct secret_edit *e = userdata;
+    Swarm__Secret *s = NULL;
+    char err[256];
+    if (status == -ENOENT) {
+        net_call_reply(e->call, -ENOENT, "the secret was removed meanwhile", NULL, 0);
+    } else if (status < 0) {
+        mgr__reply_errno(e->call, status, "cannot update the secret");
+    } else if (find_secret(m, e->id, &s, err, sizeof(err)) >= 0) {
+        sw_erase(s->data.data, s->data.len);
+        s->data.len = 0;
+        Swarm__SecretResponse resp = SWARM__SECRET_RESPONSE__INIT;
+        resp.secret = s;
+        mgr__reply_msg(e->call, &resp.base);
+        swarm__secret__free_unpacked(s, NULL);
+    } else {
+        net_call_reply(e->call, 0, NULL, NULL, 0);
+    }
+    swarm__update_secret_request__free_unpacked(e->req, NULL);
+    free(e);
+}
+
+/* Labels may change; the data never does (a new secret is a new name, as in Docker). */
+static void h_update_secret(net_call *call, const uint8_t *payload, size_t len, void *userdata)
+{
+    struct mgr *m = userdata;
+    char err[256];
+    Swarm__Secret *s = NULL;
+    if (!mgr__serving(m, call))
+        return;
+    Swarm__UpdateSecretRequest *req = (Swarm__UpdateSecretRequest *)mgr__request(
+        call, &swarm__update_secret_request__descriptor, payload, len);
+    if (!req)
+        return;
+    if (!valid_label_edit(req->label_add, req->n_label_add, req->label_rm, req->n_label_rm)) {
+        swarm__update_secret_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "a label needs a key (and at most 1 KiB)", NULL, 0);
+    }
+    int r = find_secret(m, req->id, &s, err, sizeof(err));
+    if (r < 0) {
+        swarm__update_secret_request__free_unpacked(req, NULL);
+        return net_call_reply(call, r, err, NULL, 0);
+    }
+    struct secret_edit *e = calloc(1, sizeof(*e));
+    if (e) {
+        e->call = call;
+        e->req = req;
+        snprintf(e->id, sizeof(e->id), "%s", s->id);
+    }
+    sw_erase(s->data.data, s->data.len);
+    swarm__secret__free_unpacked(s, NULL);
+    r = e ? mgr__batch_update(m, edit_secret, secret_edited, e) : -ENOMEM;
+    if (r < 0) {
+        free(e);
+        swarm__update_secret_request__free_unpacked(req, NULL);
+        mgr__reply_errno(call, r, "cannot update the secret");
+    }
+}
+
 static void h_remove_secret(net_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
     struct mgr *m = userdata;
@@ -728,32 +862,8 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
         n->availability = req->availability;
     if (req->force_rotate_cert)
         n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
-    for (size_t i = 0; i < req->n_label_rm; i++)
-        for (size_t j = 0; j < n->n_labels; j++)
-            if (strcmp(n->labels[j]->key, req->label_rm[i]) == 0) {
-                swarm__label__free_unpacked(n->labels[j], NULL);
-                n->labels[j] = n->labels[--n->n_labels];
-                break;
-            }
-    for (size_t i = 0; i < req->n_label_add; i++) {
-        Swarm__Label *add = req->label_add[i];
-        size_t j;
-        for (j = 0; j < n->n_labels; j++)
-            if (strcmp(n->labels[j]->key, add->key) == 0)
-                break;
-        if (j == n->n_labels) {
-            Swarm__Label **v = realloc(n->labels, (n->n_labels + 1) * sizeof(*v));
-            if (!v)
-                return -ENOMEM;
-            n->labels = v;
-            n->labels[n->n_labels++] = add;
-        } else {
-            swarm__label__free_unpacked(n->labels[j], NULL);
-            n->labels[j] = add;
-        }
-        req->label_add[i] = NULL;
-    }
-    return 0;
+    return labels_edit(&n->labels, &n->n_labels, req->label_add, req->n_label_add, req->label_rm,
+                       req->n_label_rm);
 }
 
 static void node_edited(struct mgr *m, int status, void *userdata)
@@ -795,13 +905,10 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         return net_call_reply(call, -EINVAL, "availability must be active, pause or drain", NULL,
                               0);
     }
-    for (size_t i = 0; i < req->n_label_add; i++)
-        if (!req->label_add[i]->key[0] || strlen(req->label_add[i]->key) > 128 ||
-            strlen(req->label_add[i]->value) > 1024) {
-            swarm__update_node_request__free_unpacked(req, NULL);
-            return net_call_reply(call, -EINVAL, "a label needs a key (and at most 1 KiB)", NULL,
-                                  0);
-        }
+    if (!valid_label_edit(req->label_add, req->n_label_add, req->label_rm, req->n_label_rm)) {
+        swarm__update_node_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "a label needs a key (and at most 1 KiB)", NULL, 0);
+    }
     struct mgr_objs nodes;
     int r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes);
     if (r < 0) {
@@ -849,7 +956,7 @@ int mgr__services_register(struct mgr *m)
         {"Control.RemoveService", h_remove_service}, {"Control.ListTasks", h_list_tasks},
         {"Control.CreateSecret", h_create_secret},   {"Control.GetSecret", h_get_secret},
         {"Control.ListSecrets", h_list_secrets},     {"Control.RemoveSecret", h_remove_secret},
-        {"Control.UpdateNode", h_update_node},
+        {"Control.UpdateSecret", h_update_secret},   {"Control.UpdateNode", h_update_node},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         int r =

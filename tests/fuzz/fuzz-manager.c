@@ -47,6 +47,7 @@ static const struct {
     {"Dispatcher.Heartbeat", VIA_TLS},     {"Dispatcher.UpdateTaskStatus", VIA_TLS},
     {"Control.NoSuchMethod", VIA_UNIX},    {"Control.RemoveNode", VIA_UNIX},
     {"Control.UpdateCluster", VIA_UNIX},   {"CA.RenewNodeCertificate", VIA_TLS},
+    {"Control.UpdateSecret", VIA_UNIX},
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 

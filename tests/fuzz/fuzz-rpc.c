@@ -27,6 +27,7 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &swarm__remove_node_request__descriptor,
     &swarm__update_cluster_request__descriptor,
     &swarm__renew_node_certificate_request__descriptor,
+    &swarm__update_secret_request__descriptor,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 

@@ -28,6 +28,7 @@ enum rpc_sel {
     R_REMOVE_NODE,
     R_UPDATE_CLUSTER,
     R_RENEW,
+    R_UPDATE_SECRET,
 };
 /* fuzz-manager.c's table order; bit 7 asks for live values */
 enum mgr_sel {
@@ -55,6 +56,7 @@ enum mgr_sel {
     M_REMOVE_NODE,
     M_UPDATE_CLUSTER,
     M_RENEW,
+    M_UPDATE_SECRET,
 };
 #define LIVE 0x80
 
@@ -261,6 +263,17 @@ int main(int argc, char **argv)
     Swarm__RenewNodeCertificateRequest renew = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
     renew.csr_pem = (char *)csr_stub;
     Swarm__RenewNodeCertificateRequest renew_live = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+    Swarm__Label usl = SWARM__LABEL__INIT;
+    usl.key = "team";
+    usl.value = "db";
+    Swarm__Label *usl_v[] = {&usl};
+    char *usrm[] = {"old"};
+    Swarm__UpdateSecretRequest usec = SWARM__UPDATE_SECRET_REQUEST__INIT;
+    usec.id = "db_pw";
+    usec.n_label_add = 1;
+    usec.label_add = usl_v;
+    usec.n_label_rm = 1;
+    usec.label_rm = usrm;
 
     /* ---- fuzz-rpc: each type, valid and truncated */
     Swarm__Frame fr = SWARM__FRAME__INIT;
@@ -296,6 +309,7 @@ int main(int argc, char **argv)
     emit(rpc_dir, "remove-node", R_REMOVE_NODE, &rn.base, true);
     emit(rpc_dir, "update-cluster", R_UPDATE_CLUSTER, &uc.base, true);
     emit(rpc_dir, "renew", R_RENEW, &renew.base, true);
+    emit(rpc_dir, "update-secret", R_UPDATE_SECRET, &usec.base, true);
     /* wire-format oddities: unknown field, wrong wire type, overlong varint, length past
      * the end, a field repeated (last wins), negative enum, group tags */
     raw(rpc_dir, "unknown-field", R_GET_NODE, "\x0a\x01x\xf8\x07\x05", 6);
@@ -357,6 +371,7 @@ int main(int argc, char **argv)
     emit(mgr_dir, "renew-stub", M_RENEW, &renew.base, false);
     emit(mgr_dir, "renew-live", M_RENEW | LIVE, &renew_live.base, false);
     raw(mgr_dir, "renew-garbage", M_RENEW, "\x0a\x01x\x48\x01", 5);
+    emit(mgr_dir, "update-secret", M_UPDATE_SECRET, &usec.base, true);
     raw(mgr_dir, "get-node-garbage", M_GET_NODE, "\xff\xff\xff", 3);
     raw(mgr_dir, "create-service-garbage", M_CREATE_SVC, "\x2a\x03\x0a\x05x", 5);
     raw(mgr_dir, "create-secret-past-end", M_CREATE_SECRET,

@@ -49,6 +49,18 @@ SECRET="s3cret-$RANDOM$RANDOM"
 SID=$(printf '%s' "$SECRET" | ctl secret create db_pw -)
 check "secret create prints an id" bash -c "[[ '$SID' =~ ^[0-9a-z]{25}$ ]]"
 check "secret inspect never shows the data" hasnt "$(ctl secret inspect db_pw)" "$SECRET"
+secret_field() { ctl secret inspect "$1" | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]; print(json.dumps(s.get(sys.argv[1]), sort_keys=True))' "$2"; }
+DIGEST=$(secret_field db_pw digest)
+check "secret update --label-add" bash -c "'$SWARMCTL' -H unix://$SOCK secret update --label-add team=db --label-add tier=1 db_pw >/dev/null"
+check "…the labels are there" bash -c "[ '$(secret_field db_pw labels)' = '{\"team\": \"db\", \"tier\": \"1\"}' ]"
+check "secret update --label-rm" bash -c "'$SWARMCTL' -H unix://$SOCK secret update --label-rm tier db_pw >/dev/null"
+check "…the label is gone" bash -c "[ '$(secret_field db_pw labels)' = '{\"team\": \"db\"}' ]"
+check "…the data did not change (same digest)" bash -c "[ '$(secret_field db_pw digest)' = '$DIGEST' ]"
+OUT=$(ctl secret update db_pw 2>&1); RC=$?
+check "secret update with nothing to do is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+OUT=$(ctl secret update --label-add a=b nosuch 2>&1); RC=$?
+check "secret update of an unknown secret fails (exit 1)" bash -c "[ $RC = 1 ]"
+check "…no such secret" has "$OUT" "no such secret"
 
 OUT=$(ctl service create --name web --replicas -1 -- /bin/sleep 3601 2>&1); RC=$?
 check "negative replicas refused (exit 2)" bash -c "[ $RC = 2 ]"
