@@ -446,15 +446,9 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
     };
     const char *cmd = "node update";
     Swarm__UpdateNodeRequest req = SWARM__UPDATE_NODE_REQUEST__INIT;
-    _cleanup_free_ char **label_rm = calloc((size_t)argc + 1, sizeof(char *));
-    Swarm__Label **label_add = NULL;
-    size_t n_add = 0, n_rm = 0;
+    struct ctl_label_edit le = {0};
     int c, r = CLI_EXIT_OK;
 
-    if (!label_rm) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return CLI_EXIT_FAILURE;
-    }
     optind = 0;
     while (r == CLI_EXIT_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
@@ -469,33 +463,17 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
                 req.availability = avail_values[a];
                 break;
             }
-            case OPT_LABEL_ADD: {
-                Swarm__Label *l = NULL;
-                r = ctl_parse_label(optarg, "--label-add", cmd, &l);
-                if (r != CLI_EXIT_OK)
-                    break;
-                Swarm__Label **n = realloc(label_add, (n_add + 1) * sizeof(*n));
-                if (!n) {
-                    ctl_label_free(l);
-                    r = CLI_EXIT_FAILURE;
-                    break;
-                }
-                label_add = n;
-                label_add[n_add++] = l;
-                break;
-            }
             case OPT_ROTATE:
                 req.force_rotate_cert = true;
                 break;
+            case OPT_LABEL_ADD:
+                r = ctl_label_edit_add(&le, optarg, cmd);
+                break;
             case OPT_LABEL_RM:
-                if (!optarg[0] || strchr(optarg, '='))
-                    r = cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key",
-                                        optarg);
-                else
-                    label_rm[n_rm++] = optarg;
+                r = ctl_label_edit_rm(&le, optarg, cmd);
                 break;
             case 'h':
-                ctl_labels_free(label_add, n_add);
+                ctl_label_edit_free(&le);
                 return ctl_print_help(help_node_update);
             default:
                 r = ctl_getopt_usage(c, argv, opts, cmd);
@@ -505,25 +483,21 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
         r = cli_usage_error(PROG, cmd, "\"swarmctl node update\" requires exactly 1 argument");
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a node name must not be empty");
-    if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && n_add == 0 &&
-        n_rm == 0)
+    if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && le.n_add == 0 &&
+        le.n_rm == 0)
         r = cli_usage_error(PROG, cmd,
                             "nothing to update: give --availability, --label-add, --label-rm or "
                             "--force-rotate-cert");
-    for (size_t i = 0; r == CLI_EXIT_OK && i < n_rm; i++)
-        for (size_t k = 0; k < n_add; k++)
-            if (strcmp(label_rm[i], label_add[k]->key) == 0) {
-                r = cli_usage_error(PROG, cmd, "label %s is both added and removed", label_rm[i]);
-                break;
-            }
+    if (r == CLI_EXIT_OK)
+        r = ctl_label_edit_check(&le, cmd);
     if (r == CLI_EXIT_OK)
         r = ctl_connect(ctl);
     if (r == CLI_EXIT_OK) {
         req.id = argv[optind];
-        req.label_add = label_add;
-        req.n_label_add = n_add;
-        req.label_rm = label_rm;
-        req.n_label_rm = n_rm;
+        req.label_add = le.add;
+        req.n_label_add = le.n_add;
+        req.label_rm = le.rm;
+        req.n_label_rm = le.n_rm;
         ProtobufCMessage *m = NULL;
         if (ctl_call_object(ctl, "Control.UpdateNode", &req.base,
                             &swarm__get_node_response__descriptor, "node", argv[optind],
@@ -534,7 +508,7 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
             r = CLI_EXIT_FAILURE;
         }
     }
-    ctl_labels_free(label_add, n_add);
+    ctl_label_edit_free(&le);
     return ctl_finish_output(r);
 }
 

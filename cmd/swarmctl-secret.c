@@ -450,42 +450,20 @@ static int cmd_secret_update(struct ctl *ctl, int argc, char **argv)
     };
     const char *cmd = "secret update";
     Swarm__UpdateSecretRequest req = SWARM__UPDATE_SECRET_REQUEST__INIT;
-    _cleanup_free_ char **label_rm = calloc((size_t)argc + 1, sizeof(char *));
-    Swarm__Label **label_add = NULL;
-    size_t n_add = 0, n_rm = 0;
+    struct ctl_label_edit le = {0};
     int c, r = CLI_EXIT_OK;
 
-    if (!label_rm) {
-        fprintf(stderr, PROG ": out of memory\n");
-        return CLI_EXIT_FAILURE;
-    }
     optind = 0;
     while (r == CLI_EXIT_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
-            case OPT_LABEL_ADD: {
-                Swarm__Label *l = NULL;
-                r = ctl_parse_label(optarg, "--label-add", cmd, &l);
-                if (r != CLI_EXIT_OK)
-                    break;
-                Swarm__Label **n = realloc(label_add, (n_add + 1) * sizeof(*n));
-                if (!n) {
-                    ctl_label_free(l);
-                    r = CLI_EXIT_FAILURE;
-                    break;
-                }
-                label_add = n;
-                label_add[n_add++] = l;
+            case OPT_LABEL_ADD:
+                r = ctl_label_edit_add(&le, optarg, cmd);
                 break;
-            }
             case OPT_LABEL_RM:
-                if (!optarg[0] || strchr(optarg, '='))
-                    r = cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key",
-                                        optarg);
-                else
-                    label_rm[n_rm++] = optarg;
+                r = ctl_label_edit_rm(&le, optarg, cmd);
                 break;
             case 'h':
-                ctl_labels_free(label_add, n_add);
+                ctl_label_edit_free(&le);
                 return ctl_print_help(help_update);
             default:
                 r = ctl_getopt_usage(c, argv, opts, cmd);
@@ -495,18 +473,20 @@ static int cmd_secret_update(struct ctl *ctl, int argc, char **argv)
         r = cli_usage_error(PROG, cmd, "\"swarmctl secret update\" requires exactly 1 argument");
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a secret name must not be empty");
-    if (r == CLI_EXIT_OK && n_add == 0 && n_rm == 0)
+    if (r == CLI_EXIT_OK && le.n_add == 0 && le.n_rm == 0)
         r = cli_usage_error(PROG, cmd,
                             "nothing to update: give --label-add or --label-rm (a secret's data "
                             "never changes)");
     if (r == CLI_EXIT_OK)
+        r = ctl_label_edit_check(&le, cmd);
+    if (r == CLI_EXIT_OK)
         r = ctl_connect(ctl);
     if (r == CLI_EXIT_OK) {
         req.id = argv[optind];
-        req.label_add = label_add;
-        req.n_label_add = n_add;
-        req.label_rm = label_rm;
-        req.n_label_rm = n_rm;
+        req.label_add = le.add;
+        req.n_label_add = le.n_add;
+        req.label_rm = le.rm;
+        req.n_label_rm = le.n_rm;
         ProtobufCMessage *m = NULL;
         if (ctl_call_object(ctl, "Control.UpdateSecret", &req.base,
                             &swarm__secret_response__descriptor, "secret", argv[optind],
@@ -518,7 +498,7 @@ static int cmd_secret_update(struct ctl *ctl, int argc, char **argv)
             r = CLI_EXIT_FAILURE;
         }
     }
-    ctl_labels_free(label_add, n_add);
+    ctl_label_edit_free(&le);
     return ctl_finish_output(r);
 }
 

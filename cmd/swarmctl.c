@@ -408,6 +408,57 @@ void ctl_labels_free(Swarm__Label **labels, size_t n)
     free(labels);
 }
 
+int ctl_label_edit_add(struct ctl_label_edit *e, const char *arg, const char *cmd)
+{
+    Swarm__Label *l = NULL;
+    int r = ctl_parse_label(arg, "--label-add", cmd, &l);
+    if (r != CLI_EXIT_OK)
+        return r;
+    Swarm__Label **n = realloc(e->add, (e->n_add + 1) * sizeof(*n));
+    if (!n) {
+        ctl_label_free(l);
+        fprintf(stderr, PROG ": out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    e->add = n;
+    e->add[e->n_add++] = l;
+    return CLI_EXIT_OK;
+}
+
+int ctl_label_edit_rm(struct ctl_label_edit *e, const char *arg, const char *cmd)
+{
+    if (!arg[0] || strchr(arg, '='))
+        return cli_usage_error(PROG, cmd, "invalid --label-rm \"%s\": a label key", arg);
+    if (e->n_rm == e->cap_rm) {
+        size_t cap = e->cap_rm ? e->cap_rm * 2 : 4;
+        char **n = realloc(e->rm, cap * sizeof(*n));
+        if (!n) {
+            fprintf(stderr, PROG ": out of memory\n");
+            return CLI_EXIT_FAILURE;
+        }
+        e->rm = n;
+        e->cap_rm = cap;
+    }
+    e->rm[e->n_rm++] = (char *)arg;
+    return CLI_EXIT_OK;
+}
+
+int ctl_label_edit_check(const struct ctl_label_edit *e, const char *cmd)
+{
+    for (size_t i = 0; i < e->n_rm; i++)
+        for (size_t k = 0; k < e->n_add; k++)
+            if (strcmp(e->rm[i], e->add[k]->key) == 0)
+                return cli_usage_error(PROG, cmd, "label %s is both added and removed", e->rm[i]);
+    return CLI_EXIT_OK;
+}
+
+void ctl_label_edit_free(struct ctl_label_edit *e)
+{
+    ctl_labels_free(e->add, e->n_add);
+    free(e->rm);
+    memset(e, 0, sizeof(*e));
+}
+
 void ctl_json_labels(struct cli_json *j, const char *key, Swarm__Label *const *l, size_t n)
 {
     cli_json_key(j, key);

@@ -85,6 +85,20 @@ int ctl_parse_label(const char *arg, const char *flag, const char *cmd, Swarm__L
 void ctl_label_free(Swarm__Label *l);
 /* Each label, then the array. */
 void ctl_labels_free(Swarm__Label **labels, size_t n);
+/* --label-add K=V and --label-rm K, as node update and secret update take them. */
+struct ctl_label_edit {
+    Swarm__Label **add;
+    size_t n_add;
+    char **rm; /* argv strings, not owned */
+    size_t n_rm;
+    size_t cap_rm;
+};
+/* A --label-add or --label-rm value (CLI_EXIT_* result; a usage error says what is wrong). */
+int ctl_label_edit_add(struct ctl_label_edit *e, const char *arg, const char *cmd);
+int ctl_label_edit_rm(struct ctl_label_edit *e, const char *arg, const char *cmd);
+/* A usage error for a key both added and removed. */
+int ctl_label_edit_check(const struct ctl_label_edit *e, const char *cmd);
+void ctl_label_edit_free(struct ctl_label_edit *e);
 /* key: an object of the labels. */
 void ctl_json_labels(struct cli_json *j, const char *key, Swarm__Label *const *l, size_t n);
 

@@ -118,6 +118,31 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
     return 0;
 }
 
+/* Sign a node's CSR: subject from node_id and role, validity the cluster's current
+ * cert expiry (a changed --cert-expiry applies from the next issuance on). */
+static int sign_for(struct mgr *m, const char *csr_pem, const char *node_id, enum pki_role role,
+                    char **ret_cert, char *err, size_t size)
+{
+    size_t csr_len = strlen(csr_pem);
+    if (csr_len == 0 || csr_len > CSR_MAX) {
+        snprintf(err, size, "a certificate signing request of at most %d bytes is required",
+                 CSR_MAX);
+        return -EINVAL;
+    }
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0) {
+        snprintf(err, size, "cannot read the cluster: %s", strerror(-r));
+        return r;
+    }
+    struct pki_sign_request sr = {.node_id = node_id,
+                                  .cluster_id = m->st.cluster_id,
+                                  .role = role,
+                                  .validity_ns = c->spec->cert_expiry_ns};
+    mgr__cluster_free(c);
+    return pki_ca_sign_csr(m->ca, csr_pem, csr_len, &sr, ret_cert, err, size);
+}
+
 static void h_issue_node_certificate(net_call *call, const uint8_t *payload, size_t len,
                                      void *userdata)
 {
@@ -156,30 +181,10 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
         snprintf(err, sizeof(err), "invalid node address %.64s", req->addr);
         goto out;
     }
-    size_t csr_len = strlen(req->csr_pem);
-    if (csr_len == 0 || csr_len > CSR_MAX) {
-        r = -EINVAL;
-        snprintf(err, sizeof(err), "a certificate signing request of at most %d bytes is required",
-                 CSR_MAX);
-        goto out;
-    }
-    Swarm__Cluster *c = NULL;
-    r = mgr__get_cluster(m, &c);
-    if (r < 0) {
-        snprintf(err, sizeof(err), "cannot read the cluster: %s", strerror(-r));
-        goto out;
-    }
-    uint64_t validity = c->spec->cert_expiry_ns;
-    mgr__cluster_free(c);
-
     r = sw_id_generate(ic->node_id);
     if (r < 0)
         goto out;
-    struct pki_sign_request sr = {.node_id = ic->node_id,
-                                  .cluster_id = m->st.cluster_id,
-                                  .role = ic->role,
-                                  .validity_ns = validity};
-    r = pki_ca_sign_csr(m->ca, req->csr_pem, csr_len, &sr, &ic->cert_pem, err, sizeof(err));
+    r = sign_for(m, req->csr_pem, ic->node_id, ic->role, &ic->cert_pem, err, sizeof(err));
     if (r < 0)
         goto out;
 
@@ -316,13 +321,6 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
         call, &swarm__renew_node_certificate_request__descriptor, payload, len);
     if (!req)
         return;
-    size_t csr_len = strlen(req->csr_pem);
-    if (csr_len == 0 || csr_len > CSR_MAX) {
-        r = -EINVAL;
-        snprintf(err, sizeof(err), "a certificate signing request of at most %d bytes is required",
-                 CSR_MAX);
-        goto out;
-    }
     r = mgr__get_node(m, peer->id.node_id, &n);
     if (r == -ENOENT) {
         r = -EPERM;
@@ -331,14 +329,6 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
     }
     if (r < 0)
         goto out;
-    Swarm__Cluster *c = NULL;
-    r = mgr__get_cluster(m, &c);
-    if (r < 0) {
-        snprintf(err, sizeof(err), "cannot read the cluster: %s", strerror(-r));
-        goto out;
-    }
-    uint64_t validity = c->spec->cert_expiry_ns;
-    mgr__cluster_free(c);
     rc = calloc(1, sizeof(*rc));
     if (!rc) {
         r = -ENOMEM;
@@ -346,11 +336,7 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
     }
     rc->call = call;
     rc->role = n->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
-    struct pki_sign_request sr = {.node_id = peer->id.node_id,
-                                  .cluster_id = m->st.cluster_id,
-                                  .role = rc->role,
-                                  .validity_ns = validity};
-    r = pki_ca_sign_csr(m->ca, req->csr_pem, csr_len, &sr, &rc->cert_pem, err, sizeof(err));
+    r = sign_for(m, req->csr_pem, peer->id.node_id, rc->role, &rc->cert_pem, err, sizeof(err));
     if (r < 0)
         goto out;
     r = mgr__node_update(m, peer->id.node_id, record_cert, renew_committed, rc);
