@@ -23,6 +23,8 @@ struct pending {
     uint64_t id;
     net_reply_fn cb;
     void *userdata;
+    net_raw_fn raw_cb; /* a successful reply switches the connection to raw bytes */
+    void *raw_userdata;
 };
 
 struct net_client {
@@ -42,10 +44,12 @@ struct net_client {
     uint64_t next_id;
     bool user_closed;
     bool handles_closed;
+    struct net_raw *raw;
 };
 
 static void client_free(net_client *c)
 {
+    free(c->raw);
     if (c->ctx)
         SSL_CTX_free(c->ctx);
     free(c->server_cert_pem);
@@ -72,6 +76,10 @@ static void client_on_closing(struct net_transport *t)
         snprintf(msg, sizeof(msg), "connection to %s closed", c->target);
     bool was_ready = c->state == CLIENT_READY;
     c->state = CLIENT_CLOSED;
+    if (c->raw) {
+        net__raw_end(c->raw, err, msg);
+        return;
+    }
     if (!was_ready) {
         client_connected(c, err, msg);
         return;
@@ -148,6 +156,38 @@ static struct pending *pending_take(net_client *c, uint64_t id, bool remove)
     return NULL;
 }
 
+static void client_raw_read(struct net_transport *t, const uint8_t *data, size_t len)
+{
+    net_client *c = net__container_of(t, net_client, t);
+    struct net_raw *r = c->raw;
+    if (r && !r->user_closed)
+        r->cb(r, 0, NULL, data, len, r->userdata);
+}
+
+/* The reply to p succeeded: from here on the connection carries raw bytes. */
+static int go_raw(net_client *c, struct pending *p)
+{
+    struct net_raw *r = calloc(1, sizeof(*r));
+    if (!r) {
+        net__transport_close(&c->t, -ENOMEM, "out of memory");
+        return -ENOMEM;
+    }
+    r->t = &c->t;
+    r->cb = p->raw_cb;
+    r->userdata = p->raw_userdata;
+    r->client = c;
+    c->raw = r;
+    /* the other calls will never be answered */
+    while (c->pending) {
+        struct pending *o = c->pending;
+        c->pending = o->next;
+        o->cb(c, -ECANCELED, "the connection carries raw bytes now", NULL, 0, true, o->userdata);
+        free(o);
+    }
+    net__transport_go_raw(&c->t, client_raw_read);
+    return 0;
+}
+
 static void client_on_frame(struct net_transport *t, Swarm__Frame *f)
 {
     net_client *c = net__container_of(t, net_client, t);
@@ -175,6 +215,10 @@ static void client_on_frame(struct net_transport *t, Swarm__Frame *f)
         if (!p)
             return; /* cancelled */
         int status = f->status > 0 ? -EPROTO : f->status;
+        if (p->raw_cb && status == 0 && go_raw(c, p) < 0) {
+            free(p);
+            return;
+        }
         p->cb(c, status, status < 0 ? (err ? err : strerror(-status)) : NULL, f->payload.data,
               f->payload.len, true, p->userdata);
         free(p);
@@ -328,13 +372,14 @@ const char *net_client_server_cert_pem(const net_client *c)
     return c->server_cert_pem;
 }
 
-int net_client_call(net_client *c, const char *method, const uint8_t *payload, size_t len,
-                    net_reply_fn cb, void *userdata, uint64_t *ret_id)
+static int call_impl(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                     net_reply_fn cb, void *userdata, net_raw_fn raw_cb, void *raw_userdata,
+                     uint64_t *ret_id)
 {
     if (!method || !cb)
         return -EINVAL;
-    if (c->state != CLIENT_READY)
-        return c->state == CLIENT_CLOSED ? -EPIPE : -ENOTCONN;
+    if (c->state != CLIENT_READY || c->raw)
+        return c->state == CLIENT_CLOSED || c->raw ? -EPIPE : -ENOTCONN;
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -352,11 +397,27 @@ int net_client_call(net_client *c, const char *method, const uint8_t *payload, s
     p->id = id;
     p->cb = cb;
     p->userdata = userdata;
+    p->raw_cb = raw_cb;
+    p->raw_userdata = raw_userdata;
     p->next = c->pending;
     c->pending = p;
     if (ret_id)
         *ret_id = id;
     return 0;
+}
+
+int net_client_call(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                    net_reply_fn cb, void *userdata, uint64_t *ret_id)
+{
+    return call_impl(c, method, payload, len, cb, userdata, NULL, NULL, ret_id);
+}
+
+int net_client_call_raw(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                        net_reply_fn cb, void *userdata, net_raw_fn raw_cb, void *raw_userdata)
+{
+    if (!raw_cb)
+        return -EINVAL;
+    return call_impl(c, method, payload, len, cb, userdata, raw_cb, raw_userdata, NULL);
 }
 
 int net_client_cancel(net_client *c, uint64_t id)
@@ -375,9 +436,44 @@ void net_client_close(net_client *c)
     if (!c || c->user_closed)
         return;
     c->user_closed = true;
+    if (c->raw)
+        c->raw->user_closed = true; /* no callback after the user closed it */
     if (c->handles_closed) {
         client_free(c);
         return;
     }
     net__transport_close(&c->t, -ECANCELED, "connection closed by the client");
+}
+
+/* ------------------------------------------------------------------ raw byte streams */
+
+void net__raw_end(struct net_raw *r, int status, const char *error)
+{
+    if (r->ended || r->user_closed)
+        return;
+    r->ended = true;
+    r->cb(r, status < 0 ? status : -ECONNRESET, error, NULL, 0, r->userdata);
+}
+
+net_raw *net_client_raw(net_client *c)
+{
+    return c->raw;
+}
+
+int net_raw_write(net_raw *r, const uint8_t *data, size_t len)
+{
+    if (r->ended || r->user_closed)
+        return -EPIPE;
+    return net__transport_send_bytes(r->t, data, len);
+}
+
+void net_raw_close(net_raw *r)
+{
+    if (!r || r->user_closed)
+        return;
+    r->user_closed = true;
+    if (r->client)
+        net_client_close(r->client);
+    else
+        net__transport_close(r->t, -ECANCELED, "closed");
 }

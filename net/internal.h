@@ -36,6 +36,9 @@ struct net_transport_ops {
     void (*on_closed)(struct net_transport *t);
 };
 
+/* Raw mode: bytes (decrypted) after framing ended. */
+typedef void (*net__raw_fn)(struct net_transport *t, const uint8_t *data, size_t len);
+
 /* A stream carrying frames. Embedded in its owner; both handles close together. */
 struct net_transport {
     union net__stream h;
@@ -52,11 +55,25 @@ struct net_transport {
     bool reading;
     bool closing;
     bool shutting_down;
-    bool error_frames; /* server side: a bad frame gets a RESPONSE id 0 before the close */
+    bool error_frames;  /* server side: a bad frame gets a RESPONSE id 0 before the close */
+    net__raw_fn raw_cb; /* set: no more frames, bytes go here */
+    bool dispatching;   /* inside dispatch_frames */
     int handles_open;
     int err; /* first error recorded (negative errno), 0 if none */
     char errmsg[256];
 };
+
+/* A connection in raw mode (net_call_reply_raw / net_client_call_raw). */
+struct net_raw {
+    struct net_transport *t;
+    net_raw_fn cb;
+    void *userdata;
+    bool user_closed;   /* net_raw_close: no callback any more */
+    bool ended;         /* the end callback ran */
+    net_client *client; /* client side; NULL on the server */
+};
+/* Tell the user the raw connection ended (once; not after net_raw_close). */
+void net__raw_end(struct net_raw *r, int status, const char *error);
 
 /* Initialise the stream handle (TCP or pipe) and the timer. */
 int net__transport_init(struct net_transport *t, uv_loop_t *loop, bool is_tcp, size_t max_frame,
@@ -67,6 +84,11 @@ int net__transport_start_tls(struct net_transport *t, SSL_CTX *ctx, bool server)
 int net__transport_start_read(struct net_transport *t);
 /* Encode and send one frame. -EMSGSIZE if it does not fit max_frame; -EPIPE if closing. */
 int net__transport_send(struct net_transport *t, const struct proto_frame *f);
+/* Leave framing for good: every later byte goes to cb, starting with any already buffered
+ * after the last frame (delivered once the current frame's callback returns). */
+void net__transport_go_raw(struct net_transport *t, net__raw_fn cb);
+/* Send bytes as they are (encrypted on TLS). -EPIPE if closing. */
+int net__transport_send_bytes(struct net_transport *t, const uint8_t *data, size_t len);
 /* Record err/msg (if no error yet) and close everything at once. Idempotent. */
 void net__transport_close(struct net_transport *t, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

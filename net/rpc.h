@@ -157,6 +157,34 @@ int net_client_cancel(net_client *c, uint64_t id);
 /* Close; pending calls get a final reply with -ECANCELED; freed after the handles close. */
 void net_client_close(net_client *c);
 
+/* ------------------------------------------------------------------ raw byte streams */
+
+/* After one call, a connection may leave framing for good and carry bytes both ways as
+ * they are (raft traffic between managers: raft_uv frames its messages itself). The peer
+ * was authenticated by the handshake and the call. */
+typedef struct net_raw net_raw;
+/* Bytes from the peer (status 0), or once, status < 0 with error: the connection ended
+ * (the net_raw is gone after this returns). Not called after net_raw_close. */
+typedef void (*net_raw_fn)(net_raw *r, int status, const char *error, const uint8_t *data,
+                           size_t len, void *userdata);
+
+/* Server: answer call with status 0 and payload, then switch its connection to raw bytes.
+ * Other calls open on the connection are ended (gone). */
+int net_call_reply_raw(net_call *call, const uint8_t *payload, size_t len, net_raw_fn cb,
+                       void *userdata, net_raw **ret);
+/* Client: a call whose successful final reply switches the connection to raw bytes: the
+ * switch happens before cb sees the reply (net_client_raw is valid from then on), and the
+ * bytes the server sends after its reply go to raw_cb. Other pending calls fail with
+ * -ECANCELED at the switch. A failed reply leaves the connection framed. */
+int net_client_call_raw(net_client *c, const char *method, const uint8_t *payload, size_t len,
+                        net_reply_fn cb, void *userdata, net_raw_fn raw_cb, void *raw_userdata);
+net_raw *net_client_raw(net_client *c);
+/* Queue bytes for the peer. -EPIPE once the connection is closing. */
+int net_raw_write(net_raw *r, const uint8_t *data, size_t len);
+/* End the connection; no callback follows. For a client's raw stream this is
+ * net_client_close. */
+void net_raw_close(net_raw *r);
+
 /* ------------------------------------------------------------------ blocking client */
 
 /* For CLIs (swarmctl) and tests: one connection, one call at a time, blocking I/O. */

@@ -54,6 +54,7 @@ struct net_conn {
     bool ready; /* peer accepted: frames are served */
     net_call *calls;
     unsigned ncalls;
+    struct net_raw *raw; /* the connection carries raw bytes */
 };
 
 struct net_call {
@@ -280,6 +281,45 @@ void net_call_reply(net_call *call, int status, const char *error, const uint8_t
     call_free(call);
 }
 
+static void conn_raw_read(struct net_transport *t, const uint8_t *data, size_t len)
+{
+    struct net_conn *c = net__container_of(t, struct net_conn, t);
+    struct net_raw *r = c->raw;
+    if (r && !r->user_closed)
+        r->cb(r, 0, NULL, data, len, r->userdata);
+}
+
+int net_call_reply_raw(net_call *call, const uint8_t *payload, size_t len, net_raw_fn cb,
+                       void *userdata, net_raw **ret)
+{
+    if (!call || call->gone || !call->conn) {
+        net_call_reply(call, -EPIPE, "gone", NULL, 0);
+        return -EPIPE;
+    }
+    struct net_conn *c = call->conn;
+    struct net_raw *r = calloc(1, sizeof(*r));
+    if (!r) {
+        net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+        return -ENOMEM;
+    }
+    r->t = &c->t;
+    r->cb = cb;
+    r->userdata = userdata;
+    net_call_reply(call, 0, NULL, payload, len);
+    if (c->t.closing) {
+        free(r);
+        return -EPIPE;
+    }
+    /* no more calls on this connection: the others end now */
+    while (c->calls)
+        call_mark_gone(c->calls);
+    c->raw = r;
+    uv_timer_stop(&c->t.timer); /* raw peers keep their own time (raft heartbeats) */
+    *ret = r;
+    net__transport_go_raw(&c->t, conn_raw_read);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ connections */
 
 static void conn_idle_timeout(uv_timer_t *timer);
@@ -484,6 +524,9 @@ static void conn_on_closing(struct net_transport *t)
     /* detach every open call first: on_gone may reply (and free) any of them */
     while (c->calls)
         call_mark_gone(c->calls);
+    if (c->raw)
+        net__raw_end(c->raw, t->err ? t->err : -ECONNRESET,
+                     t->errmsg[0] ? t->errmsg : "connection closed");
 }
 
 static void conn_on_closed(struct net_transport *t)
@@ -496,6 +539,7 @@ static void conn_on_closed(struct net_transport *t)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    free(c->raw);
     free(c);
     s->n_handles--;
     server_maybe_done(s);

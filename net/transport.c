@@ -225,13 +225,39 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p, p ? READ_CHUNK : 0);
 }
 
+/* After the switch to raw mode: what the decoder still holds is raw already. */
+static void flush_raw_leftover(struct net_transport *t)
+{
+    struct proto_frame_decoder *d = &t->dec;
+    size_t n = d->len - d->off;
+    if (n == 0 || t->closing)
+        return;
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        net__transport_close(t, -ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(copy, d->buf + d->off, n);
+    d->off = d->len = 0;
+    t->raw_cb(t, copy, n);
+    free(copy);
+}
+
+void net__transport_go_raw(struct net_transport *t, net__raw_fn cb)
+{
+    t->raw_cb = cb;
+    if (!t->dispatching)
+        flush_raw_leftover(t);
+}
+
 static void dispatch_frames(struct net_transport *t)
 {
-    while (!t->closing) {
+    t->dispatching = true;
+    while (!t->closing && !t->raw_cb) {
         Swarm__Frame *f = NULL;
         int r = proto_frame_decoder_next(&t->dec, &f);
         if (r == 0)
-            return;
+            break;
         if (r < 0) {
             char msg[96];
             if (r == -EMSGSIZE)
@@ -247,11 +273,14 @@ static void dispatch_frames(struct net_transport *t)
             } else {
                 net__transport_close(t, r, "%s", msg);
             }
-            return;
+            break;
         }
         t->ops->on_frame(t, f);
         swarm__frame__free_unpacked(f, NULL);
     }
+    t->dispatching = false;
+    if (t->raw_cb)
+        flush_raw_leftover(t);
 }
 
 /* Push ciphertext through OpenSSL; plaintext lands in the frame decoder. */
@@ -284,6 +313,12 @@ static void feed_tls(struct net_transport *t, const uint8_t *data, size_t len)
     for (;;) {
         ERR_clear_error();
         int r = SSL_read(t->ssl, buf, sizeof(buf));
+        if (r > 0 && t->raw_cb) {
+            t->raw_cb(t, buf, (size_t)r);
+            if (t->closing)
+                return;
+            continue;
+        }
         if (r > 0) {
             if (proto_frame_decoder_feed(&t->dec, buf, (size_t)r) < 0) {
                 net__transport_close(t, -ENOMEM, "out of memory");
@@ -336,6 +371,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (t->ssl) {
         feed_tls(t, (const uint8_t *)buf->base, (size_t)nread);
+    } else if (t->raw_cb) {
+        t->raw_cb(t, (const uint8_t *)buf->base, (size_t)nread);
     } else if (proto_frame_decoder_feed(&t->dec, (const uint8_t *)buf->base, (size_t)nread) < 0) {
         net__transport_close(t, -ENOMEM, "out of memory");
     } else {
@@ -356,8 +393,19 @@ int net__transport_send(struct net_transport *t, const struct proto_frame *f)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    int r;
+    if (t->closing)
+        return -EPIPE;
+    int r = proto_frame_encode(f, t->max_frame, &buf, &len);
+    if (r < 0)
+        return r;
+    r = net__transport_send_bytes(t, buf, len);
+    free(buf);
+    return r;
+}
 
+int net__transport_send_bytes(struct net_transport *t, const uint8_t *buf, size_t len)
+{
+    int r;
     if (t->closing)
         return -EPIPE;
     /* a peer that stops reading must not make us buffer without bound */
@@ -366,14 +414,10 @@ int net__transport_send(struct net_transport *t, const struct proto_frame *f)
         net__transport_close(t, -ENOBUFS, "peer is not reading (%zu bytes queued)", queued);
         return -EPIPE;
     }
-    r = proto_frame_encode(f, t->max_frame, &buf, &len);
-    if (r < 0)
-        return r;
     if (t->ssl) {
         ERR_clear_error();
         size_t written = 0;
         int ok = SSL_write_ex(t->ssl, buf, len, &written);
-        free(buf);
         if (!ok || written != len) {
             tls_fail(t, "TLS write failed");
             return -EPIPE;
@@ -381,13 +425,10 @@ int net__transport_send(struct net_transport *t, const struct proto_frame *f)
         r = flush_tls(t);
     } else {
         struct wreq *w = malloc(sizeof(*w) + len);
-        if (!w) {
-            free(buf);
+        if (!w)
             return -ENOMEM;
-        }
         memcpy(w->data, buf, len);
         w->len = len;
-        free(buf);
         r = write_raw(t, w);
     }
     if (r < 0) {

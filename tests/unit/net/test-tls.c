@@ -173,6 +173,149 @@ static void assert_payload(const struct th_reply *r, const char *want)
     assert_memory_equal(r->payload, want, r->len);
 }
 
+/* ---------------------------------------------------------------- raw streams */
+
+/* One side of a raw stream: what it received, and how it ended. */
+struct raw_side {
+    net_raw *r;
+    uint8_t *got;
+    size_t len, cap;
+    atomic_bool ended;
+    int end_status;
+    bool echo; /* server: send every chunk back */
+};
+
+static struct raw_side raw_srv;
+
+static void raw_on_bytes(net_raw *r, int status, const char *error, const uint8_t *data, size_t len,
+                         void *ud)
+{
+    struct raw_side *side = ud;
+    if (status < 0) {
+        side->end_status = status;
+        side->r = NULL;
+        atomic_store(&side->ended, true);
+        return;
+    }
+    if (side->len + len > side->cap) {
+        side->cap = (side->len + len) * 2;
+        side->got = realloc(side->got, side->cap);
+        assert_non_null(side->got);
+    }
+    memcpy(side->got + side->len, data, len);
+    side->len += len;
+    if (side->echo)
+        assert_int_equal(net_raw_write(r, data, len), 0);
+}
+
+/* Replies "ok" and switches to raw bytes; says "hello" at once, then echoes. */
+static void th_raw(net_call *call, const uint8_t *p, size_t len, void *ud)
+{
+    free(raw_srv.got);
+    memset(&raw_srv, 0, sizeof(raw_srv));
+    raw_srv.echo = true;
+    assert_int_equal(
+        net_call_reply_raw(call, (const uint8_t *)"ok", 2, raw_on_bytes, &raw_srv, &raw_srv.r), 0);
+    assert_int_equal(net_raw_write(raw_srv.r, (const uint8_t *)"hello", 5), 0);
+}
+
+/* A refused raw call: the connection stays framed. */
+static void th_raw_refused(net_call *call, const uint8_t *p, size_t len, void *ud)
+{
+    net_call_reply(call, -EPERM, "not you", NULL, 0);
+}
+
+struct raw_client {
+    struct th_reply reply;
+    struct raw_side side;
+};
+
+static void raw_open(struct fx *f, net_client *c, struct raw_client *rc, const char *method)
+{
+    memset(rc, 0, sizeof(*rc));
+    assert_int_equal(
+        net_client_call_raw(c, method, NULL, 0, th_on_reply, &rc->reply, raw_on_bytes, &rc->side),
+        0);
+    assert_true(th_run_until(&f->loop, &rc->reply.done, 5000));
+    rc->side.r = rc->reply.status == 0 ? net_client_raw(c) : NULL;
+}
+
+static bool raw_has(struct fx *f, struct raw_side *side, size_t n)
+{
+    for (int i = 0; i < 1000 && side->len < n && !atomic_load(&side->ended); i++)
+        th_run_for(&f->loop, 5);
+    return side->len >= n;
+}
+
+/* After one call a connection carries raw bytes both ways: the server's first bytes (sent
+ * with its reply) arrive, a large transfer comes back intact, bytes that look like frames
+ * are just bytes, the other pending call is cancelled, and either side's close reaches the
+ * other. A refused call leaves the connection framed. */
+static void test_raw_stream(void **state)
+{
+    struct fx *f = *state = fx_new(NULL);
+    assert_int_equal(net_server_register(f->s, "Test.Raw", NET_AUTH_NODE, th_raw, NULL), 0);
+    assert_int_equal(
+        net_server_register(f->s, "Test.RawRefused", NET_AUTH_NODE, th_raw_refused, NULL), 0);
+    net_client *c = connect_ok(f, G.worker_ctx);
+
+    struct raw_client rc;
+    raw_open(f, c, &rc, "Test.RawRefused");
+    assert_int_equal(rc.reply.status, -EPERM);
+    assert_null(net_client_raw(c));
+    struct th_reply r;
+    call(f, c, "Test.Echo", "still framed", 12, &r);
+    assert_payload(&r, "still framed");
+
+    struct th_reply hang;
+    memset(&hang, 0, sizeof(hang));
+    assert_int_equal(net_client_call(c, "Test.Hang", NULL, 0, th_on_reply, &hang, NULL), 0);
+    raw_open(f, c, &rc, "Test.Raw");
+    assert_payload(&rc.reply, "ok");
+    assert_non_null(rc.side.r);
+    assert_true(atomic_load(&hang.done));
+    assert_int_equal(hang.status, -ECANCELED);
+    assert_true(raw_has(f, &rc.side, 5));
+    assert_memory_equal(rc.side.got, "hello", 5);
+    /* no more calls on it */
+    assert_int_equal(net_client_call(c, "Test.Echo", NULL, 0, th_on_reply, &r, NULL), -EPIPE);
+
+    /* 2 MiB, with a frame-shaped start: echoed back byte for byte */
+    size_t big = 2u << 20;
+    uint8_t *buf = malloc(big);
+    assert_non_null(buf);
+    for (size_t i = 0; i < big; i++)
+        buf[i] = (uint8_t)(i * 13 + 1);
+    memcpy(buf, "\x00\x00\x00\x05\x08\x01\x10\x01\x1a", 9);
+    for (size_t off = 0; off < big; off += 65536)
+        assert_int_equal(net_raw_write(rc.side.r, buf + off, 65536), 0);
+    assert_true(raw_has(f, &raw_srv, big));
+    assert_true(raw_has(f, &rc.side, 5 + big));
+    assert_memory_equal(raw_srv.got, buf, big);
+    assert_memory_equal(rc.side.got + 5, buf, big);
+    free(buf);
+
+    /* the client closes: the server side ends */
+    net_raw_close(rc.side.r);
+    assert_true(th_run_until(&f->loop, &raw_srv.ended, 3000));
+    assert_true(raw_srv.end_status < 0);
+    assert_false(atomic_load(&rc.side.ended)); /* no callback after its own close */
+
+    /* the server closes: the client side ends */
+    free(rc.side.got);
+    c = connect_ok(f, G.worker_ctx);
+    raw_open(f, c, &rc, "Test.Raw");
+    assert_true(raw_has(f, &rc.side, 5));
+    net_raw_close(raw_srv.r);
+    assert_true(th_run_until(&f->loop, &rc.side.ended, 3000));
+    assert_true(rc.side.end_status < 0);
+    assert_int_equal(net_raw_write(net_client_raw(c), (const uint8_t *)"x", 1), -EPIPE);
+    net_client_close(c);
+    free(rc.side.got);
+    free(raw_srv.got);
+    memset(&raw_srv, 0, sizeof(raw_srv));
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_identity_and_auth(void **state)
@@ -762,6 +905,7 @@ int main(void)
         cmocka_unit_test_teardown(test_ipv6, fx_teardown),
         cmocka_unit_test_teardown(test_sync_tls, fx_teardown),
         cmocka_unit_test_teardown(test_server_expectation, fx_teardown),
+        cmocka_unit_test_teardown(test_raw_stream, fx_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
