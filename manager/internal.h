@@ -90,6 +90,12 @@ struct mgr {
 
     net_server *server;
     SSL_CTX *server_ctx;
+    SSL_CTX *client_ctx; /* this node's certificate, for connections to other managers */
+
+    /* transport.c: raft between managers */
+    raft_uv_accept_cb raft_accept;
+    struct raft_link *raft_links;
+    bool raft_closing;
     struct sw_addr bound_addr;
 
     /* orchestrator.c */
@@ -125,6 +131,10 @@ struct mgr {
 
 /* objects.c */
 uint64_t mgr__raft_id_from_node_id(const char *node_id);
+
+/* transport.c */
+void mgr__transport_setup(struct mgr *m);
+int mgr__transport_register(struct mgr *m);
 
 /* raft.c */
 int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size);

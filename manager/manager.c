@@ -437,13 +437,17 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
     net_server_set_authorize(m->server, authorize_peer, m);
     if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
         (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
-        (r = mgr__nodes_register(m)) < 0) {
+        (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
     const char *bundle = m->st.root_ca_pem, *cert = m->st.node_cert_pem;
     r = pki_tls_server_ctx(bundle, strlen(bundle), cert, strlen(cert), m->st.node_key,
                            &m->server_ctx, errmsg, size);
+    if (r < 0)
+        return r;
+    r = pki_tls_client_ctx(bundle, strlen(bundle), cert, strlen(cert), m->st.node_key,
+                           &m->client_ctx, errmsg, size);
     if (r < 0)
         return r;
     char err[256] = "";
@@ -658,9 +662,18 @@ int mgr_set_certificate(mgr *m, const char *cert_pem, const pki_key *key, char *
         snprintf(errmsg, size, "out of memory");
         goto fail;
     }
+    SSL_CTX *cctx = NULL;
     r = pki_tls_server_ctx(bundle, strlen(bundle), pem, strlen(pem), k, &ctx, errmsg, size);
-    if (r < 0)
+    if (r >= 0)
+        r = pki_tls_client_ctx(bundle, strlen(bundle), pem, strlen(pem), k, &cctx, errmsg, size);
+    if (r < 0) {
+        if (ctx)
+            pki_tls_ctx_free(ctx);
         goto fail;
+    }
+    if (m->client_ctx)
+        pki_tls_ctx_free(m->client_ctx);
+    m->client_ctx = cctx;
     if (m->server)
         net_server_set_tls_ctx(m->server, ctx);
     if (m->server_ctx)
@@ -685,6 +698,8 @@ static void free_mgr(struct mgr *m)
     pki_ca_free(m->ca);
     if (m->server_ctx)
         pki_tls_ctx_free(m->server_ctx);
+    if (m->client_ctx)
+        pki_tls_ctx_free(m->client_ctx);
     pki_node_state_finish(&m->st);
     if (m->lock_fd >= 0)
         close(m->lock_fd);

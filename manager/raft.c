@@ -1,7 +1,6 @@
 /* Raft: canonical/raft with raft_uv under <state-dir>/raft, the FSM that applies sealed
  * proposals to the store, proposals with commit callbacks, and serialised edits of the
- * cluster object. The transport is a placeholder that neither listens nor connects: a
- * single manager never needs peers (the HA issue brings the mTLS transport). */
+ * cluster object. Raft's transport is ours (transport.c): mTLS between managers. */
 #include <errno.h>
 #include <stddef.h>
 #include <inttypes.h>
@@ -15,43 +14,6 @@
 #include "proto/frame.h"
 #include "common/log.h"
 #include "manager/internal.h"
-
-/* ------------------------------------------------------------------ transport */
-
-static int transport_init(struct raft_uv_transport *t, raft_id id, const char *address)
-{
-    return 0;
-}
-
-static int transport_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
-{
-    return 0;
-}
-
-static int transport_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
-                             const char *address, raft_uv_connect_cb cb)
-{
-    snprintf(t->errmsg, sizeof(t->errmsg), "no raft transport to %s yet", address);
-    return RAFT_NOCONNECTION;
-}
-
-static void transport_closed(uv_handle_t *h)
-{
-    struct mgr *m = h->data;
-    if (m->transport_close_cb)
-        m->transport_close_cb(&m->transport);
-}
-
-/* The callback must come later, as from a real transport: raft_uv goes on using its state
- * after close() returns, and a callback from inside close() finished raft's close early
- * (ioCloseCb then ran on freed memory). */
-static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
-{
-    /* t->data belongs to raft_uv (it sets it): find m from the embedded struct */
-    struct mgr *m = (struct mgr *)((char *)t - offsetof(struct mgr, transport));
-    m->transport_close_cb = cb;
-    uv_close((uv_handle_t *)&m->transport_handle, transport_closed);
-}
 
 /* ------------------------------------------------------------------ FSM */
 
@@ -164,12 +126,7 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     }
     sw_addr_format(&m->st.advertise_addr, addr, sizeof(addr));
 
-    m->transport = (struct raft_uv_transport){0};
-    m->transport.data = m;
-    m->transport.init = transport_init;
-    m->transport.listen = transport_listen;
-    m->transport.connect = transport_connect;
-    m->transport.close = transport_close;
+    mgr__transport_setup(m);
 
     m->fsm = (struct raft_fsm){0};
     m->fsm.version = 2;
