@@ -414,9 +414,9 @@ static int spec_option(struct ctl_spec *s, int opt, const char *arg, const char 
             s->restart_delay_ns = u;
             return CLI_EXIT_OK;
         case OPT_SPEC_RESTART_MAX_ATTEMPTS:
-            if (cli_parse_uint(arg, UINT64_MAX, &u) < 0)
-                return cli_usage_error(PROG, cmd, "invalid --restart-max-attempts \"%s\": a number",
-                                       arg);
+            if (cli_parse_uint(arg, 1000, &u) < 0)
+                return cli_usage_error(
+                    PROG, cmd, "invalid --restart-max-attempts \"%s\": a number up to 1000", arg);
             s->restart_max_attempts = u;
             return CLI_EXIT_OK;
         case OPT_SPEC_ROOTFS:

@@ -199,11 +199,18 @@ static void start_manager_agent(struct daemon *d, mgr *m)
     struct wrk_config wc = {.state_dir = d->state_dir,
                             .allow_manager = true,
                             .manager_set = true,
+                            .keep_trying = true,
                             .renewed = on_manager_renewed,
                             .renewed_userdata = d};
-    mgr_advertise_addr(m, addr, sizeof(addr));
+    /* its own listener, by the bound address (a wildcard by loopback): the advertised one
+     * may not be reachable from this host (NAT) */
+    mgr_listen_addr(m, addr, sizeof(addr));
     if (sw_addr_parse(addr, -1, 0, &wc.manager) < 0)
         return;
+    if (strcmp(wc.manager.host, "0.0.0.0") == 0)
+        snprintf(wc.manager.host, sizeof(wc.manager.host), "127.0.0.1");
+    else if (strcmp(wc.manager.host, "::") == 0)
+        snprintf(wc.manager.host, sizeof(wc.manager.host), "::1");
     if (wrk_agent_start(&d->loop, &wc, on_manager_agent_ready, d, &d->a, errmsg, sizeof(errmsg)) <
         0) {
         d->a = NULL;

@@ -182,7 +182,8 @@ static void assign_free(struct assign_list *l)
  * start but waits, pending, until the node can take it (reservations). */
 static bool placed(const Swarm__Task *t)
 {
-    return t->state >= SWARM__TASK_STATE__TASK_ASSIGNED;
+    return t->state >= SWARM__TASK_STATE__TASK_ASSIGNED &&
+           t->state < SWARM__TASK_STATE__TASK_COMPLETE;
 }
 
 static bool holds_secret(const struct mgr_session *s, const char *id)
@@ -544,20 +545,23 @@ static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, b
     if (!slot || !(*slot)->ready || !(*slot)->call)
         return;
     struct mgr_session *s = *slot;
-    if (!removed && !placed(task))
-        return; /* its node gets it once the scheduler places it there */
+    /* a task not placed here (yet), or ended here, is nothing for the node to run; what
+     * changed may still free a secret */
+    bool send = removed || placed(task);
     struct assign_list l = {0};
-    int r = assign_add(
-        &l,
-        removed ? SWARM__ASSIGNMENT_ACTION__ASSIGN_REMOVE : SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE,
-        task, NULL);
+    int r = send ? assign_add(&l,
+                              removed ? SWARM__ASSIGNMENT_ACTION__ASSIGN_REMOVE
+                                      : SWARM__ASSIGNMENT_ACTION__ASSIGN_UPDATE,
+                              task, NULL)
+                 : 0;
     if (r >= 0)
         r = mgr__list_index(m, STORE_TASKS_BY_NODE, node_id, &l.owned_tasks);
     if (r >= 0)
         r = sync_secrets(m, s, &l.owned_tasks, &l);
-    if (r >= 0)
+    if (r >= 0 && l.n > 0)
         r = send_assignments(s, false, &l, false);
-    l.v[0]->task = NULL; /* borrowed */
+    if (send && l.n > 0)
+        l.v[0]->task = NULL; /* borrowed */
     assign_free(&l);
     if (r < 0)
         session_end(s, r, "cannot send the node its assignments");

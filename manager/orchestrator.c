@@ -61,9 +61,9 @@ static int id_cmp(const void *key, const void *elem)
 
 static const Service *service_of(struct pass *p, const char *id)
 {
-    ProtobufCMessage **e = p->services.n ? bsearch(id, p->services.v, p->services.n,
-                                                   sizeof(*p->services.v), id_cmp)
-                                         : NULL;
+    ProtobufCMessage **e =
+        p->services.n ? bsearch(id, p->services.v, p->services.n, sizeof(*p->services.v), id_cmp)
+                      : NULL;
     return e ? (const Service *)*e : NULL;
 }
 
@@ -129,10 +129,10 @@ static void service_range(struct pass *p, const char *svc_id, size_t *lo, size_t
 
 /* What a group of tasks (one slot, or one node of a global service) says. */
 struct group {
-    size_t end;   /* one past its last task in p->grouped */
-    Task *cur;    /* live: wanted running and not finished */
-    Task *last;   /* the newest */
-    bool up;      /* a task running and wanted running */
+    size_t end; /* one past its last task in p->grouped */
+    Task *cur;  /* live: wanted running and not finished */
+    Task *last; /* the newest */
+    bool up;    /* a task running and wanted running */
     unsigned attempts;
 };
 
@@ -212,8 +212,9 @@ static bool counts_attempt(const Service *svc, const Task *t)
            (t->state == ST(COMPLETE) || t->state == ST(FAILED) || t->state == ST(REJECTED));
 }
 
-/* May this finished task's slot get a new one (restart policy, delay, attempts)? */
-static bool may_restart(struct pass *p, const Service *svc, const Task *last, unsigned attempts)
+/* Will this finished task's slot get a new one, now or after the delay (restart policy,
+ * attempts)? */
+static bool will_restart(const Service *svc, const Task *last, unsigned attempts)
 {
     const Swarm__TaskSpec *spec = svc->task;
     const char *cond = spec && spec->restart_condition[0] ? spec->restart_condition : "any";
@@ -228,8 +229,17 @@ static bool may_restart(struct pass *p, const Service *svc, const Task *last, un
     if (strcmp(cond, "on-failure") == 0 && !failed)
         return false;
     /* Docker's meaning: at most N restarts after the first run */
-    if (spec && spec->restart_max_attempts && attempts > spec->restart_max_attempts)
+    return !(spec && spec->restart_max_attempts && attempts > spec->restart_max_attempts);
+}
+
+/* May this finished task's slot get a new one now? */
+static bool may_restart(struct pass *p, const Service *svc, const Task *last, unsigned attempts)
+{
+    const Swarm__TaskSpec *spec = svc->task;
+    if (!will_restart(svc, last, attempts))
         return false;
+    if (!last || (last->desired_state > ST(RUNNING) && last->state == ST(SHUTDOWN)))
+        return true;
     uint64_t delay = spec ? spec->restart_delay_ns : 0;
     if (delay && p->now - last->state_at < delay) {
         p->again = true;
@@ -305,6 +315,28 @@ static bool constraints_ok(const Node *n, const Swarm__TaskSpec *spec)
 
 /* ------------------------------------------------------------------ orchestrator */
 
+/* The scheduler found no node for it: it waits for one, not for the update. */
+static bool unschedulable(const Task *t)
+{
+    return t->state == ST(PENDING) && strncmp(t->message, "no suitable node", 16) == 0;
+}
+
+/* Does this slot (or node) hold up a rolling update, one slot at a time? A task of the
+ * current spec on its way to running does; so does a slot whose old task is still stopping
+ * or about to be replaced, or that has no task yet. A task waiting for a node that can take
+ * it does not (the update would wait for good; it may be what fixes it), nor does a slot
+ * whose task ended for good (restart policy). */
+static bool group_blocks(const Service *svc, const struct group *g)
+{
+    if (g->up)
+        return false;
+    if (!g->cur) /* stopping, or about to be (re)started, unless it stays ended */
+        return !g->last || !terminal(g->last) || will_restart(svc, g->last, g->attempts);
+    if (g->cur->spec_version < svc->spec_version)
+        return false;
+    return !unschedulable(g->cur);
+}
+
 /* What to do with one slot (or one node of a global service). */
 static int orchestrate_group(struct pass *p, const Service *svc, const struct group *g,
                              uint64_t slot, const char *node_id, bool *updating)
@@ -312,7 +344,10 @@ static int orchestrate_group(struct pass *p, const Service *svc, const struct gr
     Task *cur = g->cur, *last = g->last;
     int r = 0;
     if (cur && cur->spec_version < svc->spec_version) {
-        if (!*updating) {
+        if (cur->state < ST(ASSIGNED)) {
+            /* never placed: nothing runs, replace it now (it may be the one the update fixes) */
+            r = shut_down(p, cur, "replaced by a new version");
+        } else if (!*updating) {
             r = shut_down(p, cur, "replaced by a new version");
             *updating = true;
         }
@@ -335,15 +370,19 @@ static int orchestrate_replicated(struct pass *p, const Service *svc)
 {
     size_t lo, hi;
     service_range(p, svc->id, &lo, &hi);
-    /* one slot at a time moves to a new spec: none while any slot is not running */
-    uint64_t running = 0;
+    /* one slot at a time moves to a new spec: none while another slot is on its way */
+    uint64_t settled = 0;
+    bool updating = false;
     struct group g;
     for (size_t i = lo; i < hi; i = g.end) {
         group_at(p, svc, i, hi, &g);
-        if (g.up && p->grouped[i]->slot >= 1 && p->grouped[i]->slot <= svc->replicas)
-            running++;
+        uint64_t slot = p->grouped[i]->slot;
+        if (slot >= 1 && slot <= svc->replicas) {
+            settled++;
+            updating |= group_blocks(svc, &g);
+        }
     }
-    bool updating = running < svc->replicas;
+    updating |= settled < svc->replicas; /* a slot with no task yet */
     uint64_t top = svc->replicas;
     if (hi > lo && p->grouped[hi - 1]->slot > top)
         top = p->grouped[hi - 1]->slot;
@@ -401,7 +440,7 @@ static int orchestrate_global(struct pass *p, const Service *svc)
         return -ENOMEM;
     bool updating = false; /* as for replicated: one node at a time */
     for (size_t n = 0; n < p->nodes.n && !updating; n++)
-        updating = global_eligible((Node *)p->nodes.v[n], svc) && !gs[n].up;
+        updating = global_eligible((Node *)p->nodes.v[n], svc) && group_blocks(svc, &gs[n]);
     int r = 0;
     for (size_t n = 0; n < p->nodes.n && r >= 0; n++) {
         const Node *node = (Node *)p->nodes.v[n];
@@ -575,7 +614,8 @@ static int schedule(struct pass *p)
         return -ENOMEM;
     for (size_t i = 0; i < p->tasks.n; i++) {
         const Task *t = (Task *)p->tasks.v[i];
-        ssize_t n = live(t) ? node_index(p, t->node_id) : -1;
+        /* placed ones: a pending global task is bound to its node but holds nothing there */
+        ssize_t n = live(t) && t->state >= ST(ASSIGNED) ? node_index(p, t->node_id) : -1;
         if (n < 0)
             continue;
         load[n].tasks++;
@@ -602,7 +642,8 @@ static int schedule(struct pass *p)
             size_t lo, hi;
             service_range(p, svc_id, &lo, &hi);
             for (size_t k = lo; k < hi; k++) {
-                ssize_t n = live(p->grouped[k]) ? node_index(p, p->grouped[k]->node_id) : -1;
+                const Task *o = p->grouped[k];
+                ssize_t n = live(o) && o->state >= ST(ASSIGNED) ? node_index(p, o->node_id) : -1;
                 if (n >= 0)
                     load[n].of_service++;
             }

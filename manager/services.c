@@ -89,6 +89,11 @@ static int check_task_spec(struct mgr *m, Swarm__TaskSpec *t, char *err, size_t 
         snprintf(err, size, "restart condition must be any, on-failure or none");
         return -EINVAL;
     }
+    if (t->restart_max_attempts > MGR_RESTART_ATTEMPTS_MAX) {
+        /* the runs counted are kept in the task history: bound it */
+        snprintf(err, size, "restart max attempts must be at most %d", MGR_RESTART_ATTEMPTS_MAX);
+        return -EINVAL;
+    }
     for (size_t i = 0; i < t->n_constraints; i++)
         if (!mgr__valid_constraint(t->constraints[i])) {
             snprintf(err, size,

@@ -61,6 +61,7 @@ struct wrk_agent {
     wrk_ready_fn ready;
     void *userdata;
     bool ready_done;
+    bool keep_trying;
 
     uv_timer_t timer;        /* backoff, session wait, heartbeats */
     uv_timer_t first_timer;  /* FIRST_SESSION_MS */
@@ -140,7 +141,8 @@ static void fail_session(wrk_agent *a, int status, const char *why)
         char msg[400];
         snprintf(msg, sizeof(msg), "no session with a manager: %s", why);
         report_ready(a, status, msg);
-        return;
+        if (!a->keep_trying)
+            return;
     }
     if (had_session)
         a->backoff_ms = BACKOFF_MIN_MS;
@@ -153,11 +155,15 @@ static void fail_session(wrk_agent *a, int status, const char *why)
 static void first_timeout(uv_timer_t *t)
 {
     wrk_agent *a = t->data;
-    if (a->ready_done)
-        return;
+    if (a->ready_done || a->state == AGENT_ACTIVE)
+        return; /* in session: ready as soon as the runtime is set up */
     char msg[400];
     snprintf(msg, sizeof(msg), "no session with a manager within %u s: %s", FIRST_SESSION_MS / 1000,
              a->last_error[0] ? a->last_error : "no answer");
+    if (a->keep_trying) {
+        report_ready(a, -ETIMEDOUT, msg); /* and go on trying */
+        return;
+    }
     drop_client(a);
     uv_timer_stop(&a->timer);
     a->state = AGENT_IDLE; /* given up: the caller stops the agent */
@@ -385,7 +391,12 @@ static void on_renew(net_client *c, int status, const char *error, const uint8_t
         goto out;
     }
     int r = renew_adopt(a, resp, rq->key, err, sizeof(err));
-    if (r < 0) {
+    if (r == -EOPNOTSUPP) {
+        /* asking again gets the same answer: keep the certificate until its next point */
+        log_debug("agent: certificate renewal refused here: %s", err);
+        a->renew_due = false;
+        uv_timer_start(&a->renew_timer, timer_renew, RENEW_RETRY_MAX_MS, 0);
+    } else if (r < 0) {
         renew_retry(a, err);
     } else {
         a->renew_due = false;
@@ -695,6 +706,7 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     a->backoff_ms = BACKOFF_MIN_MS;
     a->ready = ready;
     a->userdata = userdata;
+    a->keep_trying = cfg->keep_trying;
     a->renewed = cfg->renewed;
     a->renewed_userdata = cfg->renewed_userdata;
     a->role = st.role;

@@ -49,6 +49,8 @@ struct wrk_config {
     bool allow_manager;        /* a manager's state dir too: a manager node runs its tasks
                                   through an agent connected to itself (manager = its own
                                   address) */
+    bool keep_trying;          /* never give up reconnecting (ready may still report a first
+                                  failure): a manager's own agent */
     wrk_renewed_fn renewed;    /* optional: after each certificate renewal */
     void *renewed_userdata;
 };

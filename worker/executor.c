@@ -672,9 +672,17 @@ static void deferred_free(struct deferred *d)
     free(d);
 }
 
-/* Keep m until the runtime is settled. */
+/* Keep m until the runtime is settled. A complete set replaces whatever came before it. */
 static void defer(wrk__exec *x, const Swarm__SessionMessage *m)
 {
+    if (m->full) {
+        while (x->deferred) {
+            struct deferred *d = x->deferred;
+            x->deferred = d->next;
+            deferred_free(d);
+        }
+        x->deferred_tail = &x->deferred;
+    }
     struct deferred *d = calloc(1, sizeof(*d));
     if (!d || proto_pack(&m->base, &d->buf, &d->len) < 0) {
         free(d);

@@ -71,6 +71,8 @@ OUT=$(ctl service create --name web --constraint 'node.colour==red' -- /bin/slee
 check "bad constraint refused" bash -c "[ $RC != 0 ]"
 OUT=$(ctl service create --name web --constraint 'node.role== ' -- /bin/sleep 3601 2>&1); RC=$?
 check "a constraint without a value refused" bash -c "[ $RC != 0 ]"
+OUT=$(ctl service create --name web --restart-max-attempts 1001 -- /bin/sleep 3601 2>&1); RC=$?
+check "more than 1000 restart attempts refused (exit 2)" bash -c "[ $RC = 2 ]"
 OUT=$(ctl service create --name web --limit-memory 12Q -- /bin/sleep 3601 2>&1); RC=$?
 check "bad memory string refused (exit 2)" bash -c "[ $RC = 2 ]"
 check "nothing was written by the refused specs" bash -c "[ -z \"\$('$SWARMCTL' -H unix://$SOCK service ls -q)\" ]"

@@ -18,5 +18,6 @@ int main(void)
     failed += _cmocka_run_group_tests("manager-orchestrator", mt_orchestrator_tests,
                                       mt_orchestrator_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-assign", mt_assign_tests, mt_assign_n, NULL, NULL);
+    failed += _cmocka_run_group_tests("manager-update", mt_update_tests, mt_update_n, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -18,3 +18,5 @@ extern const struct CMUnitTest mt_orchestrator_tests[];
 extern const size_t mt_orchestrator_n;
 extern const struct CMUnitTest mt_assign_tests[];
 extern const size_t mt_assign_n;
+extern const struct CMUnitTest mt_update_tests[];
+extern const size_t mt_update_n;
