@@ -243,10 +243,9 @@ static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
         fflush(stdout);
         explicit_bzero(token, sizeof(token));
     }
-    log_info(
-        "node %s of cluster %s is serving: manager, raft leader, listening on %s "
-        "(advertised %s)",
-        mgr_node_id(m), mgr_cluster_id(m), listen, addr);
+    log_info("node %s of cluster %s is serving: manager, raft %s, listening on %s (advertised %s)",
+             mgr_node_id(m), mgr_cluster_id(m), mgr_is_leader(m) ? "leader" : "follower", listen,
+             addr);
     if (!d->stopping)
         start_manager_agent(d, m);
 }
@@ -464,16 +463,11 @@ int main(int argc, char **argv)
             stop(&d, 1);
             goto run;
         }
-        if (role != PKI_ROLE_WORKER) {
-            fprintf(stderr,
-                    "swarmd join: that is a manager token; joining managers arrives with the "
-                    "HA managers issue; join with the worker token ('swarmctl join-token "
-                    "worker') into a fresh state directory\n");
-            stop(&d, 1);
-            goto run;
-        }
-        printf("This node joined a swarm as a worker (node %s).\n", node_id);
+        printf("This node joined a swarm as a %s (node %s).\n",
+               role == PKI_ROLE_MANAGER ? "manager" : "worker", node_id);
         fflush(stdout);
+        /* the addresses join chose (a free port for port 0) are in the state dir now */
+        cfg.listen_addr_set = cfg.advertise_addr_set = false;
     } else if (!init && state_role(cfg.state_dir, &role) < 0) {
         role = PKI_ROLE_MANAGER; /* mgr_start explains what is missing */
     }

@@ -361,8 +361,8 @@ int mgr__ca_register(struct mgr *m)
 {
     int r = net_server_register(m->server, "CA.GetRootCA", NET_AUTH_ANY, h_get_root_ca, m);
     if (r >= 0)
-        r = net_server_register(m->server, "CA.IssueNodeCertificate", NET_AUTH_ANY,
-                                h_issue_node_certificate, m);
+        r = mgr__register_leader_only(m, "CA.IssueNodeCertificate", NET_AUTH_ANY,
+                                      h_issue_node_certificate);
     if (r >= 0)
         r = net_server_register(m->server, "CA.RenewNodeCertificate", NET_AUTH_NODE,
                                 h_renew_node_certificate, m);

@@ -276,16 +276,28 @@ static int send_assignments(struct mgr_session *s, bool full, struct assign_list
     struct mgr *m = s->m;
     char addr[80];
     mgr_advertise_addr(m, addr, sizeof(addr));
-    Swarm__ManagerPeer self = SWARM__MANAGER_PEER__INIT;
-    self.node_id = m->st.node_id;
-    self.addr = addr;
-    Swarm__ManagerPeer *peers[] = {&self};
+    /* every manager, this one (the leader) first: the node fails over to the others */
+    Swarm__ManagerPeer pv[MGR_PEERS_MAX], *peers[MGR_PEERS_MAX];
+    size_t np = 0;
+    swarm__manager_peer__init(&pv[0]);
+    pv[0].node_id = m->st.node_id;
+    pv[0].addr = addr;
+    peers[np++] = &pv[0];
+    for (size_t i = 0; i < m->n_peers && np < MGR_PEERS_MAX; i++) {
+        if (strcmp(m->peers[i].node_id, m->st.node_id) == 0)
+            continue;
+        swarm__manager_peer__init(&pv[np]);
+        pv[np].node_id = m->peers[i].node_id;
+        pv[np].addr = m->peers[i].addr;
+        peers[np] = &pv[np];
+        np++;
+    }
     Swarm__SessionMessage msg = SWARM__SESSION_MESSAGE__INIT;
     msg.session_id = s->session_id;
     msg.heartbeat_period_ns = period_ns(m);
     s->period_sent_ns = msg.heartbeat_period_ns;
     msg.managers = peers;
-    msg.n_managers = 1;
+    msg.n_managers = np;
     msg.full = full;
     msg.assignments = l->v;
     msg.n_assignments = l->n;
@@ -435,6 +447,10 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
         return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
     if (peer->kind != NET_PEER_NODE)
         return net_call_reply(call, -EPERM, "a session needs a node certificate", NULL, 0);
+    if (!m->leading) {
+        mgr__leader_hint(m, err, sizeof(err));
+        return net_call_reply(call, -EAGAIN, err, NULL, 0);
+    }
     Swarm__SessionRequest *req = (Swarm__SessionRequest *)mgr__request(
         call, &swarm__session_request__descriptor, payload, len);
     if (!req)
@@ -567,11 +583,38 @@ static void notify_node(struct mgr *m, const char *node_id, Swarm__Task *task, b
         session_end(s, r, "cannot send the node its assignments");
 }
 
-/* A node object changed: a newly asked certificate renewal goes to the node at once. */
+/* The managers' addresses, for session messages. */
+static void peers_refresh(struct mgr *m)
+{
+    struct mgr_objs nodes;
+    if (mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes) < 0)
+        return;
+    m->n_peers = 0;
+    for (size_t i = 0; i < nodes.n && m->n_peers < MGR_PEERS_MAX; i++) {
+        const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
+        if (n->role != SWARM__NODE_ROLE__ROLE_MANAGER || !n->manager_status ||
+            !n->manager_status->addr[0])
+            continue;
+        struct mgr_peer *p = &m->peers[m->n_peers++];
+        snprintf(p->node_id, sizeof(p->node_id), "%s", n->id);
+        snprintf(p->addr, sizeof(p->addr), "%s", n->manager_status->addr);
+    }
+    mgr__objs_free(&nodes);
+}
+
+static bool is_manager(const Swarm__Node *n)
+{
+    return n && (n->role == SWARM__NODE_ROLE__ROLE_MANAGER || n->manager_status);
+}
+
+/* A node object changed: a newly asked certificate renewal goes to the node at once; a
+ * manager's change updates the managers named to nodes. */
 static void node_event(struct mgr *m, const struct store_event *ev)
 {
     Swarm__Node *old = ev->old_value ? swarm__node__unpack(NULL, ev->old_len, ev->old_value) : NULL;
     Swarm__Node *n = ev->value ? swarm__node__unpack(NULL, ev->len, ev->value) : NULL;
+    if (is_manager(old) || is_manager(n))
+        peers_refresh(m);
     if (node_renew_asked(n) && (!old || old->cert_rotate != n->cert_rotate)) {
         struct mgr_session **slot = find_slot(m, n->id);
         if (slot && (*slot)->ready && (*slot)->call) {
@@ -588,12 +631,12 @@ static void node_event(struct mgr *m, const struct store_event *ev)
 
 void mgr__dispatcher_store_event(struct mgr *m, const struct store_event *ev)
 {
-    if (!m->sessions)
-        return;
     if (ev->table == STORE_NODES) {
         node_event(m, ev);
         return;
     }
+    if (!m->sessions)
+        return;
     if (ev->table != STORE_TASKS)
         return;
     Swarm__Task *old = ev->old_value ? swarm__task__unpack(NULL, ev->old_len, ev->old_value) : NULL;
@@ -809,6 +852,7 @@ void mgr__dispatcher_start(struct mgr *m)
     }
     m->dispatcher_start_ns = sw_now_monotonic_ns();
     m->orphans_checked = false;
+    peers_refresh(m);
     uv_timer_start(&m->dispatcher_timer, check_timer_cb, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
 }
 

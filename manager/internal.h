@@ -60,6 +60,12 @@ struct mgr_cluster_op {
     struct mgr_cluster_op *next;
 };
 
+#define MGR_PEERS_MAX 16
+struct mgr_peer {
+    char node_id[SW_ID_LEN + 1];
+    char addr[80];
+};
+
 struct mgr {
     uv_loop_t *loop;
     char *state_dir;
@@ -94,6 +100,17 @@ struct mgr {
     SSL_CTX *server_ctx;
     SSL_CTX *client_ctx; /* this node's certificate, for connections to other managers */
 
+    bool leading;     /* running the dispatcher and orchestrator as the raft leader */
+    bool taking_over; /* became leader: recording itself before it leads */
+    uv_timer_t role_timer;
+
+    /* forward.c */
+    struct mgr_method *methods;
+    net_client *fwd_client;
+    bool fwd_ready;
+    uint64_t fwd_leader;
+    struct fwd_wait *fwd_waiting;
+
     /* transport.c: raft between managers */
     raft_uv_accept_cb raft_accept;
     struct raft_link *raft_links;
@@ -107,6 +124,8 @@ struct mgr {
 
     /* dispatcher.c */
     struct mgr_session *sessions;
+    struct mgr_peer peers[MGR_PEERS_MAX]; /* the managers, named in session messages */
+    size_t n_peers;
     uint64_t heartbeat_period_ns;
     uv_timer_t dispatcher_timer;
     uint64_t dispatcher_start_ns;
@@ -133,6 +152,19 @@ struct mgr {
 
 /* objects.c */
 uint64_t mgr__raft_id_from_node_id(const char *node_id);
+
+/* forward.c: methods that run on the raft leader; any other manager relays them there
+ * (not for calls whose meaning depends on the caller's certificate: they are refused with
+ * the leader's address instead). */
+int mgr__register_leader_only(struct mgr *m, const char *method, enum net_auth auth,
+                              net_handler_fn fn);
+void mgr__forward_stop(struct mgr *m);
+void mgr__forward_free(struct mgr *m);
+
+/* members.c */
+int mgr__members_register(struct mgr *m);
+/* "not the leader; the leader is at ADDR" for an error message. */
+void mgr__leader_hint(struct mgr *m, char *buf, size_t size);
 
 /* transport.c */
 void mgr__transport_setup(struct mgr *m);

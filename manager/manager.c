@@ -21,6 +21,7 @@
 #include "proto/frame.h"
 
 #define LEADER_WAIT_MS 10000
+#define ROLE_CHECK_MS 100
 
 static void fail(struct mgr *m, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -68,18 +69,74 @@ void mgr_set_fatal_handler(mgr *m, mgr_fatal_fn fn, void *userdata)
     m->fatal_userdata = userdata;
 }
 
-static void become_ready(struct mgr *m)
+/* The leader runs the dispatcher (node sessions) and the orchestrator. */
+static void start_leading(struct mgr *m)
 {
-    m->serving = true;
+    m->leading = true;
+    m->taking_over = false;
     mgr__dispatcher_start(m);
     int r = mgr__orchestrator_start(m);
     if (r < 0)
         log_warn_errno(r, "cannot watch the store: services will not be reconciled");
+}
+
+static void stop_leading(struct mgr *m)
+{
+    log_info("this manager is no longer the raft leader");
+    m->leading = false;
+    mgr__orchestrator_stop(m);
+    mgr__dispatcher_stop(m);
+}
+
+static int propose_self_update(struct mgr *m);
+
+/* Leadership moves between managers: the new leader takes over the dispatcher and the
+ * orchestrator (after recording itself, as on a resume), a former leader lets go. */
+static void role_timer_cb(uv_timer_t *t)
+{
+    struct mgr *m = t->data;
+    if (m->stopping || !m->serving)
+        return;
+    bool leader = mgr__is_leader(m);
+    if (leader && !m->leading && !m->taking_over) {
+        log_info("this manager is now the raft leader");
+        m->taking_over = true;
+        int r = mgr__ca_reload(m);
+        if (r >= 0)
+            r = propose_self_update(m);
+        if (r < 0) {
+            log_warn_errno(r, "cannot take over as leader");
+            m->taking_over = false;
+        }
+    } else if (!leader && m->leading) {
+        stop_leading(m);
+    }
+}
+
+static void report_ready(struct mgr *m)
+{
+    uv_timer_start(&m->role_timer, role_timer_cb, ROLE_CHECK_MS, ROLE_CHECK_MS);
     if (m->ready) {
         mgr_ready_fn cb = m->ready;
         m->ready = NULL;
         cb(m, 0, "", m->ready_userdata);
     }
+}
+
+static void become_ready(struct mgr *m)
+{
+    m->serving = true;
+    if (mgr__is_leader(m))
+        start_leading(m);
+    report_ready(m);
+}
+
+/* A manager that is not the leader serves reads from its replica of the store. */
+static void become_follower(struct mgr *m)
+{
+    log_info("following the raft leader");
+    m->serving = true;
+    report_ready(m);
 }
 
 int mgr_state_probe(const char *state_dir, enum mgr_state_kind *ret, char *node_id,
@@ -332,6 +389,18 @@ static void files_done(uv_work_t *w, int status)
 static void resume_committed(struct mgr *m, int status, void *userdata)
 {
     char err[256] = "";
+    if (m->serving) {
+        /* taking over as leader */
+        if (status < 0) {
+            log_warn("cannot record this node as the leader: %s", strerror(-status));
+            m->taking_over = false;
+        } else if (mgr__is_leader(m) && !m->stopping) {
+            start_leading(m);
+        } else {
+            m->taking_over = false;
+        }
+        return;
+    }
     if (status < 0)
         return fail(m, status, "cannot record this node as ready: %s", strerror(-status));
     if (m->conf_changed) {
@@ -396,6 +465,16 @@ static void on_leader(struct mgr *m)
         fail(m, r, "cannot record this node as ready: %s", strerror(-r));
 }
 
+/* A follower is ready once it knows the leader and its replica holds this node. */
+static bool follower_ready(struct mgr *m)
+{
+    Swarm__Node *n = NULL;
+    if (m->init || mgr__leader_raft_id(m) == 0 || mgr__get_node(m, m->st.node_id, &n) < 0)
+        return false;
+    swarm__node__free_unpacked(n, NULL);
+    return mgr__ca_reload(m) >= 0;
+}
+
 static void leader_timer_cb(uv_timer_t *t)
 {
     struct mgr *m = t->data;
@@ -404,9 +483,16 @@ static void leader_timer_cb(uv_timer_t *t)
         on_leader(m);
         return;
     }
+    if (follower_ready(m)) {
+        uv_timer_stop(t);
+        become_follower(m);
+        return;
+    }
     if (sw_now_monotonic_ns() - m->leader_wait_start > LEADER_WAIT_MS * SW_NSEC_PER_MSEC) {
         uv_timer_stop(t);
-        fail(m, -ETIMEDOUT, "raft did not elect this manager leader within %d s",
+        fail(m, -ETIMEDOUT,
+             "no raft leader within %d s (this manager was not elected, and none of the others "
+             "is reachable with this node's data)",
              LEADER_WAIT_MS / 1000);
     }
 }
@@ -417,8 +503,16 @@ static int authorize_peer(const struct net_peer *peer, void *userdata)
     Swarm__Node *n = NULL;
     /* A certificate of a node the cluster does not know (removed) is refused. */
     int r = mgr__get_node(m, peer->id.node_id, &n);
-    if (r < 0)
+    if (r < 0) {
+        /* ...unless this manager holds no cluster yet: it has just joined, and the other
+         * managers (their certificates from this cluster's CA) bring it the data */
+        Swarm__Cluster *c = NULL;
+        if (peer->id.role == PKI_ROLE_MANAGER && !m->init && mgr__get_cluster(m, &c) == -ENOENT)
+            return 0;
+        if (c)
+            mgr__cluster_free(c);
         return -EPERM;
+    }
     swarm__node__free_unpacked(n, NULL);
     return 0;
 }
@@ -437,7 +531,8 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
     net_server_set_authorize(m->server, authorize_peer, m);
     if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
         (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
-        (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0) {
+        (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0 ||
+        (r = mgr__members_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
@@ -531,6 +626,8 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->kick_timer.data = m;
     uv_timer_init(loop, &m->tick_timer);
     m->tick_timer.data = m;
+    uv_timer_init(loop, &m->role_timer);
+    m->role_timer.data = m;
 
     enum mgr_state_kind kind;
     char node_id[SW_ID_LEN + 1] = "?", cluster_id[SW_ID_LEN + 1] = "?";
@@ -701,6 +798,7 @@ static void free_mgr(struct mgr *m)
     if (m->client_ctx)
         pki_tls_ctx_free(m->client_ctx);
     pki_node_state_finish(&m->st);
+    mgr__forward_free(m);
     if (m->lock_fd >= 0)
         close(m->lock_fd);
     free(m->state_dir);
@@ -749,9 +847,11 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
     m->pending_closes++; /* held until every close below has been started */
     mgr__orchestrator_stop(m);
     mgr__dispatcher_stop(m);
-    m->pending_closes += 5;
+    mgr__forward_stop(m);
+    m->pending_closes += 6;
     uv_close((uv_handle_t *)&m->kick_timer, timer_closed);
     uv_close((uv_handle_t *)&m->tick_timer, timer_closed);
+    uv_close((uv_handle_t *)&m->role_timer, timer_closed);
     uv_close((uv_handle_t *)&m->leader_timer, timer_closed);
     uv_close((uv_handle_t *)&m->fatal_timer, timer_closed);
     uv_close((uv_handle_t *)&m->dispatcher_timer, timer_closed);

@@ -51,6 +51,8 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
 void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata);
 
 const char *mgr_node_id(const mgr *m);
+/* This manager is the raft leader right now. */
+bool mgr_is_leader(mgr *m);
 const char *mgr_cluster_id(const mgr *m);
 /* The bound TCP address (real port when 0 was asked) and the advertised one. */
 void mgr_listen_addr(const mgr *m, char *buf, unsigned size);

@@ -222,10 +222,9 @@ static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len,
 
 int mgr__nodes_register(struct mgr *m)
 {
-    int r =
-        net_server_register(m->server, "Control.RemoveNode", NET_AUTH_MANAGER, h_remove_node, m);
+    int r = mgr__register_leader_only(m, "Control.RemoveNode", NET_AUTH_MANAGER, h_remove_node);
     if (r >= 0)
-        r = net_server_register(m->server, "Control.UpdateCluster", NET_AUTH_MANAGER,
-                                h_update_cluster, m);
+        r = mgr__register_leader_only(m, "Control.UpdateCluster", NET_AUTH_MANAGER,
+                                      h_update_cluster);
     return r;
 }

@@ -190,7 +190,9 @@ void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
 void mgr__reply_errno(net_call *call, int r, const char *what)
 {
     char err[256];
-    snprintf(err, sizeof(err), "%s: %s", what, strerror(-r));
+    snprintf(err, sizeof(err), "%s: %s", what,
+             r == -ENOTCONN ? "this manager is not the raft leader (writes go to the leader)"
+                            : strerror(-r));
     net_call_reply(call, r, err, NULL, 0);
 }
 

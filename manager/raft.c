@@ -145,6 +145,8 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     log_debug("raft: storage initialised");
     /* Snapshots are sealed, so compressing them would gain nothing. */
     raft_uv_set_snapshot_compression(&m->io, false);
+    /* a lost peer is tried again soon: failover within a couple of seconds */
+    raft_uv_set_connect_retry_delay(&m->io, 200);
 
     r = raft_init(&m->raft, &m->io, &m->fsm, m->st.raft_id, addr);
     if (r != 0) {
@@ -221,6 +223,11 @@ void mgr__raft_close(struct mgr *m)
     m->pending_closes++;
     uv_close((uv_handle_t *)&m->transport_handle, raft_done);
     uv_close((uv_handle_t *)&m->raft_done, raft_done);
+}
+
+bool mgr_is_leader(mgr *m)
+{
+    return mgr__is_leader(m);
 }
 
 bool mgr__is_leader(struct mgr *m)

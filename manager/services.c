@@ -964,8 +964,7 @@ int mgr__services_register(struct mgr *m)
         {"Control.UpdateSecret", h_update_secret},   {"Control.UpdateNode", h_update_node},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-        int r =
-            net_server_register(m->server, methods[i].method, NET_AUTH_MANAGER, methods[i].fn, m);
+        int r = mgr__register_leader_only(m, methods[i].method, NET_AUTH_MANAGER, methods[i].fn);
         if (r < 0)
             return r;
     }

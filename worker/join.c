@@ -27,16 +27,21 @@
 /* Everything one join carries between attempts. */
 struct join {
     const struct wrk_join_request *req;
+    struct sw_addr manager; /* whom to ask (the leader, once a manager learns where it is) */
     char target[80]; /* the manager, "IP:PORT" */
     struct pki_token token;
     char *root_pem; /* pinned root bundle */
     pki_key *key;
     char *csr;
     char hostname[256];
+    struct sw_addr listen; /* port 0 in the request: a free one */
     struct sw_addr advertise;
     char advertise_s[80];
     Swarm__IssueNodeCertificateResponse *issued;
     uint64_t deadline_ms;
+    /* a manager: what Raft.Join answered */
+    struct pki_aead_key dek;
+    uint64_t raft_id;
 };
 
 static uint64_t now_ms(void)
@@ -94,7 +99,7 @@ static int call_once(const struct join *j, SSL_CTX *ctx, const struct net_expect
         snprintf(err, errsize, "out of memory");
         return r;
     }
-    r = net_sync_connect_tcp_expect(&j->req->manager, ctx, expect, attempt_timeout(j), &c, err,
+    r = net_sync_connect_tcp_expect(&j->manager, ctx, expect, attempt_timeout(j), &c, err,
                                     errsize);
     if (r >= 0) {
         r = net_sync_call(c, method, buf, len, ret_status, err, errsize, ret_out, ret_len);
@@ -186,6 +191,62 @@ static int issue(struct join *j, const char *token, char *err, size_t errsize)
     return 0;
 }
 
+/* A manager: with its new certificate, ask to be added to raft; the answer carries the
+ * cluster data key (over mutual TLS only). */
+static int raft_join(struct join *j, const char *unused, char *err, size_t errsize)
+{
+    SSL_CTX *ctx = NULL;
+    _cleanup_free_ uint8_t *out = NULL;
+    size_t out_len = 0;
+    int status = 0;
+    const char *cert = j->issued->cert_pem;
+    int r = pki_tls_client_ctx(j->root_pem, strlen(j->root_pem), cert, strlen(cert), j->key, &ctx,
+                               err, errsize);
+    if (r < 0)
+        return r;
+    Swarm__RaftJoinRequest req = SWARM__RAFT_JOIN_REQUEST__INIT;
+    struct net_expect expect = {.cluster_id = j->issued->cluster_id, .manager = true};
+    char serr[400] = "";
+    r = call_once(j, ctx, &expect, "Raft.Join", &req.base, &status, &out, &out_len, serr,
+                  sizeof(serr));
+    pki_tls_ctx_free(ctx);
+    if (r < 0) {
+        snprintf(err, errsize, "%s", serr);
+        return r;
+    }
+    const char *hint = status == -EAGAIN ? strstr(serr, "the leader is at ") : NULL;
+    struct sw_addr leader;
+    if (hint && sw_addr_parse(hint + strlen("the leader is at "), -1, 0, &leader) >= 0) {
+        /* only the leader adds managers: ask it (same cluster, checked at the handshake) */
+        j->manager = leader;
+        sw_addr_format(&leader, j->target, sizeof(j->target));
+        snprintf(err, errsize, "%s", serr);
+        return -EAGAIN;
+    }
+    if (status < 0) {
+        snprintf(err, errsize, "%s did not add this manager to raft: %s", j->target,
+                 serr[0] ? serr : strerror(-status));
+        return status;
+    }
+    Swarm__RaftJoinResponse *resp = swarm__raft_join_response__unpack(NULL, out_len, out);
+    if (out)
+        sw_erase(out, out_len);
+    if (!resp || resp->dek.len != PKI_KEY_BYTES || !resp->dek_id || !resp->raft_id) {
+        if (resp) {
+            sw_erase(resp->dek.data, resp->dek.len);
+            swarm__raft_join_response__free_unpacked(resp, NULL);
+        }
+        snprintf(err, errsize, "%s sent a malformed answer to the raft join", j->target);
+        return -EPROTO;
+    }
+    j->dek.id = resp->dek_id;
+    memcpy(j->dek.key, resp->dek.data, PKI_KEY_BYTES);
+    j->raft_id = resp->raft_id;
+    sw_erase(resp->dek.data, resp->dek.len);
+    swarm__raft_join_response__free_unpacked(resp, NULL);
+    return 0;
+}
+
 /* Retry fn while the manager is unreachable, with exponential backoff and jitter. */
 static int with_retries(struct join *j, int (*fn)(struct join *, const char *, char *, size_t),
                         const char *token, char *errmsg, size_t size)
@@ -229,6 +290,39 @@ static int fetch_root_fn(struct join *j, const char *token, char *err, size_t si
 }
 
 /* The local address the kernel would use to reach the manager (no packet is sent). */
+/* A free TCP port on host (listen port 0: a manager's raft address must be known before
+ * it listens, so the port is chosen now). */
+static int free_port(const struct sw_addr *host, uint16_t *ret)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t slen;
+    if (host->family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, host->host, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        slen = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        if (inet_pton(AF_INET, host->host, &s4->sin_addr) != 1)
+            return -EINVAL;
+        slen = sizeof(*s4);
+    }
+    _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&ss, slen) < 0)
+        return -errno;
+    struct sockaddr_storage local = {0};
+    socklen_t llen = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0)
+        return -errno;
+    *ret = ntohs(local.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&local)->sin6_port
+                                             : ((struct sockaddr_in *)&local)->sin_port);
+    return 0;
+}
+
 static int local_addr_towards(const struct sw_addr *to, struct sw_addr *ret)
 {
     struct sockaddr_storage ss = {0};
@@ -291,7 +385,11 @@ static int write_state(struct join *j, const struct pki_identity *id, char *errm
     memcpy(st.node_id, id->node_id, sizeof(st.node_id));
     memcpy(st.cluster_id, id->cluster_id, sizeof(st.cluster_id));
     st.role = id->role;
-    st.listen_addr = req->listen_addr;
+    if (st.role == PKI_ROLE_MANAGER) {
+        st.raft_id = j->raft_id;
+        st.dek = j->dek;
+    }
+    st.listen_addr = j->listen;
     st.advertise_addr = j->advertise;
     snprintf(st.hostname, sizeof(st.hostname), "%s", j->hostname);
     r = pki_aead_key_generate(&st.kek);
@@ -377,8 +475,13 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
             return r;
         }
     }
+    j->listen = req->listen_addr;
+    if (j->listen.port == 0 && (r = free_port(&j->listen, &j->listen.port)) < 0) {
+        snprintf(errmsg, size, "cannot find a free port on %s: %s", j->listen.host, strerror(-r));
+        return r;
+    }
     if (j->advertise.port == 0)
-        j->advertise.port = req->listen_addr.port;
+        j->advertise.port = j->listen.port;
     sw_addr_format(&j->advertise, j->advertise_s, sizeof(j->advertise_s));
 
     j->deadline_ms = now_ms() + (req->timeout_ms ? req->timeout_ms : JOIN_TIMEOUT_DEFAULT_MS);
@@ -418,6 +521,11 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
                  j->target);
         return -EPROTO;
     }
+    if (id.role == PKI_ROLE_MANAGER) {
+        r = with_retries(j, raft_join, NULL, errmsg, size);
+        if (r < 0)
+            return r;
+    }
     r = write_state(j, &id, errmsg, size);
     if (r < 0)
         return r;
@@ -429,9 +537,10 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
 int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1],
              enum pki_role *ret_role, char *errmsg, size_t errmsg_size)
 {
-    struct join j = {.req = req};
+    struct join j = {.req = req, .manager = req->manager};
     int r = join_run(&j, ret_node_id, ret_role, errmsg, errmsg_size);
     sw_erase(&j.token, sizeof(j.token));
+    pki_aead_key_clear(&j.dek);
     free(j.root_pem);
     pki_key_free(j.key);
     free(j.csr);

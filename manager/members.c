@@ -1,0 +1,197 @@
+/* Raft membership: a manager that just got its certificate with the manager token asks the
+ * leader to join raft (Raft.Join). The leader adds it as a spare, answers with the cluster
+ * data key (over mTLS only: the node proved its manager certificate), records its manager
+ * status, and promotes it to voter once it has caught up. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "manager/internal.h"
+#include "proto/frame.h"
+
+struct join_op {
+    struct raft_change req;
+    struct mgr *m;
+    net_call *call;
+    raft_id id;
+    char node_id[SW_ID_LEN + 1];
+    char addr[80];
+};
+
+/* The member of the current raft configuration with this id, or NULL. */
+static const struct raft_server *member(struct mgr *m, raft_id id)
+{
+    for (unsigned i = 0; i < m->raft.configuration.n; i++)
+        if (m->raft.configuration.servers[i].id == id)
+            return &m->raft.configuration.servers[i];
+    return NULL;
+}
+
+static void promoted(struct raft_change *req, int status)
+{
+    struct join_op *op = req->data;
+    if (status != 0)
+        log_warn("raft: manager %s (raft %llu) not made a voter: %s", op->node_id,
+                 (unsigned long long)op->id, raft_strerror(status));
+    else
+        log_info("raft: manager %s is a voter", op->node_id);
+    free(op);
+}
+
+static void promote(struct join_op *op)
+{
+    struct mgr *m = op->m;
+    const struct raft_server *s = member(m, op->id);
+    if (s && s->role == RAFT_VOTER) {
+        free(op);
+        return;
+    }
+    op->req.data = op;
+    /* raft 0.15 catches a spare up before the change that makes it a voter */
+    int r = raft_assign(&m->raft, &op->req, op->id, RAFT_VOTER, promoted);
+    if (r != 0) {
+        log_warn("raft: cannot make manager %s a voter: %s", op->node_id, raft_strerror(r));
+        free(op);
+    }
+}
+
+static int set_manager_status(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    struct join_op *op = userdata;
+    if (!n->manager_status) {
+        n->manager_status = calloc(1, sizeof(*n->manager_status));
+        if (!n->manager_status)
+            return -ENOMEM;
+        swarm__manager_status__init(n->manager_status);
+    }
+    Swarm__ManagerStatus *ms = n->manager_status;
+    ms->raft_id = op->id;
+    char *addr = strdup(op->addr);
+    if (!addr)
+        return -ENOMEM;
+    if (ms->addr != protobuf_c_empty_string)
+        free(ms->addr);
+    ms->addr = addr;
+    ms->reachability = SWARM__REACHABILITY__REACH_REACHABLE;
+    return 0;
+}
+
+static void status_recorded(struct mgr *m, int status, void *userdata)
+{
+    struct join_op *op = userdata;
+    if (status < 0)
+        log_warn("cannot record manager %s's status: %s", op->node_id, strerror(-status));
+    promote(op);
+}
+
+/* The answer: the data key, sealed only by the mTLS connection it travels on. */
+static void answer(struct join_op *op)
+{
+    struct mgr *m = op->m;
+    Swarm__RaftJoinResponse resp = SWARM__RAFT_JOIN_RESPONSE__INIT;
+    resp.dek_id = m->st.dek.id;
+    resp.dek.data = m->st.dek.key;
+    resp.dek.len = sizeof(m->st.dek.key);
+    resp.raft_id = op->id;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (proto_pack(&resp.base, &buf, &len) < 0) {
+        net_call_reply(op->call, -ENOMEM, "out of memory", NULL, 0);
+    } else {
+        net_call_reply(op->call, 0, NULL, buf, len);
+        sw_erase(buf, len);
+        free(buf);
+    }
+    op->call = NULL;
+}
+
+static void added(struct raft_change *req, int status)
+{
+    struct join_op *op = req->data;
+    struct mgr *m = op->m;
+    if (status != 0) {
+        char err[160];
+        snprintf(err, sizeof(err), "cannot add this manager to raft: %s", raft_strerror(status));
+        net_call_reply(op->call, -EAGAIN, err, NULL, 0);
+        free(op);
+        return;
+    }
+    log_info("raft: manager %s (raft %llu at %s) added", op->node_id, (unsigned long long)op->id,
+             op->addr);
+    answer(op);
+    if (mgr__node_update(m, op->node_id, set_manager_status, status_recorded, op) < 0)
+        promote(op);
+}
+
+static void h_raft_join(net_call *call, const uint8_t *payload, size_t len, void *userdata)
+{
+    struct mgr *m = userdata;
+    const struct net_peer *peer = net_call_peer(call);
+    char err[200];
+    if (peer->kind != NET_PEER_NODE || peer->id.role != PKI_ROLE_MANAGER)
+        return net_call_reply(call, -EPERM, "joining raft needs a manager certificate", NULL, 0);
+    if (!m->serving || !mgr__is_leader(m)) {
+        mgr__leader_hint(m, err, sizeof(err));
+        return net_call_reply(call, -EAGAIN, err, NULL, 0);
+    }
+    Swarm__RaftJoinRequest *req = (Swarm__RaftJoinRequest *)mgr__request(
+        call, &swarm__raft_join_request__descriptor, payload, len);
+    if (!req)
+        return;
+    swarm__raft_join_request__free_unpacked(req, NULL);
+    Swarm__Node *n = NULL;
+    if (mgr__get_node(m, peer->id.node_id, &n) < 0)
+        return net_call_reply(call, -EPERM, "this node has been removed from the swarm", NULL, 0);
+    struct join_op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        swarm__node__free_unpacked(n, NULL);
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    }
+    op->m = m;
+    op->call = call;
+    op->id = mgr__raft_id_from_node_id(peer->id.node_id);
+    memcpy(op->node_id, peer->id.node_id, sizeof(op->node_id));
+    snprintf(op->addr, sizeof(op->addr), "%s", n->addr);
+    swarm__node__free_unpacked(n, NULL);
+    struct sw_addr a;
+    if (!op->addr[0] || sw_addr_parse(op->addr, -1, 0, &a) < 0 || a.port == 0) {
+        free(op);
+        return net_call_reply(call, -EINVAL,
+                              "this node has no address others can reach it at; join again with "
+                              "--advertise-addr IP:PORT",
+                              NULL, 0);
+    }
+    if (member(m, op->id)) {
+        /* asked again (the first answer was lost): the same answer */
+        answer(op);
+        promote(op);
+        return;
+    }
+    op->req.data = op;
+    int r = raft_add(&m->raft, &op->req, op->id, op->addr, added);
+    if (r != 0) {
+        snprintf(err, sizeof(err), "cannot add this manager to raft: %s", raft_strerror(r));
+        free(op);
+        return net_call_reply(call, r == RAFT_CANTCHANGE ? -EAGAIN : -EIO, err, NULL, 0);
+    }
+}
+
+void mgr__leader_hint(struct mgr *m, char *buf, size_t size)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    if (m->raft_inited)
+        raft_leader(&m->raft, &id, &addr);
+    if (addr && addr[0])
+        snprintf(buf, size, "this manager is not the raft leader; the leader is at %s", addr);
+    else
+        snprintf(buf, size, "this manager is not the raft leader, and no leader is known yet");
+}
+
+int mgr__members_register(struct mgr *m)
+{
+    return net_server_register(m->server, "Raft.Join", NET_AUTH_MANAGER, h_raft_join, m);
+}
