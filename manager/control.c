@@ -7,6 +7,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/swtime.h"
 #include "manager/internal.h"
 #include "proto/frame.h"
 
@@ -16,9 +17,14 @@ static void fill_live(struct mgr *m, Swarm__Node *n)
     if (!n->manager_status)
         return;
     uint64_t leader = mgr__leader_raft_id(m);
-    n->manager_status->leader = leader != 0 && leader == n->manager_status->raft_id;
-    if (n->manager_status->raft_id == m->st.raft_id || n->manager_status->leader)
-        n->manager_status->reachability = SWARM__REACHABILITY__REACH_REACHABLE;
+    uint64_t id = n->manager_status->raft_id;
+    n->manager_status->leader = leader != 0 && leader == id;
+    /* raft traffic flows at least every heartbeat (100 ms) between the leader and each
+     * member: one that has said nothing for REACHABLE_NS is unreachable */
+    bool reachable = id == m->st.raft_id || n->manager_status->leader ||
+                     sw_now_monotonic_ns() - mgr__raft_last_contact(m, id) < MGR_REACHABLE_NS;
+    n->manager_status->reachability =
+        reachable ? SWARM__REACHABILITY__REACH_REACHABLE : SWARM__REACHABILITY__REACH_UNREACHABLE;
 }
 
 /* ------------------------------------------------------------------ nodes */

@@ -112,6 +112,9 @@ struct mgr {
     struct fwd_wait *fwd_waiting;
 
     /* transport.c: raft between managers */
+    struct {
+        uint64_t id, at_ns;
+    } contacts[MGR_PEERS_MAX]; /* when each raft member last sent us anything */
     raft_uv_accept_cb raft_accept;
     struct raft_link *raft_links;
     bool raft_closing;
@@ -168,6 +171,10 @@ void mgr__leader_hint(struct mgr *m, char *buf, size_t size);
 
 /* transport.c */
 void mgr__transport_setup(struct mgr *m);
+/* Raft traffic from member id arrived / when it last did (monotonic ns, 0: never). */
+void mgr__raft_contact(struct mgr *m, uint64_t id);
+uint64_t mgr__raft_last_contact(struct mgr *m, uint64_t id);
+#define MGR_REACHABLE_NS (3ULL * 1000000000ULL)
 int mgr__transport_register(struct mgr *m);
 
 /* raft.c */

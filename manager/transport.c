@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/swtime.h"
+#include "config.h"
 #include "manager/internal.h"
 #include "proto/frame.h"
 
@@ -135,6 +137,7 @@ static void on_raw(net_raw *r, int status, const char *error, const uint8_t *dat
     }
     if (l->closing || !l->pipe_open || len == 0)
         return;
+    mgr__raft_contact(l->m, l->id);
     struct link_write *w = malloc(sizeof(*w) + len);
     if (!w) {
         link_close(l, RAFT_NOMEM);
@@ -385,6 +388,9 @@ static void transport_close(struct raft_uv_transport *t, raft_uv_transport_close
 void mgr__transport_setup(struct mgr *m)
 {
     m->transport = (struct raft_uv_transport){0};
+#if HAVE_RAFT_UV_TRANSPORT_VERSION
+    m->transport.version = 1; /* raft 0.17+ and cowsql/raft check it */
+#endif
     m->transport.data = m;
     m->transport.init = transport_init;
     m->transport.listen = transport_listen;
@@ -395,4 +401,31 @@ void mgr__transport_setup(struct mgr *m)
 int mgr__transport_register(struct mgr *m)
 {
     return net_server_register(m->server, "Raft.Connect", NET_AUTH_MANAGER, h_raft_connect, m);
+}
+
+void mgr__raft_contact(struct mgr *m, uint64_t id)
+{
+    size_t free_slot = MGR_PEERS_MAX, oldest = 0;
+    uint64_t now = sw_now_monotonic_ns();
+    for (size_t i = 0; i < MGR_PEERS_MAX; i++) {
+        if (m->contacts[i].id == id) {
+            m->contacts[i].at_ns = now;
+            return;
+        }
+        if (!m->contacts[i].id && free_slot == MGR_PEERS_MAX)
+            free_slot = i;
+        if (m->contacts[i].at_ns < m->contacts[oldest].at_ns)
+            oldest = i;
+    }
+    size_t k = free_slot < MGR_PEERS_MAX ? free_slot : oldest;
+    m->contacts[k].id = id;
+    m->contacts[k].at_ns = now;
+}
+
+uint64_t mgr__raft_last_contact(struct mgr *m, uint64_t id)
+{
+    for (size_t i = 0; i < MGR_PEERS_MAX; i++)
+        if (m->contacts[i].id == id)
+            return m->contacts[i].at_ns;
+    return 0;
 }

@@ -69,6 +69,7 @@ wait "${PIDS_M[1]}" 2>/dev/null
 new_leader() { local l; l=$(leader_of 2); [ -n "$l" ] && [ "$l" != mgr-1 ]; }
 check "another manager is elected leader" until_ok 15 new_leader
 check "…both survivors agree" until_ok 10 bash -c "[ \"\$(leader_of 2)\" = \"\$(leader_of 3)\" ]"
+check "the killed manager is Unreachable" until_ok 15 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 2) node ls | grep mgr-1 | grep -c Unreachable)\" = 1 ]"
 check "writes go on (through either survivor)" until_ok 10 bash -c "printf y | '$SWARMCTL' -H unix://$(sock 2) secret create after_failover - >/dev/null"
 check "…read back" ctlm 3 secret inspect after_failover
 check "the service still has its 2 tasks" until_ok 15 web_full 3
@@ -80,6 +81,7 @@ PIDS_M[1]=$LAST_PID
 check "the old leader restarts and serves" wait_ready "$(sock 1)" "${PIDS_M[1]}"
 check "…as a follower that has what it missed" until_ok 15 ctlm 1 secret inspect after_failover
 check "…and 3 Ready managers again" until_ok 20 managers_ready 1 3
+check "…and Reachable again" until_ok 15 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) node ls | grep mgr-1 | grep -c -E 'Reachable|Leader')\" = 1 ] && ! '$SWARMCTL' -H unix://$(sock 1) node ls | grep -q Unreachable"
 
 # nothing readable at rest
 check "the secret's value is in no state dir" bash -c "! grep -rqa '$SECRET' '$T/m1' '$T/m2' '$T/m3' '$T/w1'"
