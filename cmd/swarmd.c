@@ -66,6 +66,9 @@ static const char usage_init[] =
     "  --advertise-addr IP[:PORT] Address other nodes use to reach this one\n"
     "  --hostname NAME            Node hostname (default: the machine's)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
+    "  --force-new-cluster        On a manager's existing state dir, after quorum is lost:\n"
+    "                             restart it as a one-manager swarm with all its data\n"
+    "                             (other managers join again, with fresh state dirs)\n"
     "  -h, --help                 Show this help\n";
 
 static const char usage_join[] =
@@ -284,6 +287,7 @@ enum {
     OPT_CERT_EXPIRY,
     OPT_HEARTBEAT,
     OPT_TIMEOUT,
+    OPT_FORCE_NEW,
     OPT_VERSION,
 };
 
@@ -298,6 +302,7 @@ int main(int argc, char **argv)
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
         {"dispatcher-heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"force-new-cluster", no_argument, NULL, OPT_FORCE_NEW},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
@@ -366,6 +371,9 @@ int main(int argc, char **argv)
             case OPT_TIMEOUT:
                 timeout = optarg;
                 break;
+            case OPT_FORCE_NEW:
+                cfg.force_new_cluster = true;
+                break;
             case 'h':
                 help = true;
                 break;
@@ -415,6 +423,8 @@ int main(int argc, char **argv)
             return usage_error("invalid --dispatcher-heartbeat '%s': a duration from 100ms to 24h",
                                heartbeat);
     }
+    if (cfg.force_new_cluster && !init)
+        return usage_error("--force-new-cluster applies to 'swarmd init' only");
     uint64_t join_timeout_ns = 0;
     if (timeout) {
         if (!join)
@@ -436,6 +446,9 @@ int main(int argc, char **argv)
         cfg.advertise_addr.port = cfg.listen_addr.port;
 
     signal(SIGPIPE, SIG_IGN);
+    /* --force-new-cluster restarts an existing manager: not a new swarm */
+    if (cfg.force_new_cluster)
+        init = false;
     struct daemon d = {.init = init, .state_dir = cfg.state_dir};
     char errmsg[512] = "";
     uv_loop_init(&d.loop);

@@ -71,6 +71,7 @@ struct mgr {
     char *state_dir;
     int lock_fd;
     bool init;
+    bool force_new_cluster;
     bool conf_changed;          /* resume with new addresses or hostname: rewrite node.conf */
     uint64_t cert_expiry_ns;    /* init only */
     uint64_t init_heartbeat_ns; /* init only */

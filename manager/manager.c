@@ -607,6 +607,7 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->snapshot_threshold =
         cfg->snapshot_threshold ? cfg->snapshot_threshold : MGR_SNAPSHOT_INTERVAL_DEFAULT;
     m->snapshot_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 500;
+    m->force_new_cluster = cfg->force_new_cluster && !init;
     m->state_dir = strdup(cfg->state_dir);
     if (!m->state_dir) {
         free(m);

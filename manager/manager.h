@@ -20,6 +20,8 @@ struct mgr_config {
     uint64_t heartbeat_period_ns; /* init only; 0: 5 s */
     unsigned snapshot_threshold;  /* raft entries between snapshots; 0: 10000 (tests lower it) */
     unsigned snapshot_trailing;   /* entries kept behind a snapshot; 0: 500 */
+    bool force_new_cluster;       /* resume only: raft is recovered with this manager as its
+                                     only voter (quorum lost), all data kept */
 };
 
 typedef struct mgr mgr;

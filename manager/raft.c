@@ -177,6 +177,21 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
             return -EEXIST;
         }
     }
+    if (m->force_new_cluster) {
+        /* quorum is lost for good: this manager alone, with everything it holds */
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        r = raft_configuration_add(&conf, m->st.raft_id, addr, RAFT_VOTER);
+        if (r == 0)
+            r = raft_recover(&m->raft, &conf);
+        raft_configuration_close(&conf);
+        if (r != 0) {
+            snprintf(errmsg, size, "cannot recover raft in %s as a one-manager cluster: %s", dir,
+                     raft_errmsg(&m->raft)[0] ? raft_errmsg(&m->raft) : raft_strerror(r));
+            return -EIO;
+        }
+        log_warn("raft recovered with this manager as its only member (--force-new-cluster)");
+    }
     log_debug("raft: configured");
     r = raft_start(&m->raft);
     if (r != 0) {

@@ -83,7 +83,31 @@ check "…as a follower that has what it missed" until_ok 15 ctlm 1 secret inspe
 check "…and 3 Ready managers again" until_ok 20 managers_ready 1 3
 check "…and Reachable again" until_ok 15 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) node ls | grep mgr-1 | grep -c -E 'Reachable|Leader')\" = 1 ] && ! '$SWARMCTL' -H unix://$(sock 1) node ls | grep -q Unreachable"
 
+# quorum lost: two of three gone, the survivor cannot write; --force-new-cluster brings it
+# back alone with all its data, and a new manager can join it
+for i in 1 3; do kill -KILL "${PIDS_M[$i]}"; wait "${PIDS_M[$i]}" 2>/dev/null; done
+OUT=$(printf z | ctlm 2 secret create no_quorum - 2>&1); RC=$?
+check "without quorum a write fails (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying there is no leader" has "$OUT" "leader"
+kill -TERM "${PIDS_M[2]}"; wait "${PIDS_M[2]}" 2>/dev/null
+start_swarmd m2f init --force-new-cluster --state-dir "$T/m2"
+PIDS_M[2]=$LAST_PID
+check "init --force-new-cluster on the survivor serves" wait_ready "$(sock 2)" "${PIDS_M[2]}"
+check "…as the leader" until_ok 10 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 2) node ls | grep mgr-2 | grep -c Leader)\" = 1 ]"
+check "…with every secret it had" bash -c "'$SWARMCTL' -H unix://$(sock 2) secret inspect via_follower via_leader after_failover >/dev/null"
+check "…and takes writes" bash -c "printf w | '$SWARMCTL' -H unix://$(sock 2) secret create after_recovery - >/dev/null"
+ADDR2=$(listen_addr "$T/m2f.log")
+MT2=$(ctlm 2 join-token -q manager)
+start_swarmd m4 join --state-dir "$T/m4" --listen-addr 127.0.0.1:0 --hostname mgr-4 "$MT2" "$ADDR2"
+PIDS_M[4]=$LAST_PID
+check "a new manager joins the recovered cluster" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+check "…and reads what the survivor kept" until_ok 10 ctlm 4 secret inspect after_recovery
+OUT=$("$SWARMD" init --force-new-cluster --state-dir "$T/empty" 2>&1); RC=$?
+check "--force-new-cluster on a dir without a manager fails (exit 1)" bash -c "[ $RC = 1 ]"
+OUT=$("$SWARMD" join --force-new-cluster "$MT2" "$ADDR2" 2>&1); RC=$?
+check "--force-new-cluster with join is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+
 # nothing readable at rest
-check "the secret's value is in no state dir" bash -c "! grep -rqa '$SECRET' '$T/m1' '$T/m2' '$T/m3' '$T/w1'"
+check "the secret's value is in no state dir" bash -c "! grep -rqa '$SECRET' '$T/m1' '$T/m2' '$T/m3' '$T/m4' '$T/w1'"
 check "no service name in clear in raft logs or stores" bash -c "! grep -rqa 'via_follower' '$T/m1/raft' '$T/m2/raft' '$T/m3/raft' '$T/m1/store' '$T/m2/store' '$T/m3/store'"
 finish
