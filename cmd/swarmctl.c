@@ -94,6 +94,8 @@ static const char help_cluster_update[] =
     "                                    (at least 1h)\n"
     "      --heartbeat-period duration   Period of node heartbeats (100ms to 24h); nodes\n"
     "                                    get it with their next heartbeat answer\n"
+    "      --snapshot-interval N         Raft entries between snapshots of the store on\n"
+    "                                    each manager (10 to 10000000)\n"
     "  -h, --help                        Print usage\n";
 
 int ctl_print_help(const char *text)
@@ -691,9 +693,10 @@ static int cmd_cluster_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT };
+    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT, OPT_SNAPSHOT };
     static const struct option opts[] = {
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
+        {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT},
         {"heartbeat-period", required_argument, NULL, OPT_HEARTBEAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -723,6 +726,15 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
                                            optarg);
                 req.set_heartbeat_period = true;
                 break;
+            case OPT_SNAPSHOT:
+                if (cli_parse_uint(optarg, 10000000, &req.snapshot_interval) < 0 ||
+                    req.snapshot_interval < 10)
+                    return cli_usage_error(PROG, cmd,
+                                           "invalid --snapshot-interval \"%s\": a number of raft "
+                                           "entries from 10 to 10000000",
+                                           optarg);
+                req.set_snapshot_interval = true;
+                break;
             case 'h':
                 return ctl_print_help(help_cluster_update);
             default:
@@ -731,9 +743,10 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(PROG, cmd, "\"swarmctl cluster update\" accepts no arguments");
-    if (!req.set_cert_expiry && !req.set_heartbeat_period)
-        return cli_usage_error(PROG, cmd,
-                               "nothing to update: give --cert-expiry or --heartbeat-period");
+    if (!req.set_cert_expiry && !req.set_heartbeat_period && !req.set_snapshot_interval)
+        return cli_usage_error(
+            PROG, cmd,
+            "nothing to update: give --cert-expiry, --heartbeat-period or --snapshot-interval");
     int r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;

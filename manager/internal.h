@@ -104,6 +104,9 @@ struct mgr {
     bool leading;     /* running the dispatcher and orchestrator as the raft leader */
     bool taking_over; /* became leader: recording itself before it leads */
     uv_timer_t role_timer;
+    unsigned role_ticks;
+    uint64_t seen_snapshot_interval; /* the cluster setting last seen */
+    bool snapshot_threshold_explicit;
 
     /* forward.c */
     struct mgr_method *methods;

@@ -92,11 +92,34 @@ static int propose_self_update(struct mgr *m);
 
 /* Leadership moves between managers: the new leader takes over the dispatcher and the
  * orchestrator (after recording itself, as on a resume), a former leader lets go. */
+/* The cluster's snapshot interval, on every manager (each takes its own snapshots). An
+ * explicit one in the configuration (tests) holds until the cluster setting changes. */
+static void apply_snapshot_interval(struct mgr *m)
+{
+    Swarm__Cluster *c = NULL;
+    if (mgr__get_cluster(m, &c) < 0)
+        return;
+    uint64_t n = c->spec->snapshot_interval;
+    mgr__cluster_free(c);
+    if (!n || n == m->seen_snapshot_interval)
+        return;
+    bool first = m->seen_snapshot_interval == 0;
+    m->seen_snapshot_interval = n;
+    if (first && m->snapshot_threshold_explicit)
+        return;
+    raft_set_snapshot_threshold(&m->raft, (unsigned)n);
+    /* entries kept behind a snapshot for slow followers: up to 500, half the interval */
+    raft_set_snapshot_trailing(&m->raft, (unsigned)SW_MIN(n / 2, (uint64_t)500));
+    log_debug("raft: snapshot every %llu entries", (unsigned long long)n);
+}
+
 static void role_timer_cb(uv_timer_t *t)
 {
     struct mgr *m = t->data;
     if (m->stopping || !m->serving)
         return;
+    if (++m->role_ticks % 10 == 1)
+        apply_snapshot_interval(m);
     bool leader = mgr__is_leader(m);
     if (leader && !m->leading && !m->taking_over) {
         log_info("this manager is now the raft leader");
@@ -295,7 +318,7 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     spec.cert_expiry_ns = m->cert_expiry_ns ? m->cert_expiry_ns : PKI_CERT_VALIDITY_DEFAULT_NS;
     spec.heartbeat_period_ns =
         m->init_heartbeat_ns ? m->init_heartbeat_ns : MGR_HEARTBEAT_DEFAULT_NS;
-    spec.snapshot_interval = MGR_SNAPSHOT_INTERVAL_DEFAULT;
+    spec.snapshot_interval = m->snapshot_threshold;
     spec.task_history_limit = MGR_TASK_HISTORY_DEFAULT;
     Swarm__RootCA ca = SWARM__ROOT_CA__INIT;
     ca.ca_cert_pem = (char *)bundle;
@@ -606,6 +629,7 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->init_heartbeat_ns = cfg->heartbeat_period_ns;
     m->snapshot_threshold =
         cfg->snapshot_threshold ? cfg->snapshot_threshold : MGR_SNAPSHOT_INTERVAL_DEFAULT;
+    m->snapshot_threshold_explicit = cfg->snapshot_threshold != 0;
     m->snapshot_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 500;
     m->force_new_cluster = cfg->force_new_cluster && !init;
     m->state_dir = strdup(cfg->state_dir);

@@ -134,8 +134,8 @@ static void h_remove_node(net_call *call, const uint8_t *payload, size_t len, vo
 struct cluster_edit {
     net_call *call;
     struct {
-        bool set_cert_expiry, set_heartbeat_period;
-        uint64_t cert_expiry_ns, heartbeat_period_ns;
+        bool set_cert_expiry, set_heartbeat_period, set_snapshot_interval;
+        uint64_t cert_expiry_ns, heartbeat_period_ns, snapshot_interval;
     } req;
 };
 
@@ -148,6 +148,8 @@ static int edit_cluster(struct mgr *m, Swarm__Cluster *c, void *userdata)
         c->spec->cert_expiry_ns = e->req.cert_expiry_ns;
     if (e->req.set_heartbeat_period)
         c->spec->heartbeat_period_ns = e->req.heartbeat_period_ns;
+    if (e->req.set_snapshot_interval)
+        c->spec->snapshot_interval = e->req.snapshot_interval;
     if (c->meta)
         c->meta->updated_at = sw_now_realtime_ns();
     return 0;
@@ -199,10 +201,17 @@ static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len,
     e->req.cert_expiry_ns = req->cert_expiry_ns;
     e->req.set_heartbeat_period = req->set_heartbeat_period;
     e->req.heartbeat_period_ns = req->heartbeat_period_ns;
+    e->req.set_snapshot_interval = req->set_snapshot_interval;
+    e->req.snapshot_interval = req->snapshot_interval;
     swarm__update_cluster_request__free_unpacked(req, NULL);
     const char *bad = NULL;
-    if (!e->req.set_cert_expiry && !e->req.set_heartbeat_period)
-        bad = "nothing to update: set the certificate expiry or the heartbeat period";
+    if (!e->req.set_cert_expiry && !e->req.set_heartbeat_period && !e->req.set_snapshot_interval)
+        bad =
+            "nothing to update: set the certificate expiry, the heartbeat period or the "
+            "snapshot interval";
+    else if (e->req.set_snapshot_interval &&
+             (e->req.snapshot_interval < 10 || e->req.snapshot_interval > 10000000))
+        bad = "the snapshot interval must be from 10 to 10000000 raft entries";
     else if (e->req.set_cert_expiry && (e->req.cert_expiry_ns < CERT_EXPIRY_MIN_NS ||
                                         e->req.cert_expiry_ns > CERT_EXPIRY_MAX_NS))
         bad = "the certificate expiry must be from 1h to 175200h (the root CA's validity)";
