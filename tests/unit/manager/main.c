@@ -19,5 +19,7 @@ int main(void)
                                       mt_orchestrator_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-assign", mt_assign_tests, mt_assign_n, NULL, NULL);
     failed += _cmocka_run_group_tests("manager-update", mt_update_tests, mt_update_n, NULL, NULL);
+    failed +=
+        _cmocka_run_group_tests("manager-raftnet", mt_raftnet_tests, mt_raftnet_n, NULL, NULL);
     return failed ? 1 : 0;
 }

@@ -20,3 +20,5 @@ extern const struct CMUnitTest mt_assign_tests[];
 extern const size_t mt_assign_n;
 extern const struct CMUnitTest mt_update_tests[];
 extern const size_t mt_update_n;
+extern const struct CMUnitTest mt_raftnet_tests[];
+extern const size_t mt_raftnet_n;
