@@ -57,7 +57,7 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
     struct issue_call *ic = userdata;
     if (status < 0) {
         char err[256];
-        snprintf(err, sizeof(err), "cannot record the new node: %s", strerror(-status));
+        snprintf(err, sizeof(err), "cannot record the new node: %s", mgr__strerror(status));
         net_call_reply(ic->call, status, err, NULL, 0);
     } else {
         Swarm__IssueNodeCertificateResponse resp = SWARM__ISSUE_NODE_CERTIFICATE_RESPONSE__INIT;

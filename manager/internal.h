@@ -224,6 +224,8 @@ void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
 bool mgr__serving(struct mgr *m, net_call *call);
 void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg);
 void mgr__reply_errno(net_call *call, int r, const char *what);
+/* strerror, with what a raft outcome means for the caller. */
+const char *mgr__strerror(int r);
 /* Decode a request strictly (no unknown fields anywhere); NULL after answering -EINVAL. */
 ProtobufCMessage *mgr__request(net_call *call, const ProtobufCMessageDescriptor *desc,
                                const uint8_t *payload, size_t len);

@@ -187,12 +187,18 @@ void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
     free(buf);
 }
 
+const char *mgr__strerror(int r)
+{
+    if (r == -ENOTCONN)
+        return "the raft leadership was lost before the change was acknowledged (no quorum of "
+               "managers?); it may or may not have been applied";
+    return strerror(-r);
+}
+
 void mgr__reply_errno(net_call *call, int r, const char *what)
 {
     char err[256];
-    snprintf(err, sizeof(err), "%s: %s", what,
-             r == -ENOTCONN ? "this manager is not the raft leader (writes go to the leader)"
-                            : strerror(-r));
+    snprintf(err, sizeof(err), "%s: %s", what, mgr__strerror(r));
     net_call_reply(call, r, err, NULL, 0);
 }
 

@@ -206,7 +206,7 @@ static void answer_committed(struct mgr *m, int status, void *userdata)
     if (status < 0) {
         char err[160];
         snprintf(err, sizeof(err), "%s",
-                 status == -EEXIST ? "it already exists" : strerror(-status));
+                 status == -EEXIST ? "it already exists" : mgr__strerror(status));
         net_call_reply(p->call, status, err, NULL, 0);
     } else if (!p->obj) {
         net_call_reply(p->call, 0, NULL, NULL, 0);
