@@ -312,14 +312,17 @@ static void h_raft_connect(net_call *call, const uint8_t *payload, size_t len, v
     struct mgr *m = userdata;
     const struct net_peer *peer = net_call_peer(call);
     char err[200];
-    if (peer->kind != NET_PEER_NODE || peer->id.role != PKI_ROLE_MANAGER)
-        return net_call_reply(call, -EPERM, "raft needs a manager certificate", NULL, 0);
-    if (!m->raft_accept || m->raft_closing)
-        return net_call_reply(call, -EAGAIN, "raft is not running here", NULL, 0);
     Swarm__RaftConnectRequest *req = (Swarm__RaftConnectRequest *)mgr__request(
         call, &swarm__raft_connect_request__descriptor, payload, len);
     if (!req)
         return;
+    if (peer->kind != NET_PEER_NODE || peer->id.role != PKI_ROLE_MANAGER || !m->raft_accept ||
+        m->raft_closing) {
+        swarm__raft_connect_request__free_unpacked(req, NULL);
+        if (peer->kind != NET_PEER_NODE || peer->id.role != PKI_ROLE_MANAGER)
+            return net_call_reply(call, -EPERM, "raft needs a manager certificate", NULL, 0);
+        return net_call_reply(call, -EAGAIN, "raft is not running here", NULL, 0);
+    }
     struct sw_addr addr;
     int r = 0;
     if (req->target_raft_id != m->st.raft_id) {

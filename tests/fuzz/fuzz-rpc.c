@@ -28,6 +28,8 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &swarm__update_cluster_request__descriptor,
     &swarm__renew_node_certificate_request__descriptor,
     &swarm__update_secret_request__descriptor,
+    &swarm__raft_connect_request__descriptor,
+    &swarm__raft_join_request__descriptor,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 

@@ -29,6 +29,8 @@ enum rpc_sel {
     R_UPDATE_CLUSTER,
     R_RENEW,
     R_UPDATE_SECRET,
+    R_RAFT_CONNECT,
+    R_RAFT_JOIN,
 };
 /* fuzz-manager.c's table order; bit 7 asks for live values */
 enum mgr_sel {
@@ -57,6 +59,8 @@ enum mgr_sel {
     M_UPDATE_CLUSTER,
     M_RENEW,
     M_UPDATE_SECRET,
+    M_RAFT_CONNECT,
+    M_RAFT_JOIN,
 };
 #define LIVE 0x80
 
@@ -310,6 +314,12 @@ int main(int argc, char **argv)
     emit(rpc_dir, "update-cluster", R_UPDATE_CLUSTER, &uc.base, true);
     emit(rpc_dir, "renew", R_RENEW, &renew.base, true);
     emit(rpc_dir, "update-secret", R_UPDATE_SECRET, &usec.base, true);
+    Swarm__RaftConnectRequest rc = SWARM__RAFT_CONNECT_REQUEST__INIT;
+    rc.raft_id = 12345;
+    rc.address = "127.0.0.1:2377";
+    rc.target_raft_id = 678;
+    emit(rpc_dir, "raft-connect", R_RAFT_CONNECT, &rc.base, true);
+    emit(rpc_dir, "raft-join", R_RAFT_JOIN, &empty.base, false);
     /* wire-format oddities: unknown field, wrong wire type, overlong varint, length past
      * the end, a field repeated (last wins), negative enum, group tags */
     raw(rpc_dir, "unknown-field", R_GET_NODE, "\x0a\x01x\xf8\x07\x05", 6);
@@ -372,6 +382,8 @@ int main(int argc, char **argv)
     emit(mgr_dir, "renew-live", M_RENEW | LIVE, &renew_live.base, false);
     raw(mgr_dir, "renew-garbage", M_RENEW, "\x0a\x01x\x48\x01", 5);
     emit(mgr_dir, "update-secret", M_UPDATE_SECRET, &usec.base, true);
+    emit(mgr_dir, "raft-connect-as-worker", M_RAFT_CONNECT, &rc.base, false);
+    emit(mgr_dir, "raft-join-as-worker", M_RAFT_JOIN, &empty.base, false);
     raw(mgr_dir, "get-node-garbage", M_GET_NODE, "\xff\xff\xff", 3);
     raw(mgr_dir, "create-service-garbage", M_CREATE_SVC, "\x2a\x03\x0a\x05x", 5);
     raw(mgr_dir, "create-secret-past-end", M_CREATE_SECRET,
