@@ -534,7 +534,9 @@ static int authorize_peer(const struct net_peer *peer, void *userdata)
             return 0;
         if (c)
             mgr__cluster_free(c);
-        return -EPERM;
+        /* a follower's replica may not have the node yet (it just joined through the
+         * leader): try again; the leader knows for sure */
+        return mgr__is_leader(m) ? -EPERM : -EAGAIN;
     }
     swarm__node__free_unpacked(n, NULL);
     return 0;

@@ -67,7 +67,8 @@ typedef void (*net_handler_fn)(net_call *call, const uint8_t *payload, size_t le
 /* (payload is valid only while the handler runs; copy what a deferred reply needs.) */
 
 /* Extra check run for every certificate peer after the handshake (e.g. removed nodes).
- * Return 0 to accept, <0 to close the connection. */
+ * Return 0 to accept, <0 to close the connection (-EAGAIN: the peer is told to try again,
+ * e.g. a replica that has not caught up; anything else: refused). */
 typedef int (*net_authorize_fn)(const struct net_peer *peer, void *userdata);
 
 int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_server **ret);

@@ -363,8 +363,14 @@ static void conn_fail(struct net_conn *c, int err, const char *msg)
 static void conn_accept_peer(struct net_conn *c)
 {
     net_server *s = c->s;
-    if (c->peer.kind == NET_PEER_NODE && s->authorize &&
-        s->authorize(&c->peer, s->authorize_userdata) < 0) {
+    int r = c->peer.kind == NET_PEER_NODE && s->authorize
+                ? s->authorize(&c->peer, s->authorize_userdata)
+                : 0;
+    if (r == -EAGAIN) {
+        conn_fail(c, -EAGAIN, "this manager does not know the node yet; try again");
+        return;
+    }
+    if (r < 0) {
         conn_fail(c, -EPERM, "node certificate refused by this cluster");
         return;
     }

@@ -147,6 +147,22 @@ static void fail_session(wrk_agent *a, int status, const char *why)
     if (had_session)
         a->backoff_ms = BACKOFF_MIN_MS;
     a->cur = (a->cur + 1) % a->n_managers;
+    /* a manager that is not the leader says where the leader is: go there next */
+    const char *hint = strstr(why, "the leader is at ");
+    struct sw_addr leader;
+    if (hint && sw_addr_parse(hint + strlen("the leader is at "), -1, 0, &leader) >= 0) {
+        size_t k;
+        for (k = 0; k < a->n_managers; k++)
+            if (strcmp(a->managers[k].host, leader.host) == 0 &&
+                a->managers[k].port == leader.port)
+                break;
+        if (k == a->n_managers && a->n_managers < WRK_MANAGERS_MAX)
+            a->managers[a->n_managers++] = leader;
+        if (k < a->n_managers) {
+            a->cur = k;
+            a->backoff_ms = BACKOFF_MIN_MS;
+        }
+    }
     uint64_t wait = wrk__jitter_ms(a->backoff_ms, 20);
     a->backoff_ms = SW_MIN(a->backoff_ms * 2, (uint64_t)BACKOFF_MAX_MS);
     uv_timer_start(&a->timer, timer_reconnect, wait, 0);

@@ -56,8 +56,11 @@ check "secret create through the leader" bash -c "printf x | '$SWARMCTL' -H unix
 check "…read back through a follower at once" ctlm 2 secret inspect via_leader
 check "a join token read through a follower is the leader's" bash -c "[ '$(ctlm 3 join-token -q worker)' = '$WT' ]"
 
-# a worker with a task, placed through a follower
-start_swarmd w1 join --state-dir "$T/w1" --hostname wk-1 "$WT" "$ADDR1"
+# a worker that joins through a follower (its certificate comes from the leader, its
+# session goes where the follower says the leader is), and a task placed through a follower
+ADDR2=$(listen_addr "$T/m2.log")
+start_swarmd w1 join --state-dir "$T/w1" --hostname wk-1 "$WT" "$ADDR2"
+check "a worker joins through a follower and is Ready" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock 1) node ls | grep -q 'wk-1 *Ready'"
 for i in 1 2 3; do ctlm 1 node update --availability drain "mgr-$i" >/dev/null; done
 check "service create through a follower" bash -c "'$SWARMCTL' -H unix://$(sock 3) service create --name web --replicas 2 --secret via_follower -- /bin/sleep 3600 >/dev/null"
 web_full() { ctlm "$1" service ls --format json 2>/dev/null | grep -q '"2/2"'; }
