@@ -19,10 +19,12 @@ static const char help_node[] =
     "Manage swarm nodes\n"
     "\n"
     "Commands:\n"
+    "  demote      Demote one or more managers to workers\n"
     "  inspect     Display detailed information on one or more nodes\n"
     "  ls          List nodes in the swarm\n"
+    "  promote     Promote one or more workers to managers\n"
     "  rm          Remove one or more nodes from the swarm\n"
-    "  update      Update a node's availability or labels\n"
+    "  update      Update a node's availability, labels or role\n"
     "\n"
     "Options:\n"
     "  -h, --help  Print usage\n"
@@ -64,7 +66,8 @@ static const char help_node_update[] =
     "                              cluster's current --cert-expiry)\n"
     "  -h, --help                  Print usage\n"
     "      --label-add K=V         Add or update a node label (repeatable)\n"
-    "      --label-rm K            Remove a node label (repeatable)\n";
+    "      --label-rm K            Remove a node label (repeatable)\n"
+    "      --role string           manager (promote) or worker (demote)\n";
 
 static const char help_node_rm[] =
     "Usage:  swarmctl node rm [OPTIONS] NODE [NODE...]\n"
@@ -429,9 +432,10 @@ static int cmd_node_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM, OPT_ROTATE };
+    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM, OPT_ROTATE, OPT_ROLE };
     static const struct option opts[] = {
         {"availability", required_argument, NULL, OPT_AVAILABILITY},
+        {"role", required_argument, NULL, OPT_ROLE},
         {"force-rotate-cert", no_argument, NULL, OPT_ROTATE},
         {"label-add", required_argument, NULL, OPT_LABEL_ADD},
         {"label-rm", required_argument, NULL, OPT_LABEL_RM},
@@ -466,6 +470,16 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
             case OPT_ROTATE:
                 req.force_rotate_cert = true;
                 break;
+            case OPT_ROLE:
+                if (strcmp(optarg, "manager") == 0)
+                    req.role = SWARM__NODE_ROLE__ROLE_MANAGER;
+                else if (strcmp(optarg, "worker") == 0)
+                    req.role = SWARM__NODE_ROLE__ROLE_WORKER;
+                else
+                    r = cli_usage_error(PROG, cmd, "invalid --role \"%s\": manager or worker",
+                                        optarg);
+                req.set_role = true;
+                break;
             case OPT_LABEL_ADD:
                 r = ctl_label_edit_add(&le, optarg, cmd);
                 break;
@@ -483,11 +497,11 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
         r = cli_usage_error(PROG, cmd, "\"swarmctl node update\" requires exactly 1 argument");
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a node name must not be empty");
-    if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && le.n_add == 0 &&
-        le.n_rm == 0)
+    if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && !req.set_role &&
+        le.n_add == 0 && le.n_rm == 0)
         r = cli_usage_error(PROG, cmd,
-                            "nothing to update: give --availability, --label-add, --label-rm or "
-                            "--force-rotate-cert");
+                            "nothing to update: give --availability, --label-add, --label-rm, "
+                            "--role or --force-rotate-cert");
     if (r == CLI_EXIT_OK)
         r = ctl_label_edit_check(&le, cmd);
     if (r == CLI_EXIT_OK)
@@ -510,6 +524,70 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
     }
     ctl_label_edit_free(&le);
     return ctl_finish_output(r);
+}
+
+/* ------------------------------------------------------------------ promote, demote */
+
+static const char help_node_promote[] =
+    "Usage:  swarmctl node promote NODE [NODE...]\n"
+    "\n"
+    "Promote workers to managers: each renews into a manager certificate, joins raft and\n"
+    "becomes a voter once caught up\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   Print usage\n";
+
+static const char help_node_demote[] =
+    "Usage:  swarmctl node demote NODE [NODE...]\n"
+    "\n"
+    "Demote managers to workers: each leaves raft first (refused for the last manager or if\n"
+    "the managers left could not form a quorum), then runs as a worker\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help   Print usage\n";
+
+static int cmd_node_role(struct ctl *ctl, int argc, char **argv, bool promote)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = promote ? "node promote" : "node demote";
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return ctl_print_help(promote ? help_node_promote : help_node_demote);
+        return ctl_getopt_usage(c, argv, opts, cmd);
+    }
+    if (optind >= argc)
+        return cli_usage_error(PROG, cmd, "\"swarmctl %s\" requires at least 1 argument", cmd);
+    for (int i = optind; i < argc; i++)
+        if (!argv[i][0])
+            return cli_usage_error(PROG, cmd, "a node name must not be empty");
+    int r = ctl_connect(ctl);
+    if (r != CLI_EXIT_OK)
+        return r;
+    int code = CLI_EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        Swarm__UpdateNodeRequest req = SWARM__UPDATE_NODE_REQUEST__INIT;
+        req.id = argv[i];
+        req.set_role = true;
+        req.role = promote ? SWARM__NODE_ROLE__ROLE_MANAGER : SWARM__NODE_ROLE__ROLE_WORKER;
+        ProtobufCMessage *m = NULL;
+        r = ctl_call_object(ctl, "Control.UpdateNode", &req.base,
+                            &swarm__get_node_response__descriptor, "node", argv[i], &m);
+        if (r != CALL_OK) {
+            code = CLI_EXIT_FAILURE;
+            if (r == CALL_FAILED)
+                break;
+            continue;
+        }
+        printf("Node %s %s.\n", argv[i],
+               promote ? "promoted to a manager in the swarm" : "demoted in the swarm");
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    return ctl_finish_output(code);
 }
 
 /* ------------------------------------------------------------------ node rm */
@@ -575,6 +653,10 @@ int ctl_cmd_node(struct ctl *ctl, int argc, char **argv)
         return cmd_node_inspect(ctl, argc, argv);
     if (strcmp(sub, "update") == 0)
         return cmd_node_update(ctl, argc, argv);
+    if (strcmp(sub, "promote") == 0)
+        return cmd_node_role(ctl, argc, argv, true);
+    if (strcmp(sub, "demote") == 0)
+        return cmd_node_role(ctl, argc, argv, false);
     if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
         return cmd_node_rm(ctl, argc, argv);
     return cli_usage_error(PROG, "node", "unknown command \"node %s\"", sub);

@@ -113,6 +113,13 @@ struct daemon {
     int exit_code;
     bool stopping;
     const char *state_dir;
+    struct mgr_config cfg; /* for a manager started later (promotion) */
+    /* a promotion or demotion in progress */
+    uv_timer_t role_timer;
+    bool role_timer_init;
+    bool changing;
+    enum pki_role new_role;
+    struct sw_addr leader;
 };
 
 static void stopped(void *userdata)
@@ -120,6 +127,8 @@ static void stopped(void *userdata)
     struct daemon *d = userdata;
     d->m = NULL;
     d->a = NULL;
+    if (d->role_timer_init)
+        uv_close((uv_handle_t *)&d->role_timer, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -195,6 +204,10 @@ static void on_manager_renewed(wrk_agent *a, const char *cert_pem, const pki_key
         log_info("renewed this node's certificate");
 }
 
+static void on_role_changed(wrk_agent *a, enum pki_role role, void *userdata);
+static void start_worker_agent(struct daemon *d);
+static void start_manager(struct daemon *d, bool init);
+
 /* A manager node runs tasks too, through an agent in session with itself. */
 static void start_manager_agent(struct daemon *d, mgr *m)
 {
@@ -204,6 +217,7 @@ static void start_manager_agent(struct daemon *d, mgr *m)
                             .manager_set = true,
                             .keep_trying = true,
                             .renewed = on_manager_renewed,
+                            .role_changed = on_role_changed,
                             .renewed_userdata = d};
     /* its own listener, by the bound address (a wildcard by loopback): the advertised one
      * may not be reachable from this host (NAT) */
@@ -253,6 +267,80 @@ static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
         start_manager_agent(d, m);
 }
 
+/* ------------------------------------------------------------------ promotion, demotion */
+
+/* Demoted: the manager is stopped; its state becomes a worker's, and a worker agent goes on
+ * with the same node. */
+static void demote_mgr_stopped(void *userdata)
+{
+    struct daemon *d = userdata;
+    char err[512];
+    if (d->stopping)
+        return;
+    if (wrk_become_worker(d->state_dir, &d->leader, err, sizeof(err)) < 0) {
+        log_error("demoted, but the state dir cannot become a worker's: %s", err);
+        return stop(d, 1);
+    }
+    log_info("this node was demoted: it runs as a worker now");
+    d->changing = false;
+    start_worker_agent(d);
+}
+
+static void role_agent_stopped(void *userdata)
+{
+    struct daemon *d = userdata;
+    char err[512];
+    if (d->stopping)
+        return;
+    if (d->new_role == PKI_ROLE_WORKER && d->m) {
+        mgr *m = d->m;
+        d->m = NULL;
+        return mgr_stop(m, demote_mgr_stopped, d);
+    }
+    if (d->new_role == PKI_ROLE_MANAGER && !d->m) {
+        log_info("this node was promoted: joining raft");
+        if (wrk_become_manager(d->state_dir, 30000, err, sizeof(err)) < 0) {
+            log_error("promoted, but cannot join raft: %s; going on as a worker", err);
+            d->changing = false;
+            return start_worker_agent(d);
+        }
+        d->changing = false;
+        return start_manager(d, false);
+    }
+    d->changing = false;
+}
+
+static void role_timer_cb(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->stopping || !d->a)
+        return;
+    wrk_agent *a = d->a;
+    d->a = NULL;
+    wrk_agent_stop(a, role_agent_stopped, d);
+}
+
+/* The agent renewed into a certificate of another role: the node changes its daemon (out of
+ * the agent's callback). */
+static void on_role_changed(wrk_agent *a, enum pki_role role, void *userdata)
+{
+    struct daemon *d = userdata;
+    char addr[80];
+    if (d->changing || d->stopping)
+        return;
+    d->changing = true;
+    d->new_role = role;
+    memset(&d->leader, 0, sizeof(d->leader));
+    if (d->m && mgr_leader_addr(d->m, addr, sizeof(addr)) >= 0)
+        (void)sw_addr_parse(addr, -1, 0, &d->leader);
+    if (!d->role_timer_init) {
+        uv_timer_init(&d->loop, &d->role_timer);
+        d->role_timer.data = d;
+        d->role_timer_init = true;
+    }
+    uv_timer_start(&d->role_timer, role_timer_cb, 0, 0);
+}
+
 static void on_agent_ready(wrk_agent *a, int status, const char *errmsg, void *userdata)
 {
     struct daemon *d = userdata;
@@ -262,6 +350,33 @@ static void on_agent_ready(wrk_agent *a, int status, const char *errmsg, void *u
         return;
     }
     log_info("node %s is a worker of the swarm, in session with a manager", wrk_agent_node_id(a));
+}
+
+static void start_worker_agent(struct daemon *d)
+{
+    char errmsg[512];
+    struct wrk_config wc = {.state_dir = d->state_dir,
+                            .hostname = d->cfg.hostname,
+                            .renewed = on_worker_renewed,
+                            .role_changed = on_role_changed,
+                            .renewed_userdata = d};
+    if (wrk_agent_start(&d->loop, &wc, on_agent_ready, d, &d->a, errmsg, sizeof(errmsg)) < 0) {
+        fprintf(stderr, "swarmd: %s\n", errmsg);
+        d->a = NULL;
+        stop(d, 1);
+    }
+}
+
+static void start_manager(struct daemon *d, bool init)
+{
+    char errmsg[512];
+    if (mgr_start(&d->loop, &d->cfg, init, on_ready, d, &d->m, errmsg, sizeof(errmsg)) < 0) {
+        fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
+        d->m = NULL;
+        stop(d, 1);
+    } else {
+        mgr_set_fatal_handler(d->m, on_fatal, d);
+    }
 }
 
 /* The role kept in the state dir, or -ENOENT when it holds no node. */
@@ -485,28 +600,11 @@ int main(int argc, char **argv)
         role = PKI_ROLE_MANAGER; /* mgr_start explains what is missing */
     }
 
-    int r;
-    if (role == PKI_ROLE_WORKER) {
-        struct wrk_config wc = {.state_dir = cfg.state_dir,
-                                .hostname = cfg.hostname,
-                                .renewed = on_worker_renewed,
-                                .renewed_userdata = &d};
-        r = wrk_agent_start(&d.loop, &wc, on_agent_ready, &d, &d.a, errmsg, sizeof(errmsg));
-        if (r < 0) {
-            fprintf(stderr, "swarmd: %s\n", errmsg);
-            d.a = NULL;
-            stop(&d, 1);
-        }
-    } else {
-        r = mgr_start(&d.loop, &cfg, init, on_ready, &d, &d.m, errmsg, sizeof(errmsg));
-        if (r < 0) {
-            fprintf(stderr, "swarmd%s: %s\n", init ? " init" : "", errmsg);
-            d.m = NULL;
-            stop(&d, 1);
-        } else {
-            mgr_set_fatal_handler(d.m, on_fatal, &d);
-        }
-    }
+    d.cfg = cfg;
+    if (role == PKI_ROLE_WORKER)
+        start_worker_agent(&d);
+    else
+        start_manager(&d, init);
 run:
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);

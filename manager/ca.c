@@ -335,7 +335,10 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
         goto out;
     }
     rc->call = call;
-    rc->role = n->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
+    /* the role the operator wants: a promoted node gets its manager certificate this way
+     * (then joins raft), a demoted one its worker certificate (after it left raft) */
+    rc->role =
+        n->desired_role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
     r = sign_for(m, req->csr_pem, peer->id.node_id, rc->role, &rc->cert_pem, err, sizeof(err));
     if (r < 0)
         goto out;

@@ -170,6 +170,9 @@ void mgr__forward_free(struct mgr *m);
 
 /* members.c */
 int mgr__members_register(struct mgr *m);
+/* Demote manager n (replies to call): refused for the last manager or when the rest could
+ * not form a quorum; the leader itself hands leadership over first (-EAGAIN). */
+void mgr__demote(struct mgr *m, net_call *call, const Swarm__Node *n);
 /* "not the leader; the leader is at ADDR" for an error message. */
 void mgr__leader_hint(struct mgr *m, char *buf, size_t size);
 

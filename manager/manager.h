@@ -55,6 +55,8 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata);
 const char *mgr_node_id(const mgr *m);
 /* This manager is the raft leader right now. */
 bool mgr_is_leader(mgr *m);
+/* The raft leader's address (IP:PORT); -ENOENT when none is known. */
+int mgr_leader_addr(mgr *m, char *buf, size_t size);
 const char *mgr_cluster_id(const mgr *m);
 /* The bound TCP address (real port when 0 was asked) and the advertised one. */
 void mgr_listen_addr(const mgr *m, char *buf, unsigned size);

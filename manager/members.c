@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "common/swtime.h"
 #include "manager/internal.h"
 #include "proto/frame.h"
 
@@ -68,6 +69,7 @@ static int set_manager_status(struct mgr *m, Swarm__Node *n, void *userdata)
         swarm__manager_status__init(n->manager_status);
     }
     Swarm__ManagerStatus *ms = n->manager_status;
+    n->role = n->desired_role = SWARM__NODE_ROLE__ROLE_MANAGER; /* a promoted worker is one now */
     ms->raft_id = op->id;
     char *addr = strdup(op->addr);
     if (!addr)
@@ -174,6 +176,128 @@ static void h_raft_join(net_call *call, const uint8_t *payload, size_t len, void
     int r = raft_add(&m->raft, &op->req, op->id, op->addr, added);
     if (r != 0) {
         snprintf(err, sizeof(err), "cannot add this manager to raft: %s", raft_strerror(r));
+        free(op);
+        return net_call_reply(call, r == RAFT_CANTCHANGE ? -EAGAIN : -EIO, err, NULL, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ demotion */
+
+struct demote_op {
+    struct raft_change req;
+    struct raft_transfer xfer;
+    struct mgr *m;
+    net_call *call;
+    raft_id id;
+    char node_id[SW_ID_LEN + 1];
+};
+
+static int set_worker(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    n->role = n->desired_role = SWARM__NODE_ROLE__ROLE_WORKER;
+    if (n->manager_status) {
+        swarm__manager_status__free_unpacked(n->manager_status, NULL);
+        n->manager_status = NULL;
+    }
+    /* its next certificate says worker: it renews now */
+    n->cert_rotate = (n->cert_rotate > n->cert_rotated ? n->cert_rotate : n->cert_rotated) + 1;
+    return 0;
+}
+
+static void demoted(struct mgr *m, int status, void *userdata)
+{
+    struct demote_op *op = userdata;
+    Swarm__Node *n = NULL;
+    if (status < 0) {
+        mgr__reply_errno(op->call, status, "left raft, but cannot record the demotion");
+    } else if (mgr__get_node(m, op->node_id, &n) >= 0) {
+        log_info("manager %s demoted to worker", op->node_id);
+        Swarm__GetNodeResponse resp = SWARM__GET_NODE_RESPONSE__INIT;
+        resp.node = n;
+        mgr__reply_msg(op->call, &resp.base);
+        swarm__node__free_unpacked(n, NULL);
+    } else {
+        net_call_reply(op->call, 0, NULL, NULL, 0);
+    }
+    free(op);
+}
+
+static void removed(struct raft_change *req, int status)
+{
+    struct demote_op *op = req->data;
+    struct mgr *m = op->m;
+    if (status != 0) {
+        char err[160];
+        snprintf(err, sizeof(err), "cannot remove the manager from raft: %s",
+                 raft_strerror(status));
+        net_call_reply(op->call, -EAGAIN, err, NULL, 0);
+        free(op);
+        return;
+    }
+    int r = mgr__node_update(m, op->node_id, set_worker, demoted, op);
+    if (r < 0) {
+        mgr__reply_errno(op->call, r, "left raft, but cannot record the demotion");
+        free(op);
+    }
+}
+
+static void transferred(struct raft_transfer *req)
+{
+    free(req->data);
+}
+
+/* Demote a manager: refused if it is the last one or if the managers left could not form
+ * a quorum; the leader itself first hands leadership over. */
+void mgr__demote(struct mgr *m, net_call *call, const Swarm__Node *n)
+{
+    char err[300];
+    raft_id id = n->manager_status ? n->manager_status->raft_id : 0;
+    const struct raft_server *target = id ? member(m, id) : NULL;
+    if (!target)
+        return net_call_reply(call, -EINVAL, "this node is not a raft member", NULL, 0);
+    unsigned voters = 0, reachable = 0;
+    uint64_t now = sw_now_monotonic_ns();
+    for (unsigned i = 0; i < m->raft.configuration.n; i++) {
+        const struct raft_server *s = &m->raft.configuration.servers[i];
+        if (s->role != RAFT_VOTER || s->id == id)
+            continue;
+        voters++;
+        if (s->id == m->st.raft_id || now - mgr__raft_last_contact(m, s->id) < MGR_REACHABLE_NS)
+            reachable++;
+    }
+    if (target->role == RAFT_VOTER && voters == 0)
+        return net_call_reply(call, -EPERM, "the last manager cannot be demoted", NULL, 0);
+    if (target->role == RAFT_VOTER && reachable < voters / 2 + 1) {
+        snprintf(err, sizeof(err),
+                 "demoting it would leave %u managers of which %u are reachable: the swarm "
+                 "would lose its quorum; bring the others back first",
+                 voters, reachable);
+        return net_call_reply(call, -EPERM, err, NULL, 0);
+    }
+    if (id == m->st.raft_id) {
+        /* the leader leaves raft only once another leads */
+        struct raft_transfer *x = calloc(1, sizeof(*x));
+        if (x) {
+            x->data = x;
+            if (raft_transfer(&m->raft, x, 0, transferred) != 0)
+                free(x);
+        }
+        return net_call_reply(call, -EAGAIN,
+                              "this node is the raft leader: it is handing leadership over to "
+                              "another manager; demote it again in a moment",
+                              NULL, 0);
+    }
+    struct demote_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    op->m = m;
+    op->call = call;
+    op->id = id;
+    snprintf(op->node_id, sizeof(op->node_id), "%s", n->id);
+    op->req.data = op;
+    int r = raft_remove(&m->raft, &op->req, id, removed);
+    if (r != 0) {
+        snprintf(err, sizeof(err), "cannot remove the manager from raft: %s", raft_strerror(r));
         free(op);
         return net_call_reply(call, r == RAFT_CANTCHANGE ? -EAGAIN : -EIO, err, NULL, 0);
     }

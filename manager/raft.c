@@ -240,6 +240,19 @@ void mgr__raft_close(struct mgr *m)
     uv_close((uv_handle_t *)&m->raft_done, raft_done);
 }
 
+int mgr_leader_addr(mgr *m, char *buf, size_t size)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    if (!m->raft_inited)
+        return -ENOENT;
+    raft_leader(&m->raft, &id, &addr);
+    if (!id || !addr || !addr[0])
+        return -ENOENT;
+    snprintf(buf, size, "%s", addr);
+    return 0;
+}
+
 bool mgr_is_leader(mgr *m)
 {
     return mgr__is_leader(m);

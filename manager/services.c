@@ -865,7 +865,14 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
     Swarm__UpdateNodeRequest *req = e->req;
     if (req->set_availability)
         n->availability = req->availability;
-    if (req->force_rotate_cert)
+    bool rotate = req->force_rotate_cert;
+    if (req->set_role && req->role == SWARM__NODE_ROLE__ROLE_MANAGER &&
+        n->desired_role != SWARM__NODE_ROLE__ROLE_MANAGER) {
+        /* promotion: the node renews into a manager certificate, then joins raft */
+        n->desired_role = SWARM__NODE_ROLE__ROLE_MANAGER;
+        rotate = true;
+    }
+    if (rotate)
         n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
     return labels_edit(&n->labels, &n->n_labels, req->label_add, req->n_label_add, req->label_rm,
                        req->n_label_rm);
@@ -927,7 +934,30 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         return net_call_reply(call, (int)i, err, NULL, 0);
     }
     char id[SW_ID_LEN + 1];
-    snprintf(id, sizeof(id), "%s", ((Swarm__Node *)nodes.v[i])->id);
+    const Swarm__Node *target = (Swarm__Node *)nodes.v[i];
+    snprintf(id, sizeof(id), "%s", target->id);
+    if (req->set_role && req->role == SWARM__NODE_ROLE__ROLE_WORKER &&
+        target->role == SWARM__NODE_ROLE__ROLE_MANAGER) {
+        /* demotion first leaves raft; the rest of the request waits for another call */
+        bool only_role = !req->set_availability && !req->force_rotate_cert && !req->n_label_add &&
+                         !req->n_label_rm;
+        if (!only_role) {
+            mgr__objs_free(&nodes);
+            swarm__update_node_request__free_unpacked(req, NULL);
+            return net_call_reply(call, -EINVAL, "demote a manager on its own, then update it",
+                                  NULL, 0);
+        }
+        mgr__demote(m, call, target);
+        mgr__objs_free(&nodes);
+        swarm__update_node_request__free_unpacked(req, NULL);
+        return;
+    }
+    if (req->set_role && req->role != SWARM__NODE_ROLE__ROLE_WORKER &&
+        req->role != SWARM__NODE_ROLE__ROLE_MANAGER) {
+        mgr__objs_free(&nodes);
+        swarm__update_node_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "role must be manager or worker", NULL, 0);
+    }
     mgr__objs_free(&nodes);
     char *full = strdup(id);
     struct node_edit *e = calloc(1, sizeof(*e));

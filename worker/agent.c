@@ -76,6 +76,7 @@ struct wrk_agent {
     unsigned renewals;
     wrk_renewed_fn renewed;
     void *renewed_userdata;
+    void (*role_changed)(wrk_agent *a, enum pki_role role, void *userdata);
     wrk__exec *exec;
     int handles_open; /* the timers and the executor */
     void (*stop_cb)(void *userdata);
@@ -153,8 +154,7 @@ static void fail_session(wrk_agent *a, int status, const char *why)
     if (hint && sw_addr_parse(hint + strlen("the leader is at "), -1, 0, &leader) >= 0) {
         size_t k;
         for (k = 0; k < a->n_managers; k++)
-            if (strcmp(a->managers[k].host, leader.host) == 0 &&
-                a->managers[k].port == leader.port)
+            if (strcmp(a->managers[k].host, leader.host) == 0 && a->managers[k].port == leader.port)
                 break;
         if (k == a->n_managers && a->n_managers < WRK_MANAGERS_MAX)
             a->managers[a->n_managers++] = leader;
@@ -354,8 +354,7 @@ static int renew_adopt(wrk_agent *a, const Swarm__IssueNodeCertificateResponse *
         snprintf(err, size, "the manager issued a certificate for another node or key");
         return -EPROTO;
     }
-    if (id.role != a->role) {
-        /* promotion and demotion come with highly available managers */
+    if (id.role != a->role && !a->role_changed) {
         snprintf(err, size, "the new certificate is for another role");
         return -EOPNOTSUPP;
     }
@@ -420,8 +419,14 @@ static void on_renew(net_client *c, int status, const char *error, const uint8_t
         a->renewals++;
         log_debug("agent: certificate renewed");
         renew_schedule(a);
+        enum pki_role role =
+            resp->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
         if (a->renewed)
             a->renewed(a, resp->cert_pem, rq->key, a->renewed_userdata);
+        if (role != a->role && a->role_changed) {
+            a->role = role;
+            a->role_changed(a, role, a->renewed_userdata);
+        }
     }
     swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
 out:
@@ -724,6 +729,7 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     a->userdata = userdata;
     a->keep_trying = cfg->keep_trying;
     a->renewed = cfg->renewed;
+    a->role_changed = cfg->role_changed;
     a->renewed_userdata = cfg->renewed_userdata;
     a->role = st.role;
     a->renew_backoff_ms = RENEW_RETRY_MIN_MS;

@@ -52,6 +52,9 @@ struct wrk_config {
     bool keep_trying;          /* never give up reconnecting (ready may still report a first
                                   failure): a manager's own agent */
     wrk_renewed_fn renewed;    /* optional: after each certificate renewal */
+    /* optional: a renewal brought a certificate for another role (promotion or demotion);
+     * without it such a renewal is refused */
+    void (*role_changed)(wrk_agent *a, enum pki_role role, void *userdata);
     void *renewed_userdata;
 };
 
@@ -69,6 +72,16 @@ typedef void (*wrk_ready_fn)(wrk_agent *a, int status, const char *errmsg, void 
  * (wrk_agent_runtime_error). Returns <0 with errmsg if it cannot begin. */
 int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn ready,
                     void *userdata, wrk_agent **ret, char *errmsg, size_t errmsg_size);
+/* A node promoted to manager (it holds a manager certificate now): ask the leader to add
+ * it to raft (Raft.Join, following the leader's address if a follower answers), then
+ * record the data key and its raft ID; node.conf says manager from then on. Blocking. */
+int wrk_become_manager(const char *state_dir, uint64_t timeout_ms, char *errmsg,
+                       size_t errmsg_size);
+/* A manager demoted to worker (it left raft): node.conf says worker, the data key, raft
+ * log and store go, and the managers file names the leader. */
+int wrk_become_worker(const char *state_dir, const struct sw_addr *leader, char *errmsg,
+                      size_t errmsg_size);
+
 /* Certificates: the agent renews the node's certificate at a random point between 50% and
  * 80% of its validity (CA.RenewNodeCertificate over the session's mTLS connection, a new
  * key, no token), writes it to the state dir (pki_node_state_replace_cert), uses it for

@@ -2,6 +2,7 @@
  * the token, and write the node's state dir (blocking, before any loop runs). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@
 struct join {
     const struct wrk_join_request *req;
     struct sw_addr manager; /* whom to ask (the leader, once a manager learns where it is) */
-    char target[80]; /* the manager, "IP:PORT" */
+    char target[80];        /* the manager, "IP:PORT" */
     struct pki_token token;
     char *root_pem; /* pinned root bundle */
     pki_key *key;
@@ -39,6 +40,8 @@ struct join {
     char advertise_s[80];
     Swarm__IssueNodeCertificateResponse *issued;
     uint64_t deadline_ms;
+    const char *cert; /* this node's certificate, and its cluster (for Raft.Join) */
+    const char *cluster;
     /* a manager: what Raft.Join answered */
     struct pki_aead_key dek;
     uint64_t raft_id;
@@ -99,8 +102,7 @@ static int call_once(const struct join *j, SSL_CTX *ctx, const struct net_expect
         snprintf(err, errsize, "out of memory");
         return r;
     }
-    r = net_sync_connect_tcp_expect(&j->manager, ctx, expect, attempt_timeout(j), &c, err,
-                                    errsize);
+    r = net_sync_connect_tcp_expect(&j->manager, ctx, expect, attempt_timeout(j), &c, err, errsize);
     if (r >= 0) {
         r = net_sync_call(c, method, buf, len, ret_status, err, errsize, ret_out, ret_len);
         net_sync_close(c);
@@ -199,13 +201,13 @@ static int raft_join(struct join *j, const char *unused, char *err, size_t errsi
     _cleanup_free_ uint8_t *out = NULL;
     size_t out_len = 0;
     int status = 0;
-    const char *cert = j->issued->cert_pem;
+    const char *cert = j->cert;
     int r = pki_tls_client_ctx(j->root_pem, strlen(j->root_pem), cert, strlen(cert), j->key, &ctx,
                                err, errsize);
     if (r < 0)
         return r;
     Swarm__RaftJoinRequest req = SWARM__RAFT_JOIN_REQUEST__INIT;
-    struct net_expect expect = {.cluster_id = j->issued->cluster_id, .manager = true};
+    struct net_expect expect = {.cluster_id = j->cluster, .manager = true};
     char serr[400] = "";
     r = call_once(j, ctx, &expect, "Raft.Join", &req.base, &status, &out, &out_len, serr,
                   sizeof(serr));
@@ -522,6 +524,8 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
         return -EPROTO;
     }
     if (id.role == PKI_ROLE_MANAGER) {
+        j->cert = is->cert_pem;
+        j->cluster = id.cluster_id;
         r = with_retries(j, raft_join, NULL, errmsg, size);
         if (r < 0)
             return r;
@@ -547,4 +551,72 @@ int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1]
     if (j.issued)
         swarm__issue_node_certificate_response__free_unpacked(j.issued, NULL);
     return r;
+}
+
+/* ------------------------------------------------------------------ role changes */
+
+int wrk_become_manager(const char *state_dir, uint64_t timeout_ms, char *errmsg, size_t errmsg_size)
+{
+    struct pki_node_state st;
+    struct sw_addr list[WRK_MANAGERS_MAX];
+    size_t n = 0;
+    int r = pki_node_state_load(state_dir, &st, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
+    r = wrk__managers_load(state_dir, list, WRK_MANAGERS_MAX, &n, errmsg, errmsg_size);
+    if (r < 0 || n == 0) {
+        snprintf(errmsg, errmsg_size, "%s names no manager to ask", state_dir);
+        pki_node_state_finish(&st);
+        return r < 0 ? r : -ENOENT;
+    }
+    struct wrk_join_request req = {.state_dir = state_dir, .manager = list[0]};
+    struct join j = {.req = &req, .manager = list[0]};
+    sw_addr_format(&list[0], j.target, sizeof(j.target));
+    j.cert = st.node_cert_pem;
+    j.cluster = st.cluster_id;
+    j.key = st.node_key;
+    j.root_pem = st.root_ca_pem;
+    j.deadline_ms = now_ms() + (timeout_ms ? timeout_ms : JOIN_TIMEOUT_DEFAULT_MS);
+    r = with_retries(&j, raft_join, NULL, errmsg, errmsg_size);
+    if (r >= 0) {
+        st.role = PKI_ROLE_MANAGER;
+        st.raft_id = j.raft_id;
+        st.dek = j.dek;
+        r = pki_node_state_write_keys(state_dir, &st, errmsg, errmsg_size);
+        if (r >= 0)
+            r = pki_node_state_save_conf(state_dir, &st, errmsg, errmsg_size);
+    }
+    pki_aead_key_clear(&j.dek);
+    pki_node_state_finish(&st); /* frees key, cert and root */
+    return r;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int wrk_become_worker(const char *state_dir, const struct sw_addr *leader, char *errmsg,
+                      size_t errmsg_size)
+{
+    struct pki_node_state st;
+    char path[4096];
+    int r = pki_node_state_load(state_dir, &st, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
+    st.role = PKI_ROLE_WORKER;
+    st.raft_id = 0;
+    pki_aead_key_clear(&st.dek);
+    r = pki_node_state_save_conf(state_dir, &st, errmsg, errmsg_size);
+    pki_node_state_finish(&st);
+    if (r < 0)
+        return r;
+    /* what only a manager holds: the data key, the raft log, the store */
+    static const char *const gone[] = {PKI_NODE_DEK_FILE, "raft", "store"};
+    for (size_t i = 0; i < SW_ARRAY_SIZE(gone); i++)
+        if (sw_path_join(path, sizeof(path), state_dir, gone[i]) >= 0)
+            (void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (leader && leader->port)
+        return wrk__managers_save(state_dir, leader, 1, errmsg, errmsg_size);
+    return 0;
 }
