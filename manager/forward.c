@@ -180,6 +180,14 @@ int mgr__register_leader_only(struct mgr *m, const char *method, enum net_auth a
     return 0;
 }
 
+void mgr__forward_check(struct mgr *m)
+{
+    /* calls relayed to a former leader would wait on a silent connection: end them (the
+     * caller may try again) and reconnect at the next call */
+    if (m->fwd_client && m->fwd_leader != mgr__leader_raft_id(m))
+        drop_client(m);
+}
+
 void mgr__forward_stop(struct mgr *m)
 {
     fail_waiting(m, -ECANCELED, "the manager is stopping");

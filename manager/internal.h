@@ -166,6 +166,8 @@ uint64_t mgr__raft_id_from_node_id(const char *node_id);
 int mgr__register_leader_only(struct mgr *m, const char *method, enum net_auth auth,
                               net_handler_fn fn);
 void mgr__forward_stop(struct mgr *m);
+/* The leader changed: calls relayed to the former one end with -EAGAIN. */
+void mgr__forward_check(struct mgr *m);
 void mgr__forward_free(struct mgr *m);
 
 /* members.c */

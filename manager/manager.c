@@ -120,6 +120,7 @@ static void role_timer_cb(uv_timer_t *t)
         return;
     if (++m->role_ticks % 10 == 1)
         apply_snapshot_interval(m);
+    mgr__forward_check(m);
     bool leader = mgr__is_leader(m);
     if (leader && !m->leading && !m->taking_over) {
         log_info("this manager is now the raft leader");

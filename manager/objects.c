@@ -299,18 +299,27 @@ ssize_t mgr__objs_find(struct mgr_objs *o, const char *ref, mgr_name_fn name_of,
         snprintf(err, size, "a %s id or name is required", what);
         return -EINVAL;
     }
+    /* Docker's order: the full ID, then an exact name, then a unique ID prefix */
+    size_t named = 0;
+    ssize_t by_name = -1;
     for (size_t i = 0; i < o->n; i++) {
         const char *id = NULL, *name = NULL;
         name_of(o->v[i], &id, &name);
         if (strcmp(id, ref) == 0)
             return (ssize_t)i;
-        if (strncmp(id, ref, ref_len) == 0 || (name && strcmp(name, ref) == 0)) {
+        if (name && strcmp(name, ref) == 0) {
+            by_name = (ssize_t)i;
+            named++;
+        } else if (strncmp(id, ref, ref_len) == 0) {
             found = (ssize_t)i;
             matches++;
         }
     }
+    if (named == 1)
+        return by_name;
+    matches += named;
     if (matches == 1)
-        return found;
+        return found >= 0 ? found : by_name;
     if (matches > 1) {
         snprintf(err, size, "%s %s is ambiguous (%zu matches); use the full ID", what, ref,
                  matches);

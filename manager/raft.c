@@ -157,6 +157,8 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     m->raft.data = m;
     raft_set_election_timeout(&m->raft, 1000);
     raft_set_heartbeat_timeout(&m->raft, 100);
+    /* a member cut off and back must not depose a working leader with its raised term */
+    raft_set_pre_vote(&m->raft, true);
     raft_set_snapshot_threshold(&m->raft, m->snapshot_threshold);
     raft_set_snapshot_trailing(&m->raft, m->snapshot_trailing);
 

@@ -113,9 +113,36 @@ static void test_global_reservation_once(void **state)
     assert_true(mt_wait_for(t, counts, &w, MT_WAIT_MS));
 }
 
+/* A name wins over an ID prefix (Docker's order: full ID, exact name, unique prefix). */
+static void test_name_before_prefix(void **state)
+{
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    char a[SW_ID_LEN + 1], b[SW_ID_LEN + 1], prefix[3];
+    mt_secret_create(t, "first", "x", a);
+    snprintf(prefix, sizeof(prefix), "%.2s", a);
+    mt_secret_create(t, prefix, "y", b); /* named like the start of the other's ID */
+    Swarm__GetSecretRequest req = SWARM__GET_SECRET_REQUEST__INIT;
+    req.id = prefix;
+    struct mt_reply r;
+    assert_int_equal(mt_call(t, "Control.GetSecret", &req.base, &r), 0);
+    Swarm__SecretResponse *resp = swarm__secret_response__unpack(NULL, r.len, r.payload);
+    assert_non_null(resp);
+    assert_string_equal(resp->secret->id, b);
+    swarm__secret_response__free_unpacked(resp, NULL);
+    mt_reply_clear(&r);
+    /* a unique prefix still finds the other */
+    char p8[9];
+    snprintf(p8, sizeof(p8), "%.8s", a);
+    req.id = p8;
+    assert_int_equal(mt_call(t, "Control.GetSecret", &req.base, &r), 0);
+    mt_reply_clear(&r);
+}
+
 const struct CMUnitTest mt_update_tests[] = {
     cmocka_unit_test_setup_teardown(test_update_unschedulable, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_pending_slot_does_not_block, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_global_reservation_once, mt_setup, mt_node_teardown),
+    cmocka_unit_test_setup_teardown(test_name_before_prefix, mt_setup, mt_teardown),
 };
 const size_t mt_update_n = sizeof(mt_update_tests) / sizeof(mt_update_tests[0]);
