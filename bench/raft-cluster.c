@@ -240,6 +240,26 @@ bool cluster_ready(struct cluster *c, int via, int n)
     return managers == n && ready == n && leaders == 1 && reachable == n;
 }
 
+void cluster_describe(struct cluster *c, int via)
+{
+    Swarm__ListNodesResponse *r = list_nodes(c->m[via].sock, 1000);
+    if (!r) {
+        fprintf(stderr, "bench-raft: %s does not answer ListNodes\n", c->m[via].hostname);
+        return;
+    }
+    static const char *states[] = {"unknown", "down", "ready", "disconnected"};
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const Swarm__Node *n = r->nodes[i];
+        const Swarm__ManagerStatus *ms = n->manager_status;
+        fprintf(stderr, "bench-raft: via %s: %s %s state=%s%s%s%s leader=%d reachability=%d\n",
+                c->m[via].hostname, n->hostname, n->id,
+                (unsigned)n->state < 4 ? states[n->state] : "?", n->state_message[0] ? " (" : "",
+                n->state_message, n->state_message[0] ? ")" : "", ms ? ms->leader : -1,
+                ms ? (int)ms->reachability : -1);
+    }
+    swarm__list_nodes_response__free_unpacked(r, NULL);
+}
+
 /* ------------------------------------------------------------------ lifecycle */
 
 static int wait_answers(struct cluster *c, int i, char *errmsg, size_t errmsg_size)

@@ -12,6 +12,7 @@
 
 #define LOAD_GRACE_MS 30000 /* after the duration, in-flight writes get this long */
 #define CONNECT_TIMEOUT_MS 5000
+#define RETRY_MS 10 /* a write answered with an error is retried after this long */
 
 /* What both kinds of load share: the loop, the clock and the samples. */
 struct load {
@@ -108,6 +109,7 @@ static bool load_running(struct load *L)
 struct sclient {
     struct load *L;
     net_client *c;
+    uv_timer_t retry;
     unsigned idx;
     uint64_t seq, t_sent;
     bool closed;
@@ -121,10 +123,22 @@ static void s_close(struct sclient *s)
     s->L->open--;
     if (s->L->open == 0)
         uv_timer_stop(&s->L->guard);
+    uv_close((uv_handle_t *)&s->retry, NULL);
     net_client_close(s->c);
 }
 
 static void s_issue(struct sclient *s);
+
+static void s_retry(uv_timer_t *t)
+{
+    struct sclient *s = t->data;
+    if (s->closed)
+        return;
+    if (load_running(s->L))
+        s_issue(s);
+    else
+        s_close(s);
+}
 
 static void s_reply(net_client *c, int status, const char *error, const uint8_t *payload,
                     size_t len, bool final, void *userdata)
@@ -147,6 +161,8 @@ static void s_reply(net_client *c, int status, const char *error, const uint8_t 
             s_close(s);
             return;
         }
+        uv_timer_start(&s->retry, s_retry, RETRY_MS, 0);
+        return;
     }
     if (load_running(s->L))
         s_issue(s);
@@ -224,14 +240,19 @@ int load_swarmd(const char *sock, unsigned clients, double secs, uint64_t max_ok
     for (unsigned i = 0; i < clients; i++) {
         cl[i].L = &L;
         cl[i].idx = i;
+        uv_timer_init(&L.loop, &cl[i].retry);
+        cl[i].retry.data = &cl[i];
         L.open++;
         r = net_client_connect_unix(&L.loop, sock, CONNECT_TIMEOUT_MS, s_connected, &cl[i],
                                     &cl[i].c);
         if (r < 0) {
             L.open--;
             cl[i].closed = true;
+            uv_close((uv_handle_t *)&cl[i].retry, NULL);
             snprintf(L.conn_error, sizeof(L.conn_error), "connect %s: %s", sock, strerror(-r));
             L.failed = true;
+            for (unsigned j = i + 1; j < clients; j++)
+                cl[j].closed = true;
             break;
         }
     }
@@ -266,6 +287,7 @@ int load_swarmd(const char *sock, unsigned clients, double secs, uint64_t max_ok
 struct eclient {
     struct load *L;
     uv_tcp_t tcp;
+    uv_timer_t retry;
     uv_connect_t conn;
     uv_write_t wr;
     unsigned idx, port;
@@ -308,6 +330,7 @@ static void e_close(struct eclient *e)
     if (e->L->open == 0)
         uv_timer_stop(&e->L->guard);
     uv_close((uv_handle_t *)&e->tcp, e_closed);
+    uv_close((uv_handle_t *)&e->retry, NULL);
 }
 
 static void e_written(uv_write_t *w, int status)
@@ -348,6 +371,17 @@ static void e_issue(struct eclient *e)
         note_error(e->L, uv_strerror(r));
         e_close(e);
     }
+}
+
+static void e_retry(uv_timer_t *t)
+{
+    struct eclient *e = t->data;
+    if (e->closed)
+        return;
+    if (load_running(e->L))
+        e_issue(e);
+    else
+        e_close(e);
 }
 
 static void e_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -423,7 +457,9 @@ static void e_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     memmove(e->in, e->in + used, e->in_len - (size_t)used);
     e->in_len -= (size_t)used;
-    if (load_running(e->L))
+    if (status != 200 && !e->closed)
+        uv_timer_start(&e->retry, e_retry, RETRY_MS, 0);
+    else if (load_running(e->L))
         e_issue(e);
     else
         e_close(e);
@@ -474,6 +510,8 @@ int load_etcd(unsigned port, unsigned clients, double secs, size_t payload, cons
         e->idx = i;
         e->port = port;
         uv_tcp_init(&L.loop, &e->tcp);
+        uv_timer_init(&L.loop, &e->retry);
+        e->retry.data = e;
         e->tcp.data = e;
         e->conn.data = e;
         L.open++;

@@ -256,6 +256,11 @@ static int bench_writes(const struct opts *o)
             failed = 1;
             break;
         }
+        int after = cluster_leader(&g_cluster, leader);
+        if (after != leader)
+            printf("raft: writes clients=%u: leadership moved during the level (%s led, now %s)\n",
+                   o->levels[i], g_cluster.m[leader].hostname,
+                   after >= 0 ? g_cluster.m[after].hostname : "none");
         cluster_stop(&g_cluster, false);
         if (sw[i].errors)
             printf("raft: writes clients=%u swarmd: %llu writes failed (first: %s)\n", o->levels[i],
@@ -364,6 +369,7 @@ static int bench_failover(const struct opts *o)
                 "raft: failover round %d: %s restarted but 3 Ready managers not listed in "
                 "%d s\n",
                 round, g_cluster.m[leader].hostname, READY_AGAIN_MS / 1000);
+            cluster_describe(&g_cluster, leader);
             failed = 1;
             break;
         }
@@ -411,9 +417,16 @@ static int bench_recovery(const struct opts *o)
         return 1;
     }
     printf(
-        "raft: recovery: %u more secrets created through the leader in %.1f s (%.0f w/s, "
-        "64 clients)\n",
-        o->objects, ms_since(f0) / 1000, rate(&r));
+        "raft: recovery: %u more secrets created through %s's socket in %.1f s (%.0f w/s, "
+        "64 clients; %llu refused and retried%s%s)\n",
+        o->objects, g_cluster.m[leader].hostname, ms_since(f0) / 1000, rate(&r),
+        (unsigned long long)r.errors, r.errors ? ", first: " : "", r.first_error);
+    int after = wait_leader(leader, 10000);
+    if (after != leader)
+        printf("raft: recovery: leadership moved while filling the store (%s led, now %s)\n",
+               g_cluster.m[leader].hostname, after >= 0 ? g_cluster.m[after].hostname : "none");
+    if (after >= 0)
+        leader = after;
     int f = (leader + 1) % RAFT_MANAGERS;
     struct mgr_proc *p = &g_cluster.m[f];
     cluster_kill(&g_cluster, f, SIGKILL);
@@ -444,6 +457,7 @@ static int bench_recovery(const struct opts *o)
     if (ready < 0) {
         printf("raft: recovery: %s did not come back within %d s (serving: %s)\n", p->hostname,
                READY_AGAIN_MS / 1000, serving >= 0 ? "yes" : "no");
+        cluster_describe(&g_cluster, f);
         cluster_show_log(&g_cluster, f);
         return 1;
     }
@@ -502,7 +516,7 @@ int main(int argc, char **argv)
                      .nlevels = 3,
                      .payload = 100,
                      .rounds = 20,
-                     .objects = 20000,
+                     .objects = 5000,
                      .etcd = true,
                      .log_level = "info"};
     for (int i = 1; i < argc; i++) {

@@ -71,6 +71,8 @@ int secret_create_sync(const char *sock, const char *name, size_t payload, uint6
                        char *err, size_t err_size);
 /* Whether sock answers Control.ListNodes. */
 bool control_answers(const char *sock, uint64_t timeout_ms);
+/* Print every node as manager via lists it (state, leader, reachability) to stderr. */
+void cluster_describe(struct cluster *c, int via);
 /* Print the last lines of manager i's log to stderr. */
 void cluster_show_log(struct cluster *c, int i);
 
