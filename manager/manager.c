@@ -521,7 +521,7 @@ static void leader_timer_cb(uv_timer_t *t)
     }
 }
 
-static int authorize_peer(const struct net_peer *peer, void *userdata)
+static int authorize_peer(struct net_peer *peer, void *userdata)
 {
     struct mgr *m = userdata;
     Swarm__Node *n = NULL;
@@ -539,6 +539,10 @@ static int authorize_peer(const struct net_peer *peer, void *userdata)
          * leader): try again; the leader knows for sure */
         return mgr__is_leader(m) ? -EPERM : -EAGAIN;
     }
+    /* a manager certificate of a node that is no manager any more (demoted) acts as a
+     * worker's: it may renew into a worker certificate, nothing a manager may do */
+    if (peer->id.role == PKI_ROLE_MANAGER && n->desired_role != SWARM__NODE_ROLE__ROLE_MANAGER)
+        peer->id.role = PKI_ROLE_WORKER;
     swarm__node__free_unpacked(n, NULL);
     return 0;
 }

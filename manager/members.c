@@ -69,7 +69,7 @@ static int set_manager_status(struct mgr *m, Swarm__Node *n, void *userdata)
         swarm__manager_status__init(n->manager_status);
     }
     Swarm__ManagerStatus *ms = n->manager_status;
-    n->role = n->desired_role = SWARM__NODE_ROLE__ROLE_MANAGER; /* a promoted worker is one now */
+    n->role = SWARM__NODE_ROLE__ROLE_MANAGER; /* a promoted worker is one now */
     ms->raft_id = op->id;
     char *addr = strdup(op->addr);
     if (!addr)
@@ -147,6 +147,10 @@ static void h_raft_join(net_call *call, const uint8_t *payload, size_t len, void
     Swarm__Node *n = NULL;
     if (mgr__get_node(m, peer->id.node_id, &n) < 0)
         return net_call_reply(call, -EPERM, "this node has been removed from the swarm", NULL, 0);
+    if (n->desired_role != SWARM__NODE_ROLE__ROLE_MANAGER) {
+        swarm__node__free_unpacked(n, NULL);
+        return net_call_reply(call, -EPERM, "this node is not a manager (it was demoted)", NULL, 0);
+    }
     struct join_op *op = calloc(1, sizeof(*op));
     if (!op) {
         swarm__node__free_unpacked(n, NULL);

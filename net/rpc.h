@@ -68,8 +68,9 @@ typedef void (*net_handler_fn)(net_call *call, const uint8_t *payload, size_t le
 
 /* Extra check run for every certificate peer after the handshake (e.g. removed nodes).
  * Return 0 to accept, <0 to close the connection (-EAGAIN: the peer is told to try again,
- * e.g. a replica that has not caught up; anything else: refused). */
-typedef int (*net_authorize_fn)(const struct net_peer *peer, void *userdata);
+ * e.g. a replica that has not caught up; anything else: refused). It may lower the peer's
+ * role (a manager certificate of a node that is a manager no more acts as a worker's). */
+typedef int (*net_authorize_fn)(struct net_peer *peer, void *userdata);
 
 int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_server **ret);
 int net_server_register(net_server *s, const char *method, enum net_auth auth, net_handler_fn fn,

@@ -212,8 +212,69 @@ static void test_raft_join_needs_manager(void **state)
     pki_key_free(key);
 }
 
+static int make_worker(struct mgr *m, Swarm__Node *n, void *ud)
+{
+    n->role = n->desired_role = SWARM__NODE_ROLE__ROLE_WORKER;
+    return 0;
+}
+
+static void edited(struct mgr *m, int status, void *ud)
+{
+    *(int *)ud = status < 0 ? status : 1;
+}
+
+/* A demoted manager's old certificate (still valid) is a worker's from then on: no control
+ * API, no raft, no data key. */
+static void test_demoted_certificate(void **state)
+{
+    struct mt *t = *state;
+    char tok[PKI_TOKEN_LEN + 1], err[512];
+    mt_start_ok(t, true);
+    const char *root = t->m->st.root_ca_pem;
+    mt_join_token(t, 1, false, tok, sizeof(tok));
+    pki_key *key = NULL;
+    char *csr = NULL;
+    assert_int_equal(pki_key_generate(&key), 0);
+    assert_int_equal(pki_csr_create(key, &csr), 0);
+    Swarm__IssueNodeCertificateRequest ireq = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
+    ireq.token = tok;
+    ireq.csr_pem = csr;
+    ireq.hostname = "m2";
+    ireq.addr = "127.0.0.1:1";
+    struct mt_reply r;
+    assert_int_equal(mt_call(t, "CA.IssueNodeCertificate", &ireq.base, &r), 0);
+    Swarm__IssueNodeCertificateResponse *ir =
+        swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
+    assert_non_null(ir);
+    mt_reply_clear(&r);
+    free(csr);
+    int done = 0;
+    assert_int_equal(mgr__node_update(t->m, ir->node_id, make_worker, edited, &done), 0);
+    for (int i = 0; i < 500 && !done; i++)
+        mt_run_for(t, 5);
+    assert_int_equal(done, 1);
+
+    net_client *c = NULL;
+    assert_int_equal(connect_as(t, root, ir->cert_pem, key, &c), 0);
+    struct wait w = {0};
+    assert_int_equal(net_client_call(c, "Control.ListNodes", NULL, 0, on_reply, &w, NULL), 0);
+    assert_true(mt_run_until(t, &w.done, MT_WAIT_MS));
+    assert_int_equal(w.status, -EPERM);
+    w = (struct wait){0};
+    assert_int_equal(net_client_call(c, "Raft.Join", NULL, 0, on_reply, &w, NULL), 0);
+    assert_true(mt_run_until(t, &w.done, MT_WAIT_MS));
+    assert_int_equal(w.status, -EPERM);
+    uint64_t mine = mgr__raft_id_from_node_id(ir->node_id);
+    assert_int_equal(raft_connect(t, c, mine, t->m->st.raft_id, err, sizeof(err)), -EPERM);
+    net_client_close(c);
+    mt_run_for(t, 20);
+    swarm__issue_node_certificate_response__free_unpacked(ir, NULL);
+    pki_key_free(key);
+}
+
 const struct CMUnitTest mt_raftnet_tests[] = {
     cmocka_unit_test_setup_teardown(test_raft_connect_refusals, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_raft_join_needs_manager, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_demoted_certificate, mt_setup, mt_teardown),
 };
 const size_t mt_raftnet_n = sizeof(mt_raftnet_tests) / sizeof(mt_raftnet_tests[0]);

@@ -407,7 +407,7 @@ static void test_refused_certificates(void **state)
     net_client_close(ok);
 }
 
-static int deny_worker(const struct net_peer *peer, void *ud)
+static int deny_worker(struct net_peer *peer, void *ud)
 {
     (*(int *)ud)++;
     return peer->id.role == PKI_ROLE_WORKER ? -EPERM : 0;
