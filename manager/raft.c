@@ -155,7 +155,9 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     }
     m->raft_inited = true;
     m->raft.data = m;
-    raft_set_election_timeout(&m->raft, 1000);
+    /* heartbeats every 100 ms; a follower that hears none for 600-1200 ms stands (with
+     * pre-vote, below): failover in about a second */
+    raft_set_election_timeout(&m->raft, 600);
     raft_set_heartbeat_timeout(&m->raft, 100);
     /* a member cut off and back must not depose a working leader with its raised term */
     raft_set_pre_vote(&m->raft, true);

@@ -706,6 +706,8 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     r = pki_node_state_load(cfg->state_dir, &st, errmsg, errmsg_size);
     if (r < 0)
         return r;
+    if (st.role == PKI_ROLE_WORKER)
+        wrk__drop_manager_data(cfg->state_dir); /* left by an interrupted demotion */
     if (st.role != PKI_ROLE_WORKER && !cfg->allow_manager) {
         snprintf(errmsg, errmsg_size, "%s holds node %s, a manager, not a worker", cfg->state_dir,
                  st.node_id);

@@ -16,6 +16,9 @@ uint64_t wrk__jitter_ms(uint64_t ms, unsigned pct);
  * validity plus rnd's share of another 30% (rnd uniform over uint32_t), i.e. between 50%
  * and 80%. */
 uint64_t wrk__renew_at_ns(uint64_t not_before, uint64_t not_after, uint32_t rnd);
+/* A worker holds no manager data: the data key, raft log and store go (after a demotion
+ * that a crash interrupted). */
+void wrk__drop_manager_data(const char *state_dir);
 /* Write the list atomically (0600). */
 int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, char *errmsg,
                        size_t size);

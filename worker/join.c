@@ -596,6 +596,15 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+void wrk__drop_manager_data(const char *state_dir)
+{
+    char path[4096];
+    static const char *const gone[] = {PKI_NODE_DEK_FILE, "raft", "store"};
+    for (size_t i = 0; i < SW_ARRAY_SIZE(gone); i++)
+        if (sw_path_join(path, sizeof(path), state_dir, gone[i]) >= 0)
+            (void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int wrk_become_worker(const char *state_dir, const struct sw_addr *leader, char *errmsg,
                       size_t errmsg_size)
 {
@@ -607,15 +616,20 @@ int wrk_become_worker(const char *state_dir, const struct sw_addr *leader, char 
     st.role = PKI_ROLE_WORKER;
     st.raft_id = 0;
     pki_aead_key_clear(&st.dek);
+    /* the data key goes first: a crash after it leaves nothing readable (the raft log and
+     * the store are sealed with it); a worker's start removes what is left */
+    if (sw_path_join(path, sizeof(path), state_dir, PKI_NODE_DEK_FILE) >= 0 && unlink(path) < 0 &&
+        errno != ENOENT) {
+        r = -errno;
+        snprintf(errmsg, errmsg_size, "cannot remove %s: %s", path, strerror(-r));
+        pki_node_state_finish(&st);
+        return r;
+    }
     r = pki_node_state_save_conf(state_dir, &st, errmsg, errmsg_size);
     pki_node_state_finish(&st);
     if (r < 0)
         return r;
-    /* what only a manager holds: the data key, the raft log, the store */
-    static const char *const gone[] = {PKI_NODE_DEK_FILE, "raft", "store"};
-    for (size_t i = 0; i < SW_ARRAY_SIZE(gone); i++)
-        if (sw_path_join(path, sizeof(path), state_dir, gone[i]) >= 0)
-            (void)nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    wrk__drop_manager_data(state_dir);
     if (leader && leader->port)
         return wrk__managers_save(state_dir, leader, 1, errmsg, errmsg_size);
     return 0;
