@@ -60,6 +60,13 @@ struct mgr_cluster_op {
     struct mgr_cluster_op *next;
 };
 
+/* names.c: a table's names, sorted (the leader's uniqueness checks) */
+struct mgr_names {
+    char **v;
+    size_t n, cap;
+    bool built;
+};
+
 #define MGR_PEERS_MAX 16
 struct mgr_peer {
     char node_id[SW_ID_LEN + 1];
@@ -107,6 +114,9 @@ struct mgr {
     unsigned role_ticks;
     uint64_t seen_snapshot_interval; /* the cluster setting last seen */
     bool snapshot_threshold_explicit;
+
+    /* names.c */
+    struct mgr_names secret_names, service_names;
 
     /* forward.c */
     struct mgr_method *methods;
@@ -169,6 +179,14 @@ void mgr__forward_stop(struct mgr *m);
 /* The leader changed: calls relayed to the former one end with -EAGAIN. */
 void mgr__forward_check(struct mgr *m);
 void mgr__forward_free(struct mgr *m);
+
+/* names.c: hold name for a create in table (secrets, services): -EEXIST if taken (by an
+ * object or another create in flight); released if the create fails. The store's events
+ * keep the names; cleared when leadership ends. */
+int mgr__name_reserve(struct mgr *m, enum store_table t, const char *name);
+void mgr__name_release(struct mgr *m, enum store_table t, const char *name);
+void mgr__names_event(struct mgr *m, const struct store_event *ev);
+void mgr__names_clear(struct mgr *m);
 
 /* members.c */
 int mgr__members_register(struct mgr *m);

@@ -86,6 +86,7 @@ static void stop_leading(struct mgr *m)
     m->leading = false;
     mgr__orchestrator_stop(m);
     mgr__dispatcher_stop(m);
+    mgr__names_clear(m); /* the next leadership reads them afresh */
 }
 
 static int propose_self_update(struct mgr *m);
@@ -831,6 +832,7 @@ static void free_mgr(struct mgr *m)
         pki_tls_ctx_free(m->client_ctx);
     pki_node_state_finish(&m->st);
     mgr__forward_free(m);
+    mgr__names_clear(m);
     if (m->lock_fd >= 0)
         close(m->lock_fd);
     free(m->state_dir);

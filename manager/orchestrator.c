@@ -728,6 +728,7 @@ static void on_store_event(const struct store_event *ev, void *userdata)
         if (!m->stopping && !uv_is_active((uv_handle_t *)&m->kick_timer))
             uv_timer_start(&m->kick_timer, kick_cb, 0, 0);
     mgr__dispatcher_store_event(m, ev);
+    mgr__names_event(m, ev);
 }
 
 static void tick_cb(uv_timer_t *t)

@@ -198,11 +198,16 @@ struct pending {
     net_call *call;
     ProtobufCMessage *obj; /* what to answer with after the commit */
     bool secret;
+    enum store_table table;
+    char *reserved; /* a create's name, held until the commit (released if it fails) */
 };
 
 static void answer_committed(struct mgr *m, int status, void *userdata)
 {
     struct pending *p = userdata;
+    if (status < 0 && p->reserved)
+        mgr__name_release(m, p->table, p->reserved);
+    free(p->reserved);
     if (status < 0) {
         char err[160];
         snprintf(err, sizeof(err), "%s",
@@ -236,7 +241,7 @@ static void answer_committed(struct mgr *m, int status, void *userdata)
 /* Propose one action and answer the call with obj (owned) once committed. */
 static void propose_and_answer(struct mgr *m, net_call *call, enum store_action_kind kind,
                                enum store_table table, const char *id, ProtobufCMessage *obj,
-                               bool secret)
+                               bool secret, const char *reserved)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -244,12 +249,19 @@ static void propose_and_answer(struct mgr *m, net_call *call, enum store_action_
     if (obj && kind != STORE_DELETE)
         r = proto_pack(obj, &buf, &len);
     struct pending *p = r >= 0 ? calloc(1, sizeof(*p)) : NULL;
+    if (p && reserved && !(p->reserved = strdup(reserved))) {
+        free(p);
+        p = NULL;
+    }
     if (!p) {
+        if (reserved)
+            mgr__name_release(m, table, reserved);
         if (obj)
             protobuf_c_message_free_unpacked(obj, NULL);
         free(buf);
         return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
     }
+    p->table = table;
     p->call = call;
     p->obj = kind == STORE_DELETE ? NULL : obj;
     p->secret = secret;
@@ -262,6 +274,9 @@ static void propose_and_answer(struct mgr *m, net_call *call, enum store_action_
     if (kind == STORE_DELETE && obj)
         protobuf_c_message_free_unpacked(obj, NULL);
     if (r < 0) {
+        if (p->reserved)
+            mgr__name_release(m, table, p->reserved);
+        free(p->reserved);
         if (p->obj)
             protobuf_c_message_free_unpacked(p->obj, NULL);
         free(p);
@@ -300,14 +315,13 @@ static void h_create_service(net_call *call, const uint8_t *payload, size_t len,
     }
     if (r >= 0)
         r = check_task_spec(m, req->task, err, sizeof(err));
-    struct mgr_objs services = {0};
-    if (r >= 0 && (r = mgr__list(m, STORE_SERVICES, &swarm__service__descriptor, &services)) >= 0) {
-        for (size_t i = 0; i < services.n; i++)
-            if (strcmp(((Swarm__Service *)services.v[i])->name, req->name) == 0) {
-                snprintf(err, sizeof(err), "a service named %s already exists", req->name);
-                r = -EEXIST;
-            }
-        mgr__objs_free(&services);
+    char name[256] = "";
+    if (r >= 0) {
+        r = mgr__name_reserve(m, STORE_SERVICES, req->name);
+        if (r == -EEXIST)
+            snprintf(err, sizeof(err), "a service named %s already exists", req->name);
+        else if (r >= 0)
+            snprintf(name, sizeof(name), "%s", req->name);
     }
     Swarm__Service *svc = NULL;
     if (r >= 0) {
@@ -336,6 +350,8 @@ static void h_create_service(net_call *call, const uint8_t *payload, size_t len,
     }
     swarm__create_service_request__free_unpacked(req, NULL);
     if (r < 0) {
+        if (name[0])
+            mgr__name_release(m, STORE_SERVICES, name);
         if (svc)
             swarm__service__free_unpacked(svc, NULL);
         if (!err[0])
@@ -343,7 +359,7 @@ static void h_create_service(net_call *call, const uint8_t *payload, size_t len,
         return net_call_reply(call, r, err, NULL, 0);
     }
     log_info("service %s (%s) created", svc->name, svc->id);
-    propose_and_answer(m, call, STORE_CREATE, STORE_SERVICES, svc->id, &svc->base, false);
+    propose_and_answer(m, call, STORE_CREATE, STORE_SERVICES, svc->id, &svc->base, false, name);
 }
 
 /* ------------------------------------------------------------------ read */
@@ -519,7 +535,7 @@ static void h_update_service(net_call *call, const uint8_t *payload, size_t len,
     svc->meta->updated_at = sw_now_realtime_ns();
     log_info("service %s updated (replicas %llu, spec version %llu)", svc->name,
              (unsigned long long)svc->replicas, (unsigned long long)svc->spec_version);
-    propose_and_answer(m, call, STORE_UPDATE, STORE_SERVICES, svc->id, &svc->base, false);
+    propose_and_answer(m, call, STORE_UPDATE, STORE_SERVICES, svc->id, &svc->base, false, NULL);
 }
 
 static void h_remove_service(net_call *call, const uint8_t *payload, size_t len, void *userdata)
@@ -541,7 +557,7 @@ static void h_remove_service(net_call *call, const uint8_t *payload, size_t len,
     log_info("service %s (%s) removed", svc->name, svc->id);
     char id[SW_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", svc->id);
-    propose_and_answer(m, call, STORE_DELETE, STORE_SERVICES, id, &svc->base, false);
+    propose_and_answer(m, call, STORE_DELETE, STORE_SERVICES, id, &svc->base, false, NULL);
 }
 
 /* ------------------------------------------------------------------ secrets */
@@ -625,7 +641,6 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
     if (!req)
         return;
     int r = 0;
-    Swarm__Secret *existing = NULL;
     if (!valid_name(req->name)) {
         snprintf(err, sizeof(err), "invalid secret name '%.64s': letters, digits, '_', '.', '-'",
                  req->name);
@@ -633,17 +648,12 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
     } else if (req->data.len > SECRET_MAX) {
         snprintf(err, sizeof(err), "a secret holds at most 500 KiB");
         r = -EFBIG;
-    } else if (find_secret(m, req->name, &existing, err, sizeof(err)) == 0 &&
-               strcmp(existing->name, req->name) == 0) {
+    } else if ((r = mgr__name_reserve(m, STORE_SECRETS, req->name)) == -EEXIST) {
         snprintf(err, sizeof(err), "a secret named %s already exists", req->name);
-        r = -EEXIST;
     }
-    if (existing) {
-        sw_erase(existing->data.data, existing->data.len);
-        swarm__secret__free_unpacked(existing, NULL);
-    }
+    char name[256] = "";
     if (r >= 0)
-        err[0] = '\0'; /* "no such secret" from the lookup is the good news here */
+        snprintf(name, sizeof(name), "%s", req->name);
     Swarm__Secret *s = NULL;
     char id[SW_ID_LEN + 1];
     if (r >= 0 && (s = calloc(1, sizeof(*s))) && sw_id_generate(id) >= 0) {
@@ -671,6 +681,8 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
         sw_erase(req->data.data, req->data.len);
     swarm__create_secret_request__free_unpacked(req, NULL);
     if (r < 0) {
+        if (name[0])
+            mgr__name_release(m, STORE_SECRETS, name);
         if (s) {
             sw_erase(s->data.data, s->data.len);
             swarm__secret__free_unpacked(s, NULL);
@@ -680,7 +692,7 @@ static void h_create_secret(net_call *call, const uint8_t *payload, size_t len, 
         return net_call_reply(call, r, err, NULL, 0);
     }
     log_info("secret %s (%s) created", s->name, s->id);
-    propose_and_answer(m, call, STORE_CREATE, STORE_SECRETS, s->id, &s->base, true);
+    propose_and_answer(m, call, STORE_CREATE, STORE_SECRETS, s->id, &s->base, true, name);
 }
 
 static void h_get_secret(net_call *call, const uint8_t *payload, size_t len, void *userdata)
@@ -849,7 +861,7 @@ static void h_remove_secret(net_call *call, const uint8_t *payload, size_t len, 
     log_info("secret %s (%s) removed", s->name, s->id);
     char id[SW_ID_LEN + 1];
     snprintf(id, sizeof(id), "%s", s->id);
-    propose_and_answer(m, call, STORE_DELETE, STORE_SECRETS, id, &s->base, true);
+    propose_and_answer(m, call, STORE_DELETE, STORE_SECRETS, id, &s->base, true, NULL);
 }
 
 /* ------------------------------------------------------------------ nodes */

@@ -1,6 +1,7 @@
 /* manager/ orchestrator: rolling updates against tasks that wait for a node (an update that
  * fixes an unschedulable service applies; a slot that cannot be placed does not hold the
  * others back) and reservations of global tasks counted once. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -139,10 +140,54 @@ static void test_name_before_prefix(void **state)
     mt_reply_clear(&r);
 }
 
+/* Names are unique: a second create of a name is refused, two at once let exactly one
+ * through, and a removed object's name can be used again. */
+static void test_unique_names(void **state)
+{
+    struct mt *t = *state;
+    mt_start_ok(t, true);
+    char a[SW_ID_LEN + 1];
+    mt_secret_create(t, "dup", "x", a);
+    Swarm__CreateSecretRequest req = SWARM__CREATE_SECRET_REQUEST__INIT;
+    req.name = "dup";
+    req.data.data = (uint8_t *)"y";
+    req.data.len = 1;
+    struct mt_reply r, r2;
+    assert_int_equal(mt_call(t, "Control.CreateSecret", &req.base, &r), -EEXIST);
+    assert_non_null(strstr(r.error, "already exists"));
+    mt_reply_clear(&r);
+    req.name = "twin";
+    mt_call_async(t, "Control.CreateSecret", &req.base, &r);
+    mt_call_async(t, "Control.CreateSecret", &req.base, &r2);
+    assert_true(mt_run_until(t, &r.done, MT_WAIT_MS));
+    assert_true(mt_run_until(t, &r2.done, MT_WAIT_MS));
+    assert_true((r.status == 0) != (r2.status == 0));
+    assert_true(r.status == -EEXIST || r2.status == -EEXIST);
+    mt_reply_clear(&r);
+    mt_reply_clear(&r2);
+    Swarm__GetSecretRequest rm = SWARM__GET_SECRET_REQUEST__INIT;
+    rm.id = "dup";
+    assert_int_equal(mt_call(t, "Control.RemoveSecret", &rm.base, &r), 0);
+    mt_reply_clear(&r);
+    req.name = "dup";
+    assert_int_equal(mt_call(t, "Control.CreateSecret", &req.base, &r), 0);
+    mt_reply_clear(&r);
+
+    char svc[SW_ID_LEN + 1];
+    mt_svc_create(t, &(struct mt_svc){.name = "web", .replicas = 0}, svc);
+    Swarm__CreateServiceRequest sreq = SWARM__CREATE_SERVICE_REQUEST__INIT;
+    sreq.name = "web";
+    sreq.task = mt_svc_spec(&(struct mt_svc){.name = "web"});
+    assert_int_equal(mt_call(t, "Control.CreateService", &sreq.base, &r), -EEXIST);
+    mt_reply_clear(&r);
+    mt_svc_spec_free(sreq.task);
+}
+
 const struct CMUnitTest mt_update_tests[] = {
     cmocka_unit_test_setup_teardown(test_update_unschedulable, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_pending_slot_does_not_block, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_global_reservation_once, mt_setup, mt_node_teardown),
     cmocka_unit_test_setup_teardown(test_name_before_prefix, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_unique_names, mt_setup, mt_teardown),
 };
 const size_t mt_update_n = sizeof(mt_update_tests) / sizeof(mt_update_tests[0]);
