@@ -93,6 +93,10 @@ struct mgr {
     struct raft_fsm fsm;
     struct raft_uv_transport transport;
     bool raft_io_inited, raft_inited;
+    void (*uv_io_close)(struct raft_io *io, raft_io_close_cb cb); /* raft_uv's own */
+    raft_io_close_cb raft_io_close_cb;                            /* raft's, called once */
+    bool io_close_fired;
+    struct mgr *grave_next;
     uv_timer_t leader_timer;
     uv_timer_t raft_done;        /* never started: its close callback frees m after raft closed */
     uv_timer_t transport_handle; /* never started: closed to call the transport's close cb */
@@ -209,6 +213,9 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size);
 /* Starts closing raft; mgr__close_done runs when it is closed. */
 void mgr__raft_close(struct mgr *m);
 bool mgr__is_leader(struct mgr *m);
+/* free_mgr: true if m must stay allocated (raft_uv may still call back): it is released at
+ * exit. */
+bool mgr__raft_keep(struct mgr *m);
 uint64_t mgr__leader_raft_id(struct mgr *m);
 /* Seal and submit a batch; cb gets 0 once committed and applied, or a negative errno
  * (-EEXIST/-ENOENT from the store, -ENOTCONN when not leader, -EIO otherwise). */

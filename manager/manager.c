@@ -836,7 +836,9 @@ static void free_mgr(struct mgr *m)
     if (m->lock_fd >= 0)
         close(m->lock_fd);
     free(m->state_dir);
-    free(m);
+    m->state_dir = NULL;
+    if (!mgr__raft_keep(m))
+        free(m);
     if (cb)
         cb(ud);
 }

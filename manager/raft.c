@@ -113,6 +113,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* ------------------------------------------------------------------ start / close */
 
+static void io_close_wrap(struct raft_io *io, raft_io_close_cb cb);
+
 int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
 {
     char dir[4096], addr[80];
@@ -141,6 +143,8 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
         snprintf(errmsg, size, "raft storage in %s: %s", dir, m->io.errmsg);
         return -EIO;
     }
+    m->uv_io_close = m->io.close;
+    m->io.close = io_close_wrap;
     m->raft_io_inited = true;
     log_debug("raft: storage initialised");
     /* Snapshots are sealed, so compressing them would gain nothing. */
@@ -214,13 +218,59 @@ static void raft_done(uv_handle_t *h)
     mgr__close_done(h->data);
 }
 
+/* raft 0.15's raft_uv may fire its close callback more than once: a second completion
+ * (an open segment finalised, a prepared one) after the first has run ioCloseCb, which
+ * then frees raft's address twice, or reads a raft_uv already released. So the close
+ * callback reaches raft once (io_close_once), and raft_uv with the memory holding its
+ * struct raft_io (m) stays allocated until the process exits (mgr__raft_reap). */
+static struct mgr *graveyard; /* stopped managers, kept for raft_uv's late callbacks */
+
+static void io_close_once(struct raft_io *io)
+{
+    struct mgr *m = (struct mgr *)((char *)io - offsetof(struct mgr, io));
+    if (m->io_close_fired)
+        return;
+    m->io_close_fired = true;
+    m->raft_io_close_cb(io);
+}
+
+static void io_close_wrap(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct mgr *m = (struct mgr *)((char *)io - offsetof(struct mgr, io));
+    m->raft_io_close_cb = cb;
+    m->uv_io_close(io, io_close_once);
+}
+
+static void reap(void)
+{
+    while (graveyard) {
+        struct mgr *m = graveyard;
+        graveyard = m->grave_next;
+        if (m->raft_io_inited)
+            raft_uv_close(&m->io);
+        free(m);
+    }
+}
+
+bool mgr__raft_keep(struct mgr *m)
+{
+    static bool registered;
+    if (!m->raft_io_inited)
+        return false;
+    if (!registered) {
+        atexit(reap);
+        registered = true;
+    }
+    m->grave_next = graveyard;
+    graveyard = m;
+    return true;
+}
+
 /* raft still touches its struct raft and raft_io after this callback returns, so m (which
- * holds them) may be freed only later: in the close callback of a handle closed here. */
+ * holds them) may be freed only later (and then only at exit: see above). */
 static void raft_closed(struct raft *raft)
 {
     struct mgr *m = raft->data;
-    raft_uv_close(&m->io);
-    m->raft_io_inited = false;
     m->raft_inited = false;
     uv_close((uv_handle_t *)&m->raft_done, raft_done);
 }
