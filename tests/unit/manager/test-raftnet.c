@@ -92,6 +92,31 @@ static int raft_connect(struct mt *t, net_client *c, uint64_t raft_id, uint64_t 
     return w.status;
 }
 
+/* A certificate issued with the join token of role (0 worker, 1 manager), as a joining node
+ * gets it; *ret_key is its key. */
+static Swarm__IssueNodeCertificateResponse *issue_as(struct mt *t, int role, const char *host,
+                                                     pki_key **ret_key)
+{
+    char tok[PKI_TOKEN_LEN + 1];
+    char *csr = NULL;
+    mt_join_token(t, role, false, tok, sizeof(tok));
+    assert_int_equal(pki_key_generate(ret_key), 0);
+    assert_int_equal(pki_csr_create(*ret_key, &csr), 0);
+    Swarm__IssueNodeCertificateRequest ireq = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
+    ireq.token = tok;
+    ireq.csr_pem = csr;
+    ireq.hostname = (char *)host;
+    ireq.addr = "127.0.0.1:1";
+    struct mt_reply r;
+    assert_int_equal(mt_call(t, "CA.IssueNodeCertificate", &ireq.base, &r), 0);
+    Swarm__IssueNodeCertificateResponse *ir =
+        swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
+    assert_non_null(ir);
+    mt_reply_clear(&r);
+    free(csr);
+    return ir;
+}
+
 static void test_raft_connect_refusals(void **state)
 {
     struct mt *t = *state;
@@ -131,23 +156,7 @@ static void test_raft_connect_refusals(void **state)
     pki_ca_free(other);
 
     /* a manager this cluster knows (it joined with the manager token) */
-    char tok[PKI_TOKEN_LEN + 1];
-    mt_join_token(t, 1, false, tok, sizeof(tok));
-    assert_int_equal(pki_key_generate(&key), 0);
-    char *csr = NULL;
-    assert_int_equal(pki_csr_create(key, &csr), 0);
-    Swarm__IssueNodeCertificateRequest ireq = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
-    ireq.token = tok;
-    ireq.csr_pem = csr;
-    ireq.hostname = "m2";
-    ireq.addr = "127.0.0.1:1";
-    struct mt_reply r;
-    assert_int_equal(mt_call(t, "CA.IssueNodeCertificate", &ireq.base, &r), 0);
-    Swarm__IssueNodeCertificateResponse *ir =
-        swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
-    assert_non_null(ir);
-    mt_reply_clear(&r);
-    free(csr);
+    Swarm__IssueNodeCertificateResponse *ir = issue_as(t, 1, "m2", &key);
     uint64_t mine = mgr__raft_id_from_node_id(ir->node_id);
 
     assert_int_equal(connect_as(t, root, ir->cert_pem, key, &c), 0);
@@ -176,26 +185,10 @@ static void test_raft_connect_refusals(void **state)
 static void test_raft_join_needs_manager(void **state)
 {
     struct mt *t = *state;
-    char tok[PKI_TOKEN_LEN + 1];
     mt_start_ok(t, true);
     const char *root = t->m->st.root_ca_pem;
-    mt_join_token(t, 0, false, tok, sizeof(tok));
     pki_key *key = NULL;
-    char *csr = NULL;
-    assert_int_equal(pki_key_generate(&key), 0);
-    assert_int_equal(pki_csr_create(key, &csr), 0);
-    Swarm__IssueNodeCertificateRequest ireq = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
-    ireq.token = tok;
-    ireq.csr_pem = csr;
-    ireq.hostname = "w1";
-    ireq.addr = "127.0.0.1:1";
-    struct mt_reply r;
-    assert_int_equal(mt_call(t, "CA.IssueNodeCertificate", &ireq.base, &r), 0);
-    Swarm__IssueNodeCertificateResponse *ir =
-        swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
-    assert_non_null(ir);
-    mt_reply_clear(&r);
-    free(csr);
+    Swarm__IssueNodeCertificateResponse *ir = issue_as(t, 0, "w1", &key);
     net_client *c = NULL;
     assert_int_equal(connect_as(t, root, ir->cert_pem, key, &c), 0);
     struct wait w = {0};
@@ -228,26 +221,11 @@ static void edited(struct mgr *m, int status, void *ud)
 static void test_demoted_certificate(void **state)
 {
     struct mt *t = *state;
-    char tok[PKI_TOKEN_LEN + 1], err[512];
+    char err[512];
     mt_start_ok(t, true);
     const char *root = t->m->st.root_ca_pem;
-    mt_join_token(t, 1, false, tok, sizeof(tok));
     pki_key *key = NULL;
-    char *csr = NULL;
-    assert_int_equal(pki_key_generate(&key), 0);
-    assert_int_equal(pki_csr_create(key, &csr), 0);
-    Swarm__IssueNodeCertificateRequest ireq = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
-    ireq.token = tok;
-    ireq.csr_pem = csr;
-    ireq.hostname = "m2";
-    ireq.addr = "127.0.0.1:1";
-    struct mt_reply r;
-    assert_int_equal(mt_call(t, "CA.IssueNodeCertificate", &ireq.base, &r), 0);
-    Swarm__IssueNodeCertificateResponse *ir =
-        swarm__issue_node_certificate_response__unpack(NULL, r.len, r.payload);
-    assert_non_null(ir);
-    mt_reply_clear(&r);
-    free(csr);
+    Swarm__IssueNodeCertificateResponse *ir = issue_as(t, 1, "m2", &key);
     int done = 0;
     assert_int_equal(mgr__node_update(t->m, ir->node_id, make_worker, edited, &done), 0);
     for (int i = 0; i < 500 && !done; i++)
