@@ -48,9 +48,9 @@ static int build_removal(struct mgr *m, struct mgr_batch *b, void *userdata)
         r = -EPERM;
     } else if (n->manager_status || n->role == SWARM__NODE_ROLE__ROLE_MANAGER) {
         snprintf(nr->err, sizeof(nr->err),
-                 "node %s is a cluster manager and a member of the raft cluster; it cannot be "
-                 "removed",
-                 nr->id);
+                 "node %s is a cluster manager and a member of the raft cluster; demote it "
+                 "first ('swarmctl node demote %s'), then remove it",
+                 nr->id, nr->id);
         r = -EPERM;
     } else if (n->state == SWARM__NODE_STATE__NODE_READY && !nr->force) {
         snprintf(nr->err, sizeof(nr->err),

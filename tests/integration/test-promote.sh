@@ -47,6 +47,9 @@ check "…saying so" has "$OUT" "quorum"
 start_swarmd w1b --state-dir "$T/w1"
 check "pm-w1 back" until_ok 20 is_status m1 pm-w1 reachable
 
+OUT=$(ctlm m1 node rm --force pm-w1 2>&1); RC=$?
+check "a manager cannot be removed (exit 1)" bash -c "[ $RC = 1 ]"
+check "…demote it first, says the error" has "$OUT" "demote it first"
 check "node demote pm-w1" ctlm m1 node demote pm-w1
 echo "(pm-w1 status: $(mstatus m1 pm-w1))"
 check "…it is no manager any more" until_ok 10 is_status m1 pm-w1 -
@@ -54,6 +57,8 @@ check "…node.conf says worker" until_ok 10 grep -q '^role=worker$' "$T/w1/node
 check "…its raft log, store and data key are gone" until_ok 10 bash -c "[ ! -e '$T/w1/raft' ] && [ ! -e '$T/w1/store' ] && [ ! -e '$T/w1/keys/dek' ]"
 check "…it is Ready as a worker" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock m1) node ls | grep -q 'pm-w1 *Ready *Active *127'"
 check "…with a worker certificate" until_ok 10 bash -c "openssl x509 -in '$T/w1/certificates/swarm-node.crt' -noout -subject | grep -q 'OU *= *swarm-worker'"
+
+check "the demoted node can be removed (--force: it is up)" ctlm m1 node rm --force pm-w1
 
 # the leader hands over before it is demoted
 OUT=$(ctlm m1 node demote pm-1 2>&1); RC=$?
