@@ -19,12 +19,20 @@
 
 #define CONNECT_TIMEOUT_MS 2000u
 #define READ_CHUNK 65536u
+/* Backpressure: raft's bytes stop being read while this much waits for the peer (a large
+ * snapshot on a slow link), and resume below the low mark. */
+#define QUEUE_HIGH (8u << 20)
+#define QUEUE_LOW (2u << 20)
+#define DRAIN_CHECK_MS 10u
 
 struct raft_link {
     struct mgr *m;
     struct raft_link *next;
     uv_pipe_t pipe; /* our end of the socketpair */
     bool pipe_open;
+    uv_timer_t drain; /* while raft's side is paused: is the peer's queue short again? */
+    bool drain_init;
+    int handles;        /* pipe and drain still open */
     net_client *client; /* outgoing connections */
     net_raw *raw;
     struct raft_uv_connect *req; /* outgoing, until raft has its stream */
@@ -71,9 +79,11 @@ static void link_unlink_free(struct raft_link *l)
     maybe_closed(m);
 }
 
-static void pipe_closed(uv_handle_t *h)
+static void handle_closed(uv_handle_t *h)
 {
-    link_unlink_free(h->data);
+    struct raft_link *l = h->data;
+    if (--l->handles == 0)
+        link_unlink_free(l);
 }
 
 /* End a link: raft's side sees EOF (its stream is its own to close), the connection goes. A
@@ -95,9 +105,16 @@ static void link_close(struct raft_link *l, int status)
     else if (raw)
         net_raw_close(raw);
     l->client = NULL;
+    l->handles = 0;
     if (l->pipe_open)
-        uv_close((uv_handle_t *)&l->pipe, pipe_closed);
-    else
+        l->handles++;
+    if (l->drain_init)
+        l->handles++;
+    if (l->pipe_open)
+        uv_close((uv_handle_t *)&l->pipe, handle_closed);
+    if (l->drain_init)
+        uv_close((uv_handle_t *)&l->drain, handle_closed);
+    if (l->handles == 0)
         link_unlink_free(l);
 }
 
@@ -158,6 +175,18 @@ static void pipe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(p, p ? READ_CHUNK : 0);
 }
 
+static void pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void drain_check(uv_timer_t *t)
+{
+    struct raft_link *l = t->data;
+    if (l->closing || !l->raw || net_raw_queued(l->raw) > QUEUE_LOW)
+        return;
+    uv_timer_stop(&l->drain);
+    if (uv_read_start((uv_stream_t *)&l->pipe, pipe_alloc, pipe_read) < 0)
+        link_close(l, RAFT_NOCONNECTION);
+}
+
 /* From raft: to the peer. EOF means raft closed its stream. */
 static void pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
@@ -165,8 +194,20 @@ static void pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (n > 0 && l->raw && net_raw_write(l->raw, (const uint8_t *)buf->base, (size_t)n) < 0)
         n = UV_EPIPE;
     free(buf->base);
-    if (n < 0)
+    if (n < 0) {
         link_close(l, RAFT_NOCONNECTION);
+        return;
+    }
+    if (l->raw && net_raw_queued(l->raw) > QUEUE_HIGH) {
+        /* the peer is slower than raft: let raft's side wait */
+        uv_read_stop((uv_stream_t *)&l->pipe);
+        if (!l->drain_init) {
+            uv_timer_init(l->m->loop, &l->drain);
+            l->drain.data = l;
+            l->drain_init = true;
+        }
+        uv_timer_start(&l->drain, drain_check, DRAIN_CHECK_MS, DRAIN_CHECK_MS);
+    }
 }
 
 /* A socketpair: one end for raft (allocated with raft_malloc, as raft frees it), the other

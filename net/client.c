@@ -467,6 +467,11 @@ int net_raw_write(net_raw *r, const uint8_t *data, size_t len)
     return net__transport_send_bytes(r->t, data, len);
 }
 
+size_t net_raw_queued(const net_raw *r)
+{
+    return r->ended || r->user_closed ? 0 : uv_stream_get_write_queue_size(&r->t->h.stream);
+}
+
 void net_raw_close(net_raw *r)
 {
     if (!r || r->user_closed)

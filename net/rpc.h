@@ -183,6 +183,8 @@ int net_client_call_raw(net_client *c, const char *method, const uint8_t *payloa
 net_raw *net_client_raw(net_client *c);
 /* Queue bytes for the peer. -EPIPE once the connection is closing. */
 int net_raw_write(net_raw *r, const uint8_t *data, size_t len);
+/* Bytes queued for the peer and not yet written to the socket (for backpressure). */
+size_t net_raw_queued(const net_raw *r);
 /* End the connection; no callback follows. For a client's raw stream this is
  * net_client_close. */
 void net_raw_close(net_raw *r);
