@@ -180,6 +180,11 @@ int mgr__register_leader_only(struct mgr *m, const char *method, enum net_auth a
     return 0;
 }
 
+void mgr__forward_call(struct mgr *m, net_call *call, const uint8_t *payload, size_t len)
+{
+    forward(m, call, payload, len);
+}
+
 void mgr__forward_check(struct mgr *m)
 {
     /* calls relayed to a former leader would wait on a silent connection: end them (the

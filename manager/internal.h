@@ -180,6 +180,8 @@ uint64_t mgr__raft_id_from_node_id(const char *node_id);
 int mgr__register_leader_only(struct mgr *m, const char *method, enum net_auth auth,
                               net_handler_fn fn);
 void mgr__forward_stop(struct mgr *m);
+/* Relay call (with this payload) to the leader now. */
+void mgr__forward_call(struct mgr *m, net_call *call, const uint8_t *payload, size_t len);
 /* The leader changed: calls relayed to the former one end with -EAGAIN. */
 void mgr__forward_check(struct mgr *m);
 void mgr__forward_free(struct mgr *m);
@@ -195,7 +197,8 @@ void mgr__names_clear(struct mgr *m);
 /* members.c */
 int mgr__members_register(struct mgr *m);
 /* Demote manager n (replies to call): refused for the last manager or when the rest could
- * not form a quorum; the leader itself hands leadership over first (-EAGAIN). */
+ * not form a quorum; the leader itself hands leadership over first, then the call goes to
+ * the new leader. */
 void mgr__demote(struct mgr *m, net_call *call, const Swarm__Node *n);
 /* "not the leader; the leader is at ADDR" for an error message. */
 void mgr__leader_hint(struct mgr *m, char *buf, size_t size);

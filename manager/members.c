@@ -245,9 +245,33 @@ static void removed(struct raft_change *req, int status)
     }
 }
 
-static void transferred(struct raft_transfer *req)
+struct self_demote {
+    struct raft_transfer xfer;
+    struct mgr *m;
+    net_call *call;
+    char node_id[SW_ID_LEN + 1];
+};
+
+/* The leader handed over (or could not): the demotion goes to whoever leads now. */
+static void handed_over(struct raft_transfer *req)
 {
-    free(req->data);
+    struct self_demote *sd = req->data;
+    struct mgr *m = sd->m;
+    Swarm__UpdateNodeRequest u = SWARM__UPDATE_NODE_REQUEST__INIT;
+    u.id = sd->node_id;
+    u.set_role = true;
+    u.role = SWARM__NODE_ROLE__ROLE_WORKER;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (m->stopping || mgr__is_leader(m) || proto_pack(&u.base, &buf, &len) < 0)
+        net_call_reply(sd->call, -EAGAIN,
+                       "this node is the raft leader and could not hand leadership over; try "
+                       "again in a moment",
+                       NULL, 0);
+    else
+        mgr__forward_call(m, sd->call, buf, len);
+    free(buf);
+    free(sd);
 }
 
 /* Demote a manager: refused if it is the last one or if the managers left could not form
@@ -279,17 +303,23 @@ void mgr__demote(struct mgr *m, net_call *call, const Swarm__Node *n)
         return net_call_reply(call, -EPERM, err, NULL, 0);
     }
     if (id == m->st.raft_id) {
-        /* the leader leaves raft only once another leads */
-        struct raft_transfer *x = calloc(1, sizeof(*x));
-        if (x) {
-            x->data = x;
-            if (raft_transfer(&m->raft, x, 0, transferred) != 0)
-                free(x);
+        /* the leader leaves raft only once another leads: hand over, then the new leader
+         * does the demotion (the call goes there) */
+        struct self_demote *sd = calloc(1, sizeof(*sd));
+        if (!sd)
+            return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+        sd->xfer.data = sd;
+        sd->m = m;
+        sd->call = call;
+        snprintf(sd->node_id, sizeof(sd->node_id), "%s", n->id);
+        if (raft_transfer(&m->raft, &sd->xfer, 0, handed_over) != 0) {
+            free(sd);
+            return net_call_reply(call, -EAGAIN,
+                                  "this node is the raft leader and cannot hand leadership over "
+                                  "now; try again in a moment",
+                                  NULL, 0);
         }
-        return net_call_reply(call, -EAGAIN,
-                              "this node is the raft leader: it is handing leadership over to "
-                              "another manager; demote it again in a moment",
-                              NULL, 0);
+        return;
     }
     struct demote_op *op = calloc(1, sizeof(*op));
     if (!op)
