@@ -92,3 +92,27 @@ bool sw_hostname_valid(const char *h)
             return false;
     return true;
 }
+
+int sw_addr_sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss, socklen_t *ret_len)
+{
+    socklen_t len;
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(a->port);
+        if (inet_pton(AF_INET6, a->host, &s6->sin6_addr) != 1)
+            return -EINVAL;
+        len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(a->port);
+        if (inet_pton(AF_INET, a->host, &s4->sin_addr) != 1)
+            return -EINVAL;
+        len = sizeof(*s4);
+    }
+    if (ret_len)
+        *ret_len = len;
+    return 0;
+}

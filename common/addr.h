@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define SW_ADDR_HOST_MAX 46 /* INET6_ADDRSTRLEN */
 
@@ -22,3 +23,7 @@ void sw_addr_format(const struct sw_addr *a, char *buf, unsigned size);
 
 /* A node hostname as swarmd accepts it: 1..253 chars of [A-Za-z0-9._-]. */
 bool sw_hostname_valid(const char *h);
+
+/* The socket address of a (port included); *ret_len (optional) its size. -EINVAL if the
+ * host does not parse for its family. */
+int sw_addr_sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss, socklen_t *ret_len);

@@ -312,7 +312,7 @@ int net_client_connect_tcp_expect(uv_loop_t *loop, const struct sw_addr *addr, S
         return -EINVAL;
     if (expect && expect->cluster_id && strlen(expect->cluster_id) > SW_ID_LEN)
         return -EINVAL;
-    r = net__sockaddr(addr, &ss);
+    r = sw_addr_sockaddr(addr, &ss, NULL);
     if (r < 0)
         return -EINVAL;
     r = client_new(loop, true, timeout_ms, cb, userdata, &c);

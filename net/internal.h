@@ -105,5 +105,3 @@ int net__server_expected(const struct net_peer *server, const struct net_expect 
                          size_t msg_size);
 /* "IP:PORT" of the remote end of a TCP handle. */
 void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size);
-/* Fill a sockaddr from an sw_addr. */
-int net__sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss);

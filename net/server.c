@@ -739,7 +739,7 @@ int net_server_listen_tcp(net_server *s, const struct sw_addr *addr, SSL_CTX *ct
         snprintf(errmsg, errmsg_size, "listen on %s: no TLS context", name);
         return -EINVAL;
     }
-    r = net__sockaddr(addr, &ss);
+    r = sw_addr_sockaddr(addr, &ss, NULL);
     if (r < 0) {
         snprintf(errmsg, errmsg_size, "listen on %s: bad address", name);
         return -EINVAL;

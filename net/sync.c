@@ -305,7 +305,7 @@ int net_sync_connect_tcp_expect(const struct sw_addr *addr, SSL_CTX *ctx,
     int r;
 
     sw_addr_format(addr, name, sizeof(name));
-    if (!ctx || net__sockaddr(addr, &ss) < 0) {
+    if (!ctx || sw_addr_sockaddr(addr, &ss, NULL) < 0) {
         snprintf(errmsg, errmsg_size, "cannot connect to %s: bad address or no TLS context", name);
         return -EINVAL;
     }

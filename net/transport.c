@@ -498,11 +498,3 @@ void net__tcp_peer_addr(const uv_tcp_t *tcp, char *buf, size_t size)
         snprintf(buf, size, "%s:%u", host, ntohs(s4->sin_port));
     }
 }
-
-int net__sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (a->family == AF_INET6)
-        return uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)ss);
-    return uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)ss);
-}

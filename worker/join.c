@@ -296,21 +296,12 @@ static int fetch_root_fn(struct join *j, const char *token, char *err, size_t si
  * it listens, so the port is chosen now). */
 static int free_port(const struct sw_addr *host, uint16_t *ret)
 {
-    struct sockaddr_storage ss = {0};
+    struct sockaddr_storage ss;
     socklen_t slen;
-    if (host->family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, host->host, &s6->sin6_addr) != 1)
-            return -EINVAL;
-        slen = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        if (inet_pton(AF_INET, host->host, &s4->sin_addr) != 1)
-            return -EINVAL;
-        slen = sizeof(*s4);
-    }
+    struct sw_addr any = *host;
+    any.port = 0;
+    if (sw_addr_sockaddr(&any, &ss, &slen) < 0)
+        return -EINVAL;
     _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -327,23 +318,10 @@ static int free_port(const struct sw_addr *host, uint16_t *ret)
 
 static int local_addr_towards(const struct sw_addr *to, struct sw_addr *ret)
 {
-    struct sockaddr_storage ss = {0};
+    struct sockaddr_storage ss;
     socklen_t slen;
-    if (to->family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(to->port);
-        if (inet_pton(AF_INET6, to->host, &s6->sin6_addr) != 1)
-            return -EINVAL;
-        slen = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(to->port);
-        if (inet_pton(AF_INET, to->host, &s4->sin_addr) != 1)
-            return -EINVAL;
-        slen = sizeof(*s4);
-    }
+    if (sw_addr_sockaddr(to, &ss, &slen) < 0)
+        return -EINVAL;
     _cleanup_close_ int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
