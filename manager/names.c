@@ -15,11 +15,6 @@ static struct mgr_names *names_of(struct mgr *m, enum store_table t)
     return t == STORE_SECRETS ? &m->secret_names : t == STORE_SERVICES ? &m->service_names : NULL;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Index of name, or where it would go (*found says which). */
 static size_t position(const struct mgr_names *s, const char *name, bool *found)
 {
@@ -125,9 +120,7 @@ static int build(struct mgr *m, enum store_table t, struct mgr_names *s)
         clear(s);
         return r;
     }
-    s->built = true;
-    if (s->n)
-        qsort(s->v, s->n, sizeof(*s->v), cmp); /* (add keeps it sorted: a check) */
+    s->built = true; /* add() keeps it sorted */
     return 0;
 }
 
