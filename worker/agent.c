@@ -149,9 +149,8 @@ static void fail_session(wrk_agent *a, int status, const char *why)
         a->backoff_ms = BACKOFF_MIN_MS;
     a->cur = (a->cur + 1) % a->n_managers;
     /* a manager that is not the leader says where the leader is: go there next */
-    const char *hint = strstr(why, "the leader is at ");
     struct sw_addr leader;
-    if (hint && sw_addr_parse(hint + strlen("the leader is at "), -1, 0, &leader) >= 0) {
+    if (wrk__leader_hint(why, &leader) >= 0) {
         size_t k;
         for (k = 0; k < a->n_managers; k++)
             if (strcmp(a->managers[k].host, leader.host) == 0 && a->managers[k].port == leader.port)

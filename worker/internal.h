@@ -19,6 +19,9 @@ uint64_t wrk__renew_at_ns(uint64_t not_before, uint64_t not_after, uint32_t rnd)
 /* A worker holds no manager data: the data key, raft log and store go (after a demotion
  * that a crash interrupted). */
 void wrk__drop_manager_data(const char *state_dir);
+/* A manager that is not the raft leader says "... the leader is at IP:PORT": that address,
+ * or -ENOENT. */
+int wrk__leader_hint(const char *msg, struct sw_addr *ret);
 /* Write the list atomically (0600). */
 int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, char *errmsg,
                        size_t size);

@@ -216,9 +216,8 @@ static int raft_join(struct join *j, const char *unused, char *err, size_t errsi
         snprintf(err, errsize, "%s", serr);
         return r;
     }
-    const char *hint = status == -EAGAIN ? strstr(serr, "the leader is at ") : NULL;
     struct sw_addr leader;
-    if (hint && sw_addr_parse(hint + strlen("the leader is at "), -1, 0, &leader) >= 0) {
+    if (status == -EAGAIN && wrk__leader_hint(serr, &leader) >= 0) {
         /* only the leader adds managers: ask it (same cluster, checked at the handshake) */
         j->manager = leader;
         sw_addr_format(&leader, j->target, sizeof(j->target));

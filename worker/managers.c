@@ -28,6 +28,15 @@ uint64_t wrk__renew_at_ns(uint64_t not_before, uint64_t not_after, uint32_t rnd)
     return not_before + span / 2 + (uint64_t)extra;
 }
 
+int wrk__leader_hint(const char *msg, struct sw_addr *ret)
+{
+    static const char mark[] = "the leader is at ";
+    const char *hint = msg ? strstr(msg, mark) : NULL;
+    if (!hint || sw_addr_parse(hint + sizeof(mark) - 1, -1, 0, ret) < 0)
+        return -ENOENT;
+    return 0;
+}
+
 int wrk__managers_save(const char *dir, const struct sw_addr *list, size_t n, char *errmsg,
                        size_t size)
 {
