@@ -62,3 +62,24 @@ static inline void pki__pkey_freep(EVP_PKEY **p)
         EVP_PKEY_free(*p);
 }
 #define _cleanup_pkey_ __attribute__((cleanup(pki__pkey_freep)))
+
+/* ---- KEK file and unlock keys (kek.c, unlock.c) */
+/* HKDF-SHA256 of the unlock key with this salt: the key sealing a locked KEK file. */
+int pki__unlock_wrapping_key(const struct pki_unlock_key *u, const uint8_t *salt, size_t salt_len,
+                             struct pki_aead_key *ret);
+/* The process's unlock key, or NULL. */
+const struct pki_unlock_key *pki__unlock_key(void);
+/* An AEAD key on disk: id (4 bytes, big-endian) | key. */
+void pki__key_encode(const struct pki_aead_key *k, uint8_t out[4 + PKI_KEY_BYTES]);
+void pki__key_decode(const uint8_t in[4 + PKI_KEY_BYTES], struct pki_aead_key *k);
+bool pki__kek_is_locked(const void *buf, size_t len);
+/* Decode a KEK file's bytes (u: the unlock key for a locked one, may be NULL). -ENOKEY:
+ * locked and no key; -EKEYREJECTED: the key does not open it; -EINVAL: damaged. */
+int pki__kek_decode(const uint8_t *buf, size_t len, const struct pki_unlock_key *u,
+                    struct pki_aead_key *ret, bool *ret_locked);
+/* Read and decode path, with a one-line errmsg naming it. */
+int pki__kek_read(const char *path, const struct pki_unlock_key *u, struct pki_aead_key *ret,
+                  bool *ret_locked, char *errmsg, size_t size);
+/* Write the KEK in clear (u NULL) or locked under u (SW_WRITE_NOSYNC in flags or not). */
+int pki__kek_write(const char *path, const struct pki_aead_key *kek, const struct pki_unlock_key *u,
+                   unsigned flags);

@@ -8,7 +8,7 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
-#include "pki/pki.h"
+#include "pki/internal.h"
 
 #define KEK_FILE_LEN (4 + PKI_KEY_BYTES)
 
@@ -27,22 +27,6 @@ static void kek_passphrase(const struct pki_aead_key *kek, char out[2 * PKI_KEY_
     out[2 * PKI_KEY_BYTES] = '\0';
 }
 
-/* A key on disk: id (4 bytes, big-endian) | key bytes. */
-static void key_encode(const struct pki_aead_key *k, uint8_t out[KEK_FILE_LEN])
-{
-    out[0] = (uint8_t)(k->id >> 24);
-    out[1] = (uint8_t)(k->id >> 16);
-    out[2] = (uint8_t)(k->id >> 8);
-    out[3] = (uint8_t)k->id;
-    memcpy(out + 4, k->key, PKI_KEY_BYTES);
-}
-
-static void key_decode(const uint8_t in[KEK_FILE_LEN], struct pki_aead_key *k)
-{
-    k->id = ((uint32_t)in[0] << 24) | ((uint32_t)in[1] << 16) | ((uint32_t)in[2] << 8) | in[3];
-    memcpy(k->key, in + 4, PKI_KEY_BYTES);
-}
-
 static void dek_aad(const char *cluster_id, char *buf, size_t size)
 {
     snprintf(buf, size, "swarmd-dek/%s", cluster_id);
@@ -56,6 +40,40 @@ void pki_node_state_finish(struct pki_node_state *st)
     pki_aead_key_clear(&st->kek);
     pki_aead_key_clear(&st->dek);
     memset(st, 0, sizeof(*st));
+}
+
+/* The data key, sealed under kek. */
+static int write_dek(const char *dir, const struct pki_node_state *st,
+                     const struct pki_aead_key *kek, unsigned flags)
+{
+    char path[4096], aad[64];
+    uint8_t dekbuf[4 + PKI_KEY_BYTES];
+    _cleanup_free_ uint8_t *sealed = NULL;
+    size_t sealed_len;
+    pki__key_encode(&st->dek, dekbuf);
+    dek_aad(st->cluster_id, aad, sizeof(aad));
+    int r = pki_seal(kek, aad, strlen(aad), dekbuf, sizeof(dekbuf), &sealed, &sealed_len);
+    sw_erase(dekbuf, sizeof(dekbuf));
+    if (r < 0)
+        return r;
+    path_of(path, sizeof(path), dir, PKI_NODE_DEK_FILE);
+    return sw_write_file_atomic_flags(path, sealed, sealed_len, 0600, flags);
+}
+
+/* A node key as PKCS#8 encrypted under kek. */
+static int write_node_key(const char *dir, const char *name, const pki_key *key,
+                          const struct pki_aead_key *kek, unsigned flags)
+{
+    char path[4096], pass[2 * PKI_KEY_BYTES + 1];
+    _cleanup_free_ char *pem = NULL;
+    size_t pem_len;
+    kek_passphrase(kek, pass);
+    int r = pki_key_to_pem_encrypted(key, (const uint8_t *)pass, strlen(pass), &pem, &pem_len);
+    sw_erase(pass, sizeof(pass));
+    if (r < 0)
+        return r;
+    path_of(path, sizeof(path), dir, name);
+    return sw_write_file_atomic_flags(path, pem, pem_len, 0600, flags);
 }
 
 static int write_conf(const char *dir, const struct pki_node_state *st)
@@ -103,47 +121,15 @@ int pki_node_state_write_keys(const char *dir, const struct pki_node_state *st, 
             break;
     }
 
-    /* KEK: id | key, 0600 (autolock, in the HA issue, replaces this file) */
-    uint8_t kekbuf[KEK_FILE_LEN];
-    key_encode(&st->kek, kekbuf);
+    /* KEK: in clear, or locked under the unlock key this process holds (autolock) */
     path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
-    r = sw_write_file_atomic_flags(path, kekbuf, sizeof(kekbuf), 0600, SW_WRITE_NOSYNC);
-    sw_erase(kekbuf, sizeof(kekbuf));
+    r = pki__kek_write(path, &st->kek, pki__unlock_key(), SW_WRITE_NOSYNC);
     if (r < 0)
         goto fail_write;
-
-    if (st->role == PKI_ROLE_MANAGER) {
-        uint8_t dekbuf[KEK_FILE_LEN];
-        char aad[64];
-        _cleanup_free_ uint8_t *sealed = NULL;
-        size_t sealed_len;
-        key_encode(&st->dek, dekbuf);
-        dek_aad(st->cluster_id, aad, sizeof(aad));
-        r = pki_seal(&st->kek, aad, strlen(aad), dekbuf, sizeof(dekbuf), &sealed, &sealed_len);
-        sw_erase(dekbuf, sizeof(dekbuf));
-        if (r < 0)
-            goto fail_write;
-        path_of(path, sizeof(path), dir, PKI_NODE_DEK_FILE);
-        r = sw_write_file_atomic_flags(path, sealed, sealed_len, 0600, SW_WRITE_NOSYNC);
-        if (r < 0)
-            goto fail_write;
-    }
-
-    {
-        char pass[2 * PKI_KEY_BYTES + 1];
-        _cleanup_free_ char *pem = NULL;
-        size_t pem_len;
-        kek_passphrase(&st->kek, pass);
-        r = pki_key_to_pem_encrypted(st->node_key, (const uint8_t *)pass, strlen(pass), &pem,
-                                     &pem_len);
-        sw_erase(pass, sizeof(pass));
-        if (r < 0)
-            goto fail_write;
-        path_of(path, sizeof(path), dir, PKI_NODE_KEY_FILE);
-        r = sw_write_file_atomic_flags(path, pem, pem_len, 0600, SW_WRITE_NOSYNC);
-        if (r < 0)
-            goto fail_write;
-    }
+    if (st->role == PKI_ROLE_MANAGER && (r = write_dek(dir, st, &st->kek, SW_WRITE_NOSYNC)) < 0)
+        goto fail_write;
+    if ((r = write_node_key(dir, PKI_NODE_KEY_FILE, st->node_key, &st->kek, SW_WRITE_NOSYNC)) < 0)
+        goto fail_write;
     path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
     r = sw_write_file_atomic_flags(path, st->node_cert_pem, strlen(st->node_cert_pem), 0644,
                                    SW_WRITE_NOSYNC);
@@ -236,20 +222,28 @@ bad:
 static int read_kek(const char *dir, struct pki_aead_key *ret, char *errmsg, size_t size)
 {
     char path[4096];
-    _cleanup_free_ char *kek = NULL;
-    size_t kek_len = 0;
     path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
-    int r = sw_read_file(path, 4096, &kek, &kek_len);
-    if (r < 0 || kek_len != KEK_FILE_LEN) {
-        snprintf(errmsg, size, "cannot read the key-encryption key %s: %s", path,
-                 r < 0 ? strerror(-r) : "wrong size");
-        if (kek)
-            sw_erase(kek, kek_len);
-        return r < 0 ? r : -EINVAL;
+    return pki__kek_read(path, pki__unlock_key(), ret, NULL, errmsg, size);
+}
+
+/* The KEKs a load may meet: keys/kek, and keys/kek.new while a change of KEK (autolock
+ * turned on) was interrupted. Returns how many (1 or 2). */
+static int read_keks(const char *dir, struct pki_aead_key keks[2], char *errmsg, size_t size)
+{
+    char path[4096];
+    int r = read_kek(dir, &keks[0], errmsg, size);
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_NEW_FILE);
+    if (!sw_file_exists(path))
+        return r < 0 ? r : 1;
+    /* keys/kek is the old KEK in clear, kek.new the new one, locked */
+    int r2 = pki__kek_read(path, pki__unlock_key(), &keks[1], NULL, errmsg, size);
+    if (r2 < 0)
+        return r2;
+    if (r < 0) {
+        keks[0] = keks[1];
+        return 1;
     }
-    key_decode((const uint8_t *)kek, ret);
-    sw_erase(kek, kek_len);
-    return 0;
+    return 2;
 }
 
 /* A renewal writes the new certificate and key as .new files, renames the key, then the
@@ -315,6 +309,32 @@ fail:
     return r;
 }
 
+/* Everything under st->kek (the new KEK, from keys/kek.new): the data key, the node key,
+ * then kek.new replaces kek. Each step is atomic and a load accepts both KEKs until the
+ * rename, so an interruption anywhere is finished by the next load. */
+static int finish_rekey(const char *dir, const struct pki_node_state *st, char *errmsg, size_t size)
+{
+    char path[4096], newpath[4096];
+    int r = 0;
+    if (st->role == PKI_ROLE_MANAGER)
+        r = write_dek(dir, st, &st->kek, SW_WRITE_NOSYNC);
+    if (r >= 0)
+        r = write_node_key(dir, PKI_NODE_KEY_FILE, st->node_key, &st->kek, SW_WRITE_NOSYNC);
+    if (r >= 0)
+        r = sw_syncfs(dir);
+    path_of(newpath, sizeof(newpath), dir, PKI_NODE_KEK_NEW_FILE);
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
+    if (r >= 0 && rename(newpath, path) < 0)
+        r = -errno;
+    if (r >= 0)
+        r = sw_fsync_dir_of(path);
+    if (r < 0)
+        snprintf(errmsg, size,
+                 "cannot re-encrypt the keys in %s under the new key-encryption key: %s", dir,
+                 strerror(-r));
+    return r;
+}
+
 static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t size)
 {
     char path[4096];
@@ -339,9 +359,11 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
     if (r < 0)
         return r;
 
-    r = read_kek(dir, &st->kek, errmsg, size);
-    if (r < 0)
-        return r;
+    struct pki_aead_key keks[2];
+    int nkeks = read_keks(dir, keks, errmsg, size);
+    if (nkeks < 0)
+        return nkeks;
+    st->kek = keks[nkeks - 1];
 
     if (st->role == PKI_ROLE_MANAGER) {
         _cleanup_free_ char *sealed = NULL;
@@ -353,10 +375,14 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
         r = sw_read_file(path, 4096, &sealed, &sealed_len);
         if (r < 0) {
             snprintf(errmsg, size, "cannot read the wrapped data key %s: %s", path, strerror(-r));
-            return r;
+            goto out;
         }
         dek_aad(st->cluster_id, aad, sizeof(aad));
-        r = pki_open(&st->kek, aad, strlen(aad), sealed, sealed_len, &plain, &plain_len);
+        for (int i = nkeks - 1; i >= 0; i--) {
+            r = pki_open(&keks[i], aad, strlen(aad), sealed, sealed_len, &plain, &plain_len);
+            if (r >= 0)
+                break;
+        }
         if (r < 0 || plain_len != KEK_FILE_LEN) {
             snprintf(errmsg, size,
                      "cannot unwrap the data key %s with the key-encryption key (wrong or "
@@ -366,9 +392,10 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
                 sw_erase(plain, plain_len);
                 free(plain);
             }
-            return r < 0 ? r : -EINVAL;
+            r = r < 0 ? r : -EINVAL;
+            goto out;
         }
-        key_decode(plain, &st->dek);
+        pki__key_decode(plain, &st->dek);
         sw_erase(plain, plain_len);
         free(plain);
     }
@@ -381,18 +408,28 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
         r = sw_read_file(path, 64 * 1024, &pem, &pem_len);
         if (r < 0) {
             snprintf(errmsg, size, "cannot read the node key %s: %s", path, strerror(-r));
-            return r;
+            goto out;
         }
-        kek_passphrase(&st->kek, pass);
-        r = pki_key_from_pem_encrypted(pem, pem_len, (const uint8_t *)pass, strlen(pass),
-                                       &st->node_key);
-        sw_erase(pass, sizeof(pass));
+        for (int i = nkeks - 1; i >= 0; i--) {
+            kek_passphrase(&keks[i], pass);
+            r = pki_key_from_pem_encrypted(pem, pem_len, (const uint8_t *)pass, strlen(pass),
+                                           &st->node_key);
+            sw_erase(pass, sizeof(pass));
+            if (r >= 0)
+                break;
+        }
         if (r < 0) {
             snprintf(errmsg, size, "cannot decrypt the node key %s (wrong or damaged key file)",
                      path);
-            return r;
+            goto out;
         }
     }
+    r = nkeks == 2 ? finish_rekey(dir, st, errmsg, size) : 0;
+out:
+    pki_aead_key_clear(&keks[0]);
+    pki_aead_key_clear(&keks[1]);
+    if (r < 0)
+        return r;
     size_t cert_len;
     path_of(path, sizeof(path), dir, PKI_NODE_CERT_FILE);
     r = sw_read_file(path, 256 * 1024, &st->node_cert_pem, &cert_len);
@@ -419,5 +456,83 @@ int pki_node_state_load(const char *dir, struct pki_node_state *st, char *errmsg
     int r = load(dir, st, errmsg, size);
     if (r < 0)
         pki_node_state_finish(st); /* nothing half-loaded stays behind */
+    return r;
+}
+
+/* ------------------------------------------------------------------ autolock */
+
+int pki_node_state_locked(const char *dir)
+{
+    char path[4096];
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_NEW_FILE);
+    if (sw_file_exists(path))
+        return 1; /* only turning autolock on writes kek.new */
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
+    int r = sw_read_file(path, 4096, &buf, &len);
+    if (r < 0)
+        return r;
+    bool locked = pki__kek_is_locked(buf, len);
+    sw_erase(buf, len);
+    return locked ? 1 : 0;
+}
+
+int pki_node_state_check_unlock_key(const char *dir, const struct pki_unlock_key *k, char *errmsg,
+                                    size_t size)
+{
+    char path[4096];
+    struct pki_aead_key kek;
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_NEW_FILE);
+    if (!sw_file_exists(path))
+        path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
+    int r = pki__kek_read(path, k, &kek, NULL, errmsg, size);
+    pki_aead_key_clear(&kek);
+    if (r == -EKEYREJECTED)
+        snprintf(errmsg, size, "wrong unlock key: it does not open this manager's keys");
+    return r;
+}
+
+int pki_node_state_set_lock(const char *dir, const struct pki_unlock_key *k, char *errmsg,
+                            size_t size)
+{
+    char path[4096], newpath[4096];
+    struct pki_node_state st;
+    bool locked = false;
+    int r = pki_node_state_load(dir, &st, errmsg, size); /* finishes an interrupted change */
+    if (r < 0)
+        return r;
+    path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
+    path_of(newpath, sizeof(newpath), dir, PKI_NODE_KEK_NEW_FILE);
+    {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        if ((r = sw_read_file(path, 4096, &buf, &len)) < 0)
+            goto fail;
+        locked = pki__kek_is_locked(buf, len);
+        sw_erase(buf, len);
+    }
+    if (k && !locked) {
+        /* the KEK was on disk in clear: a new one, that never was */
+        struct pki_aead_key old = st.kek;
+        r = pki_aead_key_generate(&st.kek);
+        pki_aead_key_clear(&old);
+        if (r >= 0)
+            r = pki__kek_write(newpath, &st.kek, k, 0);
+        if (r >= 0) {
+            pki_node_state_set_unlock_key(k);
+            r = finish_rekey(dir, &st, errmsg, size);
+            pki_node_state_finish(&st);
+            return r;
+        }
+    } else {
+        r = pki__kek_write(path, &st.kek, k, 0);
+        if (r >= 0)
+            pki_node_state_set_unlock_key(k);
+    }
+fail:
+    if (r < 0)
+        snprintf(errmsg, size, "cannot write the key-encryption key in %s: %s", dir, strerror(-r));
+    pki_node_state_finish(&st);
     return r;
 }

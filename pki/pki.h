@@ -163,6 +163,26 @@ int pki_open(const struct pki_aead_key *k, const void *aad, size_t aad_len, cons
 /* The key id of a sealed record without opening it; -EBADMSG if too short/bad version. */
 int pki_sealed_key_id(const void *in, size_t in_len, uint32_t *ret_id);
 
+/* ------------------------------------------------------------------ unlock keys (autolock) */
+
+#define PKI_UNLOCK_KEY_PREFIX "SWMKEY-1-"
+#define PKI_UNLOCK_KEY_DIGITS 50
+#define PKI_UNLOCK_KEY_LEN (sizeof(PKI_UNLOCK_KEY_PREFIX) - 1 + PKI_UNLOCK_KEY_DIGITS)
+
+/* 256 random bits; shown to the operator as SWMKEY-1-<base36, 50>. */
+struct pki_unlock_key {
+    uint8_t key[32];
+};
+
+int pki_unlock_key_generate(struct pki_unlock_key *ret);
+int pki_unlock_key_format(const struct pki_unlock_key *k, char ret[PKI_UNLOCK_KEY_LEN + 1]);
+/* -EINVAL with a one-line reason for anything but SWMKEY-1- and 50 base36 characters. */
+int pki_unlock_key_parse(const char *s, struct pki_unlock_key *ret, char *errmsg,
+                         size_t errmsg_size);
+/* Constant time. */
+bool pki_unlock_key_equal(const struct pki_unlock_key *a, const struct pki_unlock_key *b);
+void pki_unlock_key_clear(struct pki_unlock_key *k);
+
 /* ------------------------------------------------------------------ TLS */
 
 /* TLS 1.3 only, P-256, verify against bundle_pem.
@@ -203,6 +223,7 @@ void pki_sha256_hex(const void *data, size_t len, char ret[65]);
 #define PKI_NODE_KEYS_DIR "keys"
 #define PKI_NODE_KEK_FILE "keys/kek"
 #define PKI_NODE_DEK_FILE "keys/dek"
+#define PKI_NODE_KEK_NEW_FILE "keys/kek.new" /* while the KEK changes (autolock) */
 
 struct pki_node_state {
     char node_id[SW_ID_LEN + 1];
@@ -237,3 +258,19 @@ int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki
                                 char *errmsg, size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);
+/* Autolock. A manager's KEK file is either in clear or locked: sealed under a key derived
+ * (HKDF) from the cluster's unlock key. The process keeps the unlock key it was given
+ * (swarmd unlock) and every load or write of the state dir uses it; NULL forgets it. */
+void pki_node_state_set_unlock_key(const struct pki_unlock_key *k);
+/* 1 if the node's KEK is locked (it cannot be loaded without the unlock key), 0 if not. */
+int pki_node_state_locked(const char *dir);
+/* 0 if k opens the node's KEK; -EKEYREJECTED (wrong key) or another error, with errmsg. */
+int pki_node_state_check_unlock_key(const char *dir, const struct pki_unlock_key *k,
+                                    char *errmsg, size_t size);
+/* Lock the node's keys under k, or (k NULL) keep the KEK in clear. Going from clear to
+ * locked makes a new KEK and re-encrypts the data key and the node key under it (the old
+ * KEK sat on disk in clear); changing k re-seals the KEK only. Crash-safe: a new KEK goes
+ * to keys/kek.new first and a load finishes an interrupted change. The process's unlock
+ * key becomes k. Blocking (fsyncs). */
+int pki_node_state_set_lock(const char *dir, const struct pki_unlock_key *k, char *errmsg,
+                            size_t size);
