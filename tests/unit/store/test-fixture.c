@@ -119,7 +119,7 @@ static void test_partition(void **state)
     assert_false(lost->done); /* accepted: l still believes it leads */
 
     RF_WAIT(c, other_leader(c, l) && lost->done);
-    assert_int_not_equal(lost->status, 0);
+    assert_int_equal(lost->status, RAFT_LEADERSHIPLOST);
     assert_int_not_equal(raft_state(rf_raft(c, l)), RAFT_LEADER);
     unsigned l2 = rf_leader(c);
     assert_true(l2 == others[0] || l2 == others[1]);
@@ -220,6 +220,39 @@ static void test_membership(void **state)
     const unsigned live[] = {l, kept, n4};
     rf_sync_set(c, l, live, 3);
     rf_assert_all_same(c, live, 3);
+}
+
+/* A manager joining a cluster whose log was compacted gets the store as a snapshot, then
+ * the entries after it, and becomes a voter with the same data. */
+static void test_join_by_snapshot(void **state)
+{
+    struct rf_cluster *c = *state;
+    unsigned l = rf_start(c, 3, 8, 2);
+    for (int k = 0; k < 30; k++) {
+        char id[32];
+        snprintf(id, sizeof(id), "j-%02d", k);
+        assert_int_equal(rf_put_secret(c, l, id, "j"), 0);
+    }
+    assert_true(rf_raft(c, l)->log.snapshot.last_index > 1);
+
+    unsigned n4 = rf_add_server(c);
+    raft_set_snapshot_threshold(rf_raft(c, n4), 8);
+    raft_set_snapshot_trailing(rf_raft(c, n4), 2);
+    assert_int_equal(raft_start(rf_raft(c, n4)), 0);
+    raft_id id4 = rf_raft(c, n4)->id;
+    CHANGE(c, raft_add(rf_raft(c, l), &c->change, id4, rf_raft(c, n4)->address, changed));
+    CHANGE(c, raft_assign(rf_raft(c, l), &c->change, id4, RAFT_VOTER, changed));
+    assert_int_equal(role_of(rf_raft(c, l), id4), RAFT_VOTER);
+    rf_sync_all(c, l);
+    assert_true(c->srv[n4].n_restores >= 1);
+    const unsigned all4[] = {0, 1, 2, 3};
+    rf_assert_all_same(c, all4, 4);
+    rf_assert_secret(c, n4, "j-00", "j");
+
+    assert_int_equal(rf_put_secret(c, l, "j-late", "late"), 0);
+    rf_sync_all(c, l);
+    rf_assert_all_same(c, all4, 4);
+    rf_assert_secret(c, n4, "j-late", "late");
 }
 
 /* A follower cut off while the leader snapshots and truncates its log past it: back, it
@@ -479,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_elect_and_transfer, rf_setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_partition, rf_setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_membership, rf_setup, rf_teardown),
+        cmocka_unit_test_setup_teardown(test_join_by_snapshot, rf_setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_install, rf_setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_replay, rf_setup, rf_teardown),
         cmocka_unit_test_setup_teardown(test_chaos_1, rf_setup, rf_teardown),
