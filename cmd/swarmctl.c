@@ -46,6 +46,7 @@ static const char help_main[] =
     "\n"
     "Commands:\n"
     "  join-token  Manage join tokens\n"
+    "  unlock-key  Manage the unlock key (autolock)\n"
     "\n"
     "Run 'swarmctl COMMAND --help' for more information on a command.\n";
 
@@ -66,7 +67,7 @@ static const char help_cluster[] =
     "\n"
     "Commands:\n"
     "  inspect     Display the cluster's settings, CA and token digests\n"
-    "  update      Change the certificate expiry or the heartbeat period\n"
+    "  update      Change the swarm's settings (certificates, heartbeat, snapshots, autolock)\n"
     "\n"
     "Options:\n"
     "  -h, --help  Print usage\n"
@@ -94,6 +95,9 @@ static const char help_cluster_update[] =
     "                                    (at least 1h)\n"
     "      --heartbeat-period duration   Period of node heartbeats (100ms to 24h); nodes\n"
     "                                    get it with their next heartbeat answer\n"
+    "      --autolock[=true|false]       Lock the managers' keys under an unlock key, printed\n"
+    "                                    once; a restarted manager then waits for\n"
+    "                                    'swarmd unlock' (false: keys in clear again)\n"
     "      --snapshot-interval N         Raft entries between snapshots of the store on\n"
     "                                    each manager (10 to 10000000)\n"
     "  -h, --help                        Print usage\n";
@@ -693,8 +697,10 @@ static int cmd_cluster_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT, OPT_SNAPSHOT };
+    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT, OPT_SNAPSHOT, OPT_AUTOLOCK };
+    static const char *const bools[] = {"false", "true"};
     static const struct option opts[] = {
+        {"autolock", optional_argument, NULL, OPT_AUTOLOCK},
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
         {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT},
         {"heartbeat-period", required_argument, NULL, OPT_HEARTBEAT},
@@ -735,6 +741,15 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
                                            optarg);
                 req.set_snapshot_interval = true;
                 break;
+            case OPT_AUTOLOCK: {
+                int v = optarg ? cli_parse_choice(optarg, bools, SW_ARRAY_SIZE(bools)) : 1;
+                if (v < 0)
+                    return cli_usage_error(PROG, cmd, "invalid --autolock \"%s\": true or false",
+                                           optarg);
+                req.set_autolock = true;
+                req.autolock = v == 1;
+                break;
+            }
             case 'h':
                 return ctl_print_help(help_cluster_update);
             default:
@@ -743,10 +758,11 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(PROG, cmd, "\"swarmctl cluster update\" accepts no arguments");
-    if (!req.set_cert_expiry && !req.set_heartbeat_period && !req.set_snapshot_interval)
-        return cli_usage_error(
-            PROG, cmd,
-            "nothing to update: give --cert-expiry, --heartbeat-period or --snapshot-interval");
+    if (!req.set_cert_expiry && !req.set_heartbeat_period && !req.set_snapshot_interval &&
+        !req.set_autolock)
+        return cli_usage_error(PROG, cmd,
+                               "nothing to update: give --autolock, --cert-expiry, "
+                               "--heartbeat-period or --snapshot-interval");
     int r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;
@@ -758,7 +774,19 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
     if (r != CALL_OK)
         return ctl_call_failure(r, error);
     Swarm__GetClusterResponse *resp = (Swarm__GetClusterResponse *)m;
-    printf("%s\n", resp->cluster ? resp->cluster->id : "");
+    if (resp->cluster)
+        cluster_wipe_secrets(resp->cluster);
+    if (resp->unlock_key[0]) {
+        printf(
+            "Swarm updated.\n"
+            "To unlock a swarm manager after it restarts, run 'swarmd unlock' and provide "
+            "this key:\n\n    %s\n\n"
+            "Keep it in a password manager: without it a restarted manager cannot start.\n",
+            resp->unlock_key);
+        sw_erase(resp->unlock_key, strlen(resp->unlock_key));
+    } else {
+        printf("%s\n", resp->cluster ? resp->cluster->id : "");
+    }
     protobuf_c_message_free_unpacked(m, NULL);
     return ctl_finish_output(CLI_EXIT_OK);
 }
@@ -831,6 +859,8 @@ int main(int argc, char **argv)
         code = cmd_join_token(&ctl, argc, argv);
     else if (strcmp(cmd, "cluster") == 0)
         code = cmd_cluster(&ctl, argc, argv);
+    else if (strcmp(cmd, "unlock-key") == 0)
+        code = ctl_cmd_unlock_key(&ctl, argc, argv);
     else
         code = cli_usage_error(PROG, NULL, "unknown command \"%s\"", cmd);
     ctl_close(&ctl);

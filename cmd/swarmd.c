@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/swtime.h"
 #include "config.h"
+#include "cmd/locked.h"
 #include "cmd/run_task.h"
 #include "common/fileio.h"
 #include "manager/manager.h"
@@ -31,6 +32,7 @@ static const char usage_main[] =
     "  init        Create a new swarm with this node as its first manager\n"
     "  join        Join a swarm as a worker: swarmd join [OPTIONS] TOKEN MANAGER[:PORT]\n"
     "  run-task    Run one isolated task in the foreground (see 'swarmd run-task --help')\n"
+    "  unlock      Unlock an autolocked manager (see 'swarmd unlock --help')\n"
     "\n"
     "Options:\n"
     "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
@@ -55,6 +57,8 @@ static const char usage_init[] =
     "Refuses a state directory that already holds a node.\n"
     "\n"
     "Options:\n"
+    "  --autolock                 Lock the managers' keys under an unlock key (printed once);\n"
+    "                             a restarted manager waits for 'swarmd unlock'\n"
     "  --cert-expiry DURATION     Validity of node certificates (default 2160h0m0s, at least 1h)\n"
     "  --dispatcher-heartbeat DURATION\n"
     "                             Heartbeat period of nodes (default 5s); a node is Down\n"
@@ -109,6 +113,7 @@ struct daemon {
     uv_signal_t sigterm, sigint;
     mgr *m;
     wrk_agent *a;
+    swd_locked *locked; /* autolocked manager waiting for its unlock key */
     bool init;
     int exit_code;
     bool stopping;
@@ -137,6 +142,8 @@ static void stopped(void *userdata)
 static void stop_step(void *userdata)
 {
     struct daemon *d = userdata;
+    swd_locked_close(d->locked);
+    d->locked = NULL;
     if (d->a) {
         wrk_agent *a = d->a;
         d->a = NULL;
@@ -257,8 +264,16 @@ static void on_ready(mgr *m, int status, const char *errmsg, void *userdata)
             "To add a manager to this swarm, run 'swarmctl join-token manager' and follow the "
             "instructions.\n",
             mgr_node_id(m), token, addr);
-        fflush(stdout);
         explicit_bzero(token, sizeof(token));
+        char key[PKI_UNLOCK_KEY_LEN + 1];
+        if (mgr_init_unlock_key(m, key, sizeof(key)) >= 0)
+            printf(
+                "\nThis swarm is autolocked. To unlock a swarm manager after it restarts, run\n"
+                "'swarmd unlock' and provide this key:\n\n    %s\n\n"
+                "Keep it in a password manager: without it a restarted manager cannot start.\n",
+                key);
+        explicit_bzero(key, sizeof(key));
+        fflush(stdout);
     }
     log_info("node %s of cluster %s is serving: manager, raft %s, listening on %s (advertised %s)",
              mgr_node_id(m), mgr_cluster_id(m), mgr_is_leader(m) ? "leader" : "follower", listen,
@@ -379,6 +394,14 @@ static void start_manager(struct daemon *d, bool init)
     }
 }
 
+static void on_unlocked(void *userdata)
+{
+    struct daemon *d = userdata;
+    d->locked = NULL; /* closed */
+    if (!d->stopping)
+        start_manager(d, false);
+}
+
 /* The role kept in the state dir, or -ENOENT when it holds no node. */
 static int state_role(const char *dir, enum pki_role *ret)
 {
@@ -403,6 +426,7 @@ enum {
     OPT_HEARTBEAT,
     OPT_TIMEOUT,
     OPT_FORCE_NEW,
+    OPT_AUTOLOCK,
     OPT_VERSION,
 };
 
@@ -418,6 +442,7 @@ int main(int argc, char **argv)
         {"dispatcher-heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"force-new-cluster", no_argument, NULL, OPT_FORCE_NEW},
+        {"autolock", no_argument, NULL, OPT_AUTOLOCK},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
@@ -441,6 +466,8 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "run-task") == 0)
             return swarmd_run_task(argc - i, argv + i);
+        if (strcmp(a, "unlock") == 0)
+            return swd_unlock_main(argc, argv); /* options may come before the word */
         break;
     }
     sw_addr_parse(DEFAULT_LISTEN, DEFAULT_PORT, 0, &cfg.listen_addr);
@@ -488,6 +515,9 @@ int main(int argc, char **argv)
                 break;
             case OPT_FORCE_NEW:
                 cfg.force_new_cluster = true;
+                break;
+            case OPT_AUTOLOCK:
+                cfg.autolock = true;
                 break;
             case 'h':
                 help = true;
@@ -540,6 +570,10 @@ int main(int argc, char **argv)
     }
     if (cfg.force_new_cluster && !init)
         return usage_error("--force-new-cluster applies to 'swarmd init' only");
+    if (cfg.autolock && (!init || cfg.force_new_cluster))
+        return usage_error(
+            "--autolock applies to 'swarmd init' of a new swarm only (then: "
+            "'swarmctl cluster update --autolock=true')");
     uint64_t join_timeout_ns = 0;
     if (timeout) {
         if (!join)
@@ -596,6 +630,19 @@ int main(int argc, char **argv)
         fflush(stdout);
         /* the addresses join chose (a free port for port 0) are in the state dir now */
         cfg.listen_addr_set = cfg.advertise_addr_set = false;
+    } else if (!init && pki_node_state_locked(cfg.state_dir) == 1) {
+        /* only a manager's keys are ever locked */
+        d.cfg = cfg;
+        if (swd_locked_start(&d.loop, cfg.state_dir, on_unlocked, &d, &d.locked, errmsg,
+                             sizeof(errmsg)) < 0) {
+            fprintf(stderr, "swarmd: %s\n", errmsg);
+            stop(&d, 1);
+        } else {
+            log_warn(
+                "this manager is locked (autolock): run 'swarmd unlock' with the swarm's "
+                "unlock key to start it");
+        }
+        goto run;
     } else if (!init && state_role(cfg.state_dir, &role) < 0) {
         role = PKI_ROLE_MANAGER; /* mgr_start explains what is missing */
     }

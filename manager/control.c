@@ -194,6 +194,9 @@ static void h_get_cluster(net_call *call, const uint8_t *payload, size_t len, vo
     c->root_ca->ca_key_pem.len = 0;
     wipe_string(c->join_tokens->worker);
     wipe_string(c->join_tokens->manager);
+    if (c->unlock_key.data)
+        sw_erase(c->unlock_key.data, c->unlock_key.len);
+    c->unlock_key.len = 0;
     resp.cluster = c;
     mgr__reply_msg(call, &resp.base);
     mgr__cluster_free(c);

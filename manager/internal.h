@@ -82,6 +82,8 @@ struct mgr {
     bool conf_changed;          /* resume with new addresses or hostname: rewrite node.conf */
     uint64_t cert_expiry_ns;    /* init only */
     uint64_t init_heartbeat_ns; /* init only */
+    bool init_autolock;                                /* init only */
+    char init_unlock_key[PKI_UNLOCK_KEY_LEN + 1];      /* init --autolock: shown once */
     unsigned snapshot_threshold, snapshot_trailing;
     struct pki_node_state st;
 
@@ -118,6 +120,10 @@ struct mgr {
     unsigned role_ticks;
     uint64_t seen_snapshot_interval; /* the cluster setting last seen */
     bool snapshot_threshold_explicit;
+
+    /* autolock.c */
+    bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */
+    store_watch *autolock_watch;
 
     /* names.c */
     struct mgr_names secret_names, service_names;
@@ -193,6 +199,16 @@ int mgr__name_reserve(struct mgr *m, enum store_table t, const char *name);
 void mgr__name_release(struct mgr *m, enum store_table t, const char *name);
 void mgr__names_event(struct mgr *m, const struct store_event *ev);
 void mgr__names_clear(struct mgr *m);
+
+/* autolock.c */
+int mgr__autolock_register(struct mgr *m);
+/* Turn autolock on (a new unlock key, formatted into ret_key; "" if it was on already) or
+ * off (the key is dropped) in the cluster object c. */
+int mgr__autolock_edit(Swarm__Cluster *c, bool on, char ret_key[PKI_UNLOCK_KEY_LEN + 1]);
+/* Watch the cluster object; seal this manager's KEK as it says (from the role timer). */
+int mgr__autolock_start(struct mgr *m);
+void mgr__autolock_check(struct mgr *m);
+void mgr__autolock_stop(struct mgr *m);
 
 /* members.c */
 int mgr__members_register(struct mgr *m);

@@ -121,6 +121,8 @@ static void role_timer_cb(uv_timer_t *t)
         return;
     if (++m->role_ticks % 10 == 1)
         apply_snapshot_interval(m);
+    if (m->autolock_check)
+        mgr__autolock_check(m);
     mgr__forward_check(m);
     bool leader = mgr__is_leader(m);
     if (leader && !m->leading && !m->taking_over) {
@@ -336,8 +338,14 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     c.spec = &spec;
     c.root_ca = &ca;
     c.join_tokens = &tokens;
+    if (m->init_autolock && (r = mgr__autolock_edit(&c, true, m->init_unlock_key)) < 0)
+        goto out;
 
     r = proto_pack(&c.base, &cbuf, &clen);
+    if (c.unlock_key.data) {
+        sw_erase(c.unlock_key.data, c.unlock_key.len);
+        free(c.unlock_key.data);
+    }
     if (r < 0)
         goto out;
     r = mgr__self_node(m, &node);
@@ -563,7 +571,7 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
     if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
         (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
         (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0 ||
-        (r = mgr__members_register(m)) < 0) {
+        (r = mgr__members_register(m)) < 0 || (r = mgr__autolock_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
@@ -635,6 +643,7 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
     m->init = init;
     m->cert_expiry_ns = cfg->cert_expiry_ns;
     m->init_heartbeat_ns = cfg->heartbeat_period_ns;
+    m->init_autolock = cfg->autolock;
     m->snapshot_threshold =
         cfg->snapshot_threshold ? cfg->snapshot_threshold : MGR_SNAPSHOT_INTERVAL_DEFAULT;
     m->snapshot_threshold_explicit = cfg->snapshot_threshold != 0;
@@ -762,6 +771,11 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);
         goto fail;
     }
+    r = mgr__autolock_start(m);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot watch the store: %s", strerror(-r));
+        goto fail;
+    }
     log_debug("store open");
     r = mgr__raft_start(m, init, errmsg, size);
     if (r < 0)
@@ -884,6 +898,7 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
     mgr__orchestrator_stop(m);
     mgr__dispatcher_stop(m);
     mgr__forward_stop(m);
+    mgr__autolock_stop(m);
     m->pending_closes += 6;
     uv_close((uv_handle_t *)&m->kick_timer, timer_closed);
     uv_close((uv_handle_t *)&m->tick_timer, timer_closed);
@@ -929,4 +944,13 @@ int mgr_join_token(mgr *m, int role, char *buf, unsigned size)
     snprintf(buf, size, "%s", role ? c->join_tokens->manager : c->join_tokens->worker);
     mgr__cluster_free(c);
     return 0;
+}
+
+int mgr_init_unlock_key(mgr *m, char *buf, size_t size)
+{
+    if (!m->init_unlock_key[0])
+        return -ENOENT;
+    int n = snprintf(buf, size, "%s", m->init_unlock_key);
+    sw_erase(m->init_unlock_key, sizeof(m->init_unlock_key));
+    return n >= 0 && (size_t)n < size ? 0 : -ENOSPC;
 }

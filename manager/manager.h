@@ -22,6 +22,7 @@ struct mgr_config {
     unsigned snapshot_trailing;   /* entries kept behind a snapshot; 0: 500 */
     bool force_new_cluster;       /* resume only: raft is recovered with this manager as its
                                      only voter (quorum lost), all data kept */
+    bool autolock;                /* init only: lock the managers' keys under an unlock key */
 };
 
 typedef struct mgr mgr;
@@ -65,5 +66,7 @@ void mgr_advertise_addr(const mgr *m, char *buf, unsigned size);
  * the listener from the next connection on; open connections keep theirs. */
 int mgr_set_certificate(mgr *m, const char *cert_pem, const pki_key *key, char *errmsg,
                         size_t size);
+/* init --autolock: the unlock key, once (it is wiped after); -ENOENT otherwise. */
+int mgr_init_unlock_key(mgr *m, char *buf, size_t size);
 /* Current join token for a role (0 worker, 1 manager); -ENOENT before ready. */
 int mgr_join_token(mgr *m, int role, char *buf, unsigned size);

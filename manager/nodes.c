@@ -134,9 +134,11 @@ static void h_remove_node(net_call *call, const uint8_t *payload, size_t len, vo
 struct cluster_edit {
     net_call *call;
     struct {
-        bool set_cert_expiry, set_heartbeat_period, set_snapshot_interval;
+        bool set_cert_expiry, set_heartbeat_period, set_snapshot_interval, set_autolock;
+        bool autolock;
         uint64_t cert_expiry_ns, heartbeat_period_ns, snapshot_interval;
     } req;
+    char unlock_key[PKI_UNLOCK_KEY_LEN + 1]; /* autolock just turned on: shown once */
 };
 
 static int edit_cluster(struct mgr *m, Swarm__Cluster *c, void *userdata)
@@ -150,6 +152,11 @@ static int edit_cluster(struct mgr *m, Swarm__Cluster *c, void *userdata)
         c->spec->heartbeat_period_ns = e->req.heartbeat_period_ns;
     if (e->req.set_snapshot_interval)
         c->spec->snapshot_interval = e->req.snapshot_interval;
+    if (e->req.set_autolock) {
+        int r = mgr__autolock_edit(c, e->req.autolock, e->unlock_key);
+        if (r < 0)
+            return r;
+    }
     if (c->meta)
         c->meta->updated_at = sw_now_realtime_ns();
     return 0;
@@ -161,9 +168,17 @@ static void cluster_edited(struct mgr *m, int status, void *userdata)
     net_call *call = e->call;
     bool hb = e->req.set_heartbeat_period;
     uint64_t period = e->req.heartbeat_period_ns;
+    char key[PKI_UNLOCK_KEY_LEN + 1];
+    memcpy(key, e->unlock_key, sizeof(key));
+    sw_erase(e->unlock_key, sizeof(e->unlock_key));
+    bool autolock = e->req.set_autolock;
     free(e);
-    if (status < 0)
+    if (status < 0) {
+        sw_erase(key, sizeof(key));
         return mgr__reply_errno(call, status, "cannot update the cluster");
+    }
+    if (autolock)
+        mgr__autolock_check(m); /* this manager re-seals now; the others as they apply it */
     /* the next heartbeat answers carry the new period */
     if (hb)
         m->heartbeat_period_ns = period;
@@ -176,9 +191,14 @@ static void cluster_edited(struct mgr *m, int status, void *userdata)
     Swarm__Cluster out = *c;
     out.root_ca = NULL;
     out.join_tokens = NULL;
+    out.unlock_key.data = NULL;
+    out.unlock_key.len = 0;
     Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
     resp.cluster = &out;
+    if (key[0])
+        resp.unlock_key = key;
     mgr__reply_msg(call, &resp.base);
+    sw_erase(key, sizeof(key));
     mgr__cluster_free(c);
 }
 
@@ -203,12 +223,15 @@ static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len,
     e->req.heartbeat_period_ns = req->heartbeat_period_ns;
     e->req.set_snapshot_interval = req->set_snapshot_interval;
     e->req.snapshot_interval = req->snapshot_interval;
+    e->req.set_autolock = req->set_autolock;
+    e->req.autolock = req->autolock;
     swarm__update_cluster_request__free_unpacked(req, NULL);
     const char *bad = NULL;
-    if (!e->req.set_cert_expiry && !e->req.set_heartbeat_period && !e->req.set_snapshot_interval)
+    if (!e->req.set_cert_expiry && !e->req.set_heartbeat_period && !e->req.set_snapshot_interval &&
+        !e->req.set_autolock)
         bad =
-            "nothing to update: set the certificate expiry, the heartbeat period or the "
-            "snapshot interval";
+            "nothing to update: set the certificate expiry, the heartbeat period, the "
+            "snapshot interval or autolock";
     else if (e->req.set_snapshot_interval &&
              (e->req.snapshot_interval < 10 || e->req.snapshot_interval > 10000000))
         bad = "the snapshot interval must be from 10 to 10000000 raft entries";

@@ -27,6 +27,8 @@ void mgr__cluster_free(Swarm__Cluster *c)
         wipe_str(c->join_tokens->worker);
         wipe_str(c->join_tokens->manager);
     }
+    if (c->unlock_key.data)
+        sw_erase(c->unlock_key.data, c->unlock_key.len);
     swarm__cluster__free_unpacked(c, NULL);
 }
 

@@ -76,6 +76,9 @@ int net_server_create(uv_loop_t *loop, const struct net_server_config *cfg, net_
 int net_server_register(net_server *s, const char *method, enum net_auth auth, net_handler_fn fn,
                         void *userdata);
 void net_server_set_authorize(net_server *s, net_authorize_fn fn, void *userdata);
+/* Handle every method that is not registered (net_call_method names it) with fn, under
+ * auth, instead of answering -ENOSYS (a locked manager answers everything with "locked"). */
+void net_server_set_fallback(net_server *s, enum net_auth auth, net_handler_fn fn, void *userdata);
 /* Listen for TLS on addr (port 0: ephemeral); *ret_bound (optional) gets the real address.
  * ctx from pki_tls_server_ctx; the server takes a reference (SSL_CTX_up_ref). */
 int net_server_listen_tcp(net_server *s, const struct sw_addr *addr, SSL_CTX *ctx,

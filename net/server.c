@@ -79,6 +79,7 @@ struct net_server {
     SSL_CTX *ctx;
     struct net_method *methods;
     size_t n_methods;
+    struct net_method fallback; /* fn NULL: unknown methods get -ENOSYS */
     net_authorize_fn authorize;
     void *authorize_userdata;
     struct net_listener *listeners;
@@ -162,6 +163,11 @@ void net_server_set_authorize(net_server *s, net_authorize_fn fn, void *userdata
 {
     s->authorize = fn;
     s->authorize_userdata = userdata;
+}
+
+void net_server_set_fallback(net_server *s, enum net_auth auth, net_handler_fn fn, void *userdata)
+{
+    s->fallback = (struct net_method){.name = NULL, .auth = auth, .fn = fn, .userdata = userdata};
 }
 
 void net_server_set_tls_ctx(net_server *s, SSL_CTX *ctx)
@@ -459,6 +465,8 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
     }
     const struct net_method *m = find_method(s, method);
     char msg[200];
+    if (!m && s->fallback.fn)
+        m = &s->fallback;
     if (!m) {
         snprintf(msg, sizeof(msg), "unknown method %.120s", method);
         send_response(c, f->id, -ENOSYS, msg, NULL, 0);
@@ -466,7 +474,7 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
     }
     const char *need = auth_denied(&c->peer, m->auth);
     if (need) {
-        snprintf(msg, sizeof(msg), "%s requires %s", m->name, need);
+        snprintf(msg, sizeof(msg), "%s requires %s", m->name ? m->name : method, need);
         send_response(c, f->id, -EPERM, msg, NULL, 0);
         return;
     }
@@ -477,7 +485,7 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
     }
     net_call *call = calloc(1, sizeof(*call));
     if (call)
-        call->method = strdup(m->name);
+        call->method = strdup(m == &s->fallback ? method : m->name);
     if (!call || !call->method) {
         free(call);
         send_response(c, f->id, -ENOMEM, "out of memory", NULL, 0);

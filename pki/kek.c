@@ -37,6 +37,13 @@ void pki_node_state_set_unlock_key(const struct pki_unlock_key *k)
     }
 }
 
+bool pki_node_state_unlock_key(struct pki_unlock_key *ret)
+{
+    if (unlock_key_set)
+        *ret = unlock_key;
+    return unlock_key_set;
+}
+
 const struct pki_unlock_key *pki__unlock_key(void)
 {
     return unlock_key_set ? &unlock_key : NULL;
