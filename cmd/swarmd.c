@@ -394,12 +394,23 @@ static void start_manager(struct daemon *d, bool init)
     }
 }
 
+static int state_role(const char *dir, enum pki_role *ret);
+
 static void on_unlocked(void *userdata)
 {
     struct daemon *d = userdata;
+    enum pki_role role = PKI_ROLE_MANAGER;
+    char err[512];
     d->locked = NULL; /* closed */
-    if (!d->stopping)
-        start_manager(d, false);
+    if (d->stopping)
+        return;
+    if (state_role(d->state_dir, &role) >= 0 && role == PKI_ROLE_WORKER) {
+        /* demoted just before a crash: a worker keeps no lock */
+        if (pki_node_state_set_lock(d->state_dir, NULL, err, sizeof(err)) < 0)
+            log_warn("%s", err);
+        return start_worker_agent(d);
+    }
+    start_manager(d, false);
 }
 
 /* The role kept in the state dir, or -ENOENT when it holds no node. */

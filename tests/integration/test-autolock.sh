@@ -110,10 +110,19 @@ check "…a leader and 3 Ready managers again" until_ok 30 managers_ready 1 3
 check "…the secret is there" ctlm 3 secret inspect pw
 check "…and writes commit" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 2) secret create after_restart - >/dev/null"
 
+# a demoted manager is a worker: never locked
+check "node demote mgr-3" bash -c "'$SWARMCTL' -H unix://$(sock 1) node demote mgr-3 >/dev/null"
+check "…its KEK is back in clear" until_ok 20 clear_file 3
+check "…its data key is gone" until_ok 10 bash -c "[ ! -e '$T/m3/keys/dek' ]"
+restart 3 m3w
+w3_ready() { ctlm 1 node ls 2>/dev/null | grep mgr-3 | grep -q Ready; }
+check "…and it restarts as a worker without a key" until_ok 20 w3_ready
+check "…that is not locked" bash -c "! grep -q 'is locked' '$T/m3w.log'"
+
 # off: back in clear on every manager; a restart needs no key
 OUT=$(ctlm 1 cluster update --autolock=false 2>&1); RC=$?
 check "cluster update --autolock=false" bash -c "[ $RC = 0 ]"
-for i in 1 2 3; do check "manager $i keeps its KEK in clear again" until_ok 10 clear_file "$i"; done
+for i in 1 2; do check "manager $i keeps its KEK in clear again" until_ok 10 clear_file "$i"; done
 OUT=$(ctlm 1 unlock-key 2>&1); RC=$?
 check "unlock-key with autolock off fails (exit 1)" bash -c "[ $RC = 1 ]"
 check "…saying autolock is off" has "$OUT" "autolock is off"
