@@ -36,6 +36,56 @@ static int entry_payload(const struct raft_buffer *buf, const uint8_t **ret, siz
     return 0;
 }
 
+/* raft 0.15 applies the committed entries of a loop turn in one synchronous loop: fsm->apply,
+ * then the proposer's callback, entry after entry. They all go into one LMDB write
+ * transaction (the store's batch), committed after the last consecutive command entry;
+ * proposers' callbacks wait for that commit (propose_done defers them), so nothing is
+ * acknowledged before it is applied to the store. raft's log stays the durable record: a
+ * lost commit is applied again from the log at the next start. */
+
+/* The entry at index in raft's in-memory log, or NULL (raft 0.15's circular buffer: index
+ * offset+1+i is at entries[(front+i) % size]). */
+static const struct raft_entry *log_entry(const struct raft *r, raft_index index)
+{
+    const struct raft_log *l = &r->log;
+    if (l->size == 0 || index <= l->offset)
+        return NULL;
+    size_t n = l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+    raft_index i = index - l->offset - 1;
+    if (i >= n)
+        return NULL;
+    return &l->entries[(l->front + i) % l->size];
+}
+
+/* Whether this apply (of index, buffer buf) is followed, in the same apply loop, by another
+ * command entry, so that the batch may stay open. Anything else in between (a configuration
+ * change, a barrier), whose callbacks may read the store, or a log that does not look as
+ * expected, commits now. */
+static bool more_commands_follow(const struct raft *r, raft_index index,
+                                 const struct raft_buffer *buf)
+{
+    const struct raft_entry *cur = log_entry(r, index), *next;
+    if (!cur || cur->buf.base != buf->base || index >= r->commit_index)
+        return false;
+    next = log_entry(r, index + 1);
+    return next && next->type == RAFT_COMMAND;
+}
+
+/* Commit the open batch, which runs the deferred callbacks. A failure is fatal: raft counts
+ * the batch's entries as applied, the store has none of them. */
+static int batch_commit(struct mgr *m)
+{
+    char err[256] = "";
+    int r = store_batch_commit(m->store, err, sizeof(err));
+    if (r < 0)
+        mgr__fatal(m, r,
+                   "raft entries up to %" PRIu64
+                   " could not be committed to the store: %s; free disk space or "
+                   "restore the state directory, then restart swarmd",
+                   (uint64_t)raft_last_applied(&m->raft) + 1, err);
+    return r;
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct mgr *m = fsm->data;
@@ -45,17 +95,21 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     size_t len = 0;
     int r = entry_payload(buf, &payload, &len);
     if (r >= 0)
-        r = store_apply(m->store, index, payload, len, NULL, err, sizeof(err));
+        r = store_apply_batched(m->store, index, payload, len, NULL, err, sizeof(err));
     if (r >= 0 || r == -EEXIST || r == -ENOENT || r == -EINVAL) {
         /* applied, replayed, or refused by the store's rules: an answer for the proposer */
         if (r < 0)
             log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
+        if (!more_commands_follow(&m->raft, index, buf) && batch_commit(m) < 0)
+            return RAFT_IOERR;
         *result = (void *)(intptr_t)(r > 0 ? 0 : r);
         return 0;
     }
     /* The store could not take a committed entry (disk full, I/O error, or ciphertext the
      * data key does not open). Going on would apply later entries on top of a hole: stop,
-     * and let raft re-apply it at the next start. */
+     * and let raft re-apply it at the next start. What the batch holds before it is
+     * committed (nothing if the error undid the batch). */
+    batch_commit(m);
     mgr__fatal(m, r,
                "raft entry %" PRIu64
                " could not be applied to the store: %s; free disk space or "
@@ -69,7 +123,16 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     struct mgr *m = fsm->data;
     uint8_t *data;
     size_t len;
-    int r = store_snapshot(m->store, &data, &len);
+    /* raft truncates its log behind this snapshot: everything applied so far must be in
+     * LMDB and on disk first (the store runs with MDB_NOMETASYNC) */
+    if (batch_commit(m) < 0)
+        return RAFT_IOERR;
+    int r = store_sync(m->store);
+    if (r < 0) {
+        log_warn_errno(r, "cannot flush the store before a snapshot");
+        return RAFT_IOERR;
+    }
+    r = store_snapshot(m->store, &data, &len);
     if (r < 0) {
         log_warn_errno(r, "cannot take a store snapshot");
         return RAFT_NOMEM;
@@ -102,6 +165,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct mgr *m = fsm->data;
     char err[256] = "";
+    if (batch_commit(m) < 0)
+        return RAFT_IOERR;
     int r = store_restore(m->store, buf->base, buf->len, err, sizeof(err));
     if (r < 0) {
         log_error("cannot restore the store from a raft snapshot: %s", err);
@@ -277,6 +342,10 @@ static void raft_closed(struct raft *raft)
 
 void mgr__raft_close(struct mgr *m)
 {
+    /* answer what the store holds while the manager is whole (store_close, later, would
+     * cancel it) */
+    if (m->store)
+        batch_commit(m);
     m->pending_closes++; /* released in raft_done */
     if (m->raft_inited) {
         m->raft.data = m;
@@ -334,6 +403,7 @@ struct propose_req {
     struct mgr *m;
     mgr_commit_fn cb;
     void *userdata;
+    int status; /* raft's outcome, answered once the store has committed it */
 };
 
 static int raft_status_to_errno(int status)
@@ -355,13 +425,25 @@ static int raft_status_to_errno(int status)
     }
 }
 
-static void propose_done(struct raft_apply *req, int status, void *result)
+static void propose_answer(int commit_status, void *userdata)
 {
-    struct propose_req *p = (struct propose_req *)req;
-    int r = status ? raft_status_to_errno(status) : (int)(intptr_t)result;
+    struct propose_req *p = userdata;
+    int r = commit_status < 0 ? -EIO : p->status;
     if (p->cb)
         p->cb(p->m, r, p->userdata);
     free(p);
+}
+
+static void propose_done(struct raft_apply *req, int status, void *result)
+{
+    struct propose_req *p = (struct propose_req *)req;
+    p->status = status ? raft_status_to_errno(status) : (int)(intptr_t)result;
+    /* the answer waits for the store's commit of the batch holding this entry */
+    int r = store_batch_defer(p->m->store, propose_answer, p);
+    if (r == 0)
+        return;
+    /* no batch open (1): answer now; could not queue (<0): commit now, then answer */
+    propose_answer(r < 0 ? batch_commit(p->m) : 0, p);
 }
 
 int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mgr_commit_fn cb,
@@ -375,6 +457,10 @@ int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mg
         return -ECANCELED;
     if (!mgr__is_leader(m))
         return -ENOTCONN;
+    /* a batch outlives raft's apply loop only if that loop ended early: never leave its
+     * proposers waiting */
+    if (store_batch_open(m->store) && batch_commit(m) < 0)
+        return -EIO;
     r = store_proposal_seal(m->store, ++m->next_request_id, actions, n, &sealed, &len);
     if (r < 0)
         return r;

@@ -255,14 +255,112 @@ static bool is_proposal_error(int r)
     return r == -EEXIST || r == -ENOENT || r == -EINVAL;
 }
 
-int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64_t *ret_request_id,
-                char *errmsg, size_t errmsg_size)
+/* ------------------------------------------------------------------ batches */
+
+/* Room for n more pending steps (an apply reserves one for its proposal and one for the
+ * callback its proposer defers, so that deferring right after an apply cannot fail). */
+static int pending_reserve(store *s, size_t n)
+{
+    if (s->cap_pending - s->n_pending >= n)
+        return 0;
+    size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
+    while (cap - s->n_pending < n)
+        cap *= 2;
+    struct store_pending *p = realloc(s->pending, cap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    s->pending = p;
+    s->cap_pending = cap;
+    return 0;
+}
+
+/* Hand the pending steps over, in order: each proposal's events to the watchers (status 0
+ * only), each deferred callback its status. The list is detached first: a callback may open
+ * and commit another batch. */
+static void pending_deliver(store *s, int status)
+{
+    struct store_pending *steps = s->pending;
+    size_t n = s->n_pending, cap = s->cap_pending;
+
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct store_pending *st = &steps[i];
+        if (st->proposal) {
+            if (status == 0)
+                store__watch_dispatch(s, st->evs, st->n_evs);
+            events_free(st->evs, st->n_evs);
+            proposal_free(st->proposal);
+        } else if (st->fn) {
+            st->fn(status, st->userdata);
+        }
+    }
+    if (!s->pending) {
+        s->pending = steps; /* keep the allocation for the next batch */
+        s->cap_pending = cap;
+    } else {
+        free(steps);
+    }
+}
+
+void store__batch_abort(store *s, int status)
+{
+    if (s->batch) {
+        mdb_txn_abort(s->batch);
+        s->batch = NULL;
+    }
+    s->applied = s->committed;
+    pending_deliver(s, status);
+}
+
+bool store_batch_open(const store *s)
+{
+    return s->batch != NULL;
+}
+
+int store_batch_defer(store *s, store_commit_fn fn, void *userdata)
+{
+    if (!fn)
+        return -EINVAL;
+    if (!s->batch)
+        return 1;
+    if (pending_reserve(s, 1) < 0)
+        return -ENOMEM;
+    s->pending[s->n_pending++] = (struct store_pending){.fn = fn, .userdata = userdata};
+    return 0;
+}
+
+int store_batch_commit(store *s, char *errmsg, size_t errmsg_size)
+{
+    int rc, r;
+
+    if (!s->batch)
+        return 0;
+    r = store__meta_put_applied(s, s->batch, s->applied, errmsg, errmsg_size);
+    if (r < 0) {
+        store__batch_abort(s, r);
+        return r;
+    }
+    rc = mdb_txn_commit(s->batch); /* frees the transaction, committed or not */
+    s->batch = NULL;
+    if (rc != 0) {
+        r = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit");
+        store__batch_abort(s, r);
+        return r;
+    }
+    s->committed = s->applied;
+    pending_deliver(s, 0);
+    return 0;
+}
+
+int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len,
+                        uint64_t *ret_request_id, char *errmsg, size_t errmsg_size)
 {
     Swarm__Proposal *p = NULL;
     struct store_event *evs = NULL;
     uint8_t *plain = NULL;
     size_t plain_len = 0, n_done = 0;
-    MDB_txn *txn = NULL, *child = NULL;
+    MDB_txn *txn, *child = NULL;
     char aad[512];
     size_t aad_len;
     int rc, r, result = 0;
@@ -278,33 +376,43 @@ int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64
     char what[48];
     snprintf(what, sizeof(what), "raft entry %" PRIu64, index);
     r = store__open_blob(s, aad, aad_len, buf, len, &plain, &plain_len, what, errmsg, errmsg_size);
+    if (r == -ENOMEM)
+        snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 ": out of memory", index);
     if (r < 0)
-        return r;
+        goto fail;
     p = swarm__proposal__unpack(NULL, plain_len, plain);
     store__free_plain(plain, plain_len);
     if (!p) {
         snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 " is not a valid proposal", index);
-        return -EBADMSG;
+        return -EBADMSG; /* nothing applied; the batch stays as it was */
     }
-    if (p->n_actions > 0) {
-        evs = calloc(p->n_actions, sizeof(*evs));
-        if (!evs) {
-            result = -ENOMEM;
-            goto out;
-        }
-    }
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0) {
-        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin");
-        goto out;
-    }
-    rc = mdb_txn_begin(s->env, txn, 0, &child);
-    if (rc != 0) {
-        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin (nested)");
+    if (pending_reserve(s, 2) < 0 ||
+        (p->n_actions > 0 && !(evs = calloc(p->n_actions, sizeof(*evs))))) {
+        snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 ": out of memory", index);
+        result = -ENOMEM;
         goto abort;
     }
+    if (!s->batch) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
+        if (rc != 0) {
+            s->batch = NULL;
+            result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin");
+            goto abort;
+        }
+    }
+    txn = s->batch;
+    /* A proposal applies all its actions or none. One action fails, if at all, before it
+     * writes anything; several need a nested transaction to undo the first ones. */
+    if (p->n_actions > 1) {
+        rc = mdb_txn_begin(s->env, s->batch, 0, &child);
+        if (rc != 0) {
+            result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin (nested)");
+            goto abort;
+        }
+        txn = child;
+    }
     for (size_t i = 0; i < p->n_actions; i++) {
-        r = apply_action(s, child, i, p->actions[i], &evs[i], errmsg, errmsg_size);
+        r = apply_action(s, txn, i, p->actions[i], &evs[i], errmsg, errmsg_size);
         if (r < 0) {
             result = r;
             break;
@@ -312,45 +420,43 @@ int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64
         n_done++;
     }
     if (result < 0) {
-        mdb_txn_abort(child);
-        child = NULL;
+        if (child)
+            mdb_txn_abort(child);
         if (!is_proposal_error(result))
-            goto abort; /* I/O, no space, no memory: apply nothing, not even the index */
+            goto abort; /* I/O, no space, no memory: the batch is unusable, undo it all */
         events_free(evs, n_done);
         evs = NULL;
         n_done = 0;
-    } else {
+    } else if (child) {
         rc = mdb_txn_commit(child);
-        child = NULL;
         if (rc != 0) {
             result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit (nested)");
             goto abort;
         }
     }
-    r = store__meta_put_applied(s, txn, index, errmsg, errmsg_size);
-    if (r < 0) {
-        result = r;
-        goto abort;
-    }
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0) {
-        result = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit");
-        goto out;
-    }
     s->applied = index;
     for (size_t i = 0; i < n_done; i++)
         evs[i].index = index;
-    store__watch_dispatch(s, evs, n_done);
-    if (ret_request_id && (result >= 0 || is_proposal_error(result)))
+    if (ret_request_id)
         *ret_request_id = p->request_id;
-    goto out;
+    s->pending[s->n_pending++] = (struct store_pending){.proposal = p, .evs = evs, .n_evs = n_done};
+    return result;
 abort:
-    if (child)
-        mdb_txn_abort(child);
-    mdb_txn_abort(txn);
-out:
     events_free(evs, n_done);
     proposal_free(p);
-    return result;
+    r = result;
+fail:
+    if (r != -EBADMSG)
+        store__batch_abort(s, r);
+    return r;
+}
+
+int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64_t *ret_request_id,
+                char *errmsg, size_t errmsg_size)
+{
+    int result = store_apply_batched(s, index, buf, len, ret_request_id, errmsg, errmsg_size);
+    if (result == 1 || (result < 0 && !is_proposal_error(result)))
+        return result; /* skipped, or nothing applied (the batch undone on a local error) */
+    int r = store_batch_commit(s, errmsg, errmsg_size);
+    return r < 0 ? r : result;
 }

@@ -22,6 +22,16 @@ struct store_watch {
     struct store_watch *next;
 };
 
+/* One step of the open batch, delivered in order after its commit: the watch events of an
+ * applied proposal (which owns their memory), or a deferred callback. */
+struct store_pending {
+    void *proposal; /* the decoded Swarm__Proposal the events point into; NULL: callback */
+    struct store_event *evs;
+    size_t n_evs;
+    store_commit_fn fn;
+    void *userdata;
+};
+
 struct store {
     MDB_env *env;
     MDB_dbi tables[STORE_TABLE_MAX + 1]; /* indexed by enum store_table */
@@ -30,7 +40,12 @@ struct store {
     MDB_dbi meta;
     char *cluster_id;
     struct pki_aead_key dek;
-    uint64_t applied;
+    uint64_t applied;   /* last applied raft index, the open batch included */
+    uint64_t committed; /* applied index of the last commit */
+
+    MDB_txn *batch; /* the open batch's write transaction, or NULL */
+    struct store_pending *pending;
+    size_t n_pending, cap_pending;
 
     struct store_watch *watches; /* singly linked, in order of addition */
     unsigned dispatching;        /* depth of watch dispatch */
@@ -74,6 +89,10 @@ int store__meta_put_applied(const store *s, MDB_txn *txn, uint64_t index, char *
                             size_t errmsg_size);
 int store__meta_get_applied(const store *s, MDB_txn *txn, uint64_t *ret, char *errmsg,
                             size_t errmsg_size);
+
+/* Undo the open batch (if any): abort its transaction, return the applied index to the last
+ * commit, free its events and run its deferred callbacks with status (apply.c). */
+void store__batch_abort(store *s, int status);
 
 /* Call every live watcher for each event, in order (watch.c). */
 void store__watch_dispatch(store *s, const struct store_event *evs, size_t n);

@@ -85,6 +85,9 @@ int store_snapshot(store *s, uint8_t **ret_buf, size_t *ret_len)
     r = snapshot_aad(s, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
+    r = store_batch_commit(s, NULL, 0); /* the snapshot holds everything applied */
+    if (r < 0)
+        return r;
     r = store_read_begin(s, &t);
     if (r < 0)
         return r;
@@ -131,6 +134,9 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
     int rc, r;
 
     r = snapshot_aad(s, aad, sizeof(aad), &aad_len);
+    if (r < 0)
+        return r;
+    r = store_batch_commit(s, errmsg, errmsg_size); /* its callbacks before the content goes */
     if (r < 0)
         return r;
     r = store__open_blob(s, aad, aad_len, buf, len, &plain, &plain_len, "the snapshot", errmsg,
@@ -186,7 +192,7 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
         r = store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_commit");
         goto out;
     }
-    s->applied = snap->applied_index;
+    s->applied = s->committed = snap->applied_index;
     r = 0;
     goto out;
 abort:

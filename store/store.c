@@ -342,6 +342,7 @@ int store_open(const char *dir, const char *cluster_id, const struct pki_aead_ke
         store_close(s);
         return r;
     }
+    s->committed = s->applied;
     *ret = s;
     return 0;
 }
@@ -350,6 +351,8 @@ void store_close(store *s)
 {
     if (!s)
         return;
+    store__batch_abort(s, -ECANCELED);
+    free(s->pending);
     store__watch_free_all(s);
     if (s->env)
         mdb_env_close(s->env);

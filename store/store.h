@@ -50,6 +50,8 @@ typedef struct store store;
  * an existing store was written under another data key or cluster id. */
 int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
                char *errmsg, size_t errmsg_size);
+/* An open batch is undone (as if the process had stopped before its commit): its deferred
+ * callbacks run with -ECANCELED. */
 void store_close(store *s);
 /* Raft index of the last applied proposal (0 for a fresh store). */
 uint64_t store_applied_index(const store *s);
@@ -72,9 +74,35 @@ int store_proposal_seal(store *s, uint64_t request_id, const struct store_action
  * on 0 and on -EEXIST/-ENOENT/-EINVAL (so the caller can answer the waiting client); a
  * skipped entry (1) is not opened and yields none.
  * Watchers are called after the commit, once per action, in order; none for a failed or
- * skipped proposal. */
+ * skipped proposal. With a batch open (below), the proposal joins it and the whole batch is
+ * committed before this returns. */
 int store_apply(store *s, uint64_t index, const uint8_t *buf, size_t len, uint64_t *ret_request_id,
                 char *errmsg, size_t errmsg_size);
+
+/* ------------------------------------------------------------------ batched applies */
+
+/* As store_apply, but into the store's open batch: one LMDB write transaction, begun by the
+ * first batched apply, that later applies read through and add to. Nothing of the batch is
+ * visible to readers, on disk, or announced to watchers before store_batch_commit; the
+ * applied index (store_applied_index) advances at once. Same results as store_apply, except:
+ * a local error (-EIO, -ENOSPC, -ENOMEM from LMDB) aborts the WHOLE batch (every proposal
+ * since the batch began is undone, store_applied_index goes back to the last commit, and
+ * the deferred callbacks get the error); -EBADMSG leaves the batch as it was. */
+int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len,
+                        uint64_t *ret_request_id, char *errmsg, size_t errmsg_size);
+/* Commit the open batch (0 at once without one): the applied index and every proposal of the
+ * batch in one transaction. Then, in apply order, each proposal's watchers are called and
+ * the callbacks deferred after it (store_batch_defer) run with status 0. On failure the batch
+ * is undone as above and the deferred callbacks run with the error, which is returned. */
+int store_batch_commit(store *s, char *errmsg, size_t errmsg_size);
+bool store_batch_open(const store *s);
+
+/* fn(status, userdata) runs once the open batch is committed (status 0, after the watchers of
+ * the proposals applied before this call) or undone (status < 0, also on store_close).
+ * Returns 1 without queuing (and without calling fn) if no batch is open: the caller goes on
+ * at once. -ENOMEM if it cannot be queued. */
+typedef void (*store_commit_fn)(int status, void *userdata);
+int store_batch_defer(store *s, store_commit_fn fn, void *userdata);
 
 /* ------------------------------------------------------------------ reads */
 
@@ -120,10 +148,12 @@ void store_watch_remove(store_watch *w);
 
 /* ------------------------------------------------------------------ snapshots */
 
-/* Every table and the applied index, encoded (StoreSnapshot) and sealed with the DEK. */
+/* Every table and the applied index, encoded (StoreSnapshot) and sealed with the DEK. An open
+ * batch is committed first (store_batch_commit; its error is returned). */
 int store_snapshot(store *s, uint8_t **ret_buf, size_t *ret_len);
-/* Replace the whole content with a sealed snapshot (raft install/restore). Watchers are
- * not called; the caller resynchronises. */
+/* Replace the whole content with a sealed snapshot (raft install/restore). An open batch is
+ * committed first. Watchers are not called; the caller resynchronises. */
 int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t errmsg_size);
-/* Flush to disk (before raft truncates its log behind a snapshot). */
+/* Flush committed transactions to disk (before raft truncates its log behind a snapshot);
+ * an open batch is not committed by this. */
 int store_sync(store *s);

@@ -1,5 +1,5 @@
 /* store/: proposals and their semantics, replay after restart, indexes, watchers, sealing
- * (wrong cluster/key, nothing readable on disk), snapshots. */
+ * (wrong cluster/key, nothing readable on disk), snapshots, batched applies. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -773,6 +773,232 @@ static void test_snapshot_restore(void **state)
     assert_string_equal(a_dump, b_dump);
 }
 
+/* ------------------------------------------------------------------ batched applies */
+
+/* One shared log of what the watchers and the deferred callbacks saw, in order. */
+struct blog {
+    char log[1024];
+    int canceled;
+};
+
+static void blog_add(struct blog *b, const char *what)
+{
+    size_t n = strlen(b->log);
+    snprintf(b->log + n, sizeof(b->log) - n, "%s%s", n ? " " : "", what);
+}
+
+static void batch_event(const struct store_event *ev, void *userdata)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "%s:%s@%llu", kind_name(ev->kind), ev->id,
+             (unsigned long long)ev->index);
+    blog_add(userdata, what);
+}
+
+struct bcb {
+    struct blog *b;
+    int n;
+};
+
+static void batch_cb(int status, void *userdata)
+{
+    struct bcb *c = userdata;
+    char what[32];
+    snprintf(what, sizeof(what), "cb%d=%d", c->n, status);
+    blog_add(c->b, what);
+    if (status == -ECANCELED)
+        c->b->canceled++;
+}
+
+#define N_ENTRIES 7
+
+/* Entries 1..N_ENTRIES as raft would hold them, sealed once and applied to several stores. */
+struct entries {
+    uint8_t *buf[N_ENTRIES + 1];
+    size_t len[N_ENTRIES + 1];
+    int want[N_ENTRIES + 1]; /* store_apply's result for each */
+};
+
+static void entries_make(store *s, struct entries *e)
+{
+    struct store_action t1 = task_act(STORE_CREATE, "t1", "s1", "n1");
+    struct store_action t1b = task_act(STORE_UPDATE, "t1", "s2", "n1");
+    struct store_action acts[N_ENTRIES + 1][2] = {
+        [1] = {ACT(STORE_CREATE, STORE_NODES, "n1", "one")},
+        [2] = {t1},
+        /* reads what entry 1 wrote in the same batch (-ENOENT otherwise) */
+        [3] = {ACT(STORE_UPDATE, STORE_NODES, "n1", "two")},
+        [4] = {ACT(STORE_CREATE, STORE_NODES, "n1", "dup")},
+        /* fails on its second action: its first is undone, the batch's earlier ones kept */
+        [5] = {ACT(STORE_UPDATE, STORE_NODES, "n1", "lost"),
+               ACT(STORE_CREATE, STORE_NODES, "n1", "dup")},
+        [6] = {t1b, ACT(STORE_PUT, STORE_SECRETS, "k1", "s3cr3t")},
+        [7] = {ACT(STORE_DELETE, STORE_NODES, "n1", NULL)},
+    };
+    size_t n[N_ENTRIES + 1] = {0, 1, 1, 1, 1, 2, 2, 1};
+    int want[N_ENTRIES + 1] = {0, 0, 0, 0, -EEXIST, -EEXIST, 0, 0};
+    for (int i = 1; i <= N_ENTRIES; i++) {
+        assert_int_equal(store_proposal_seal(s, 100 + i, acts[i], n[i], &e->buf[i], &e->len[i]), 0);
+        e->want[i] = want[i];
+    }
+    free_acts(&t1, 1);
+    free_acts(&t1b, 1);
+}
+
+static void entries_free(struct entries *e)
+{
+    for (int i = 1; i <= N_ENTRIES; i++)
+        free(e->buf[i]);
+}
+
+/* Apply entries from..to into the open batch, each followed by a deferred callback. */
+static void apply_batched(store *s, const struct entries *e, int from, int to, struct bcb *cbs)
+{
+    char err[256];
+    for (int i = from; i <= to; i++) {
+        uint64_t rid = 0;
+        err[0] = '\0';
+        assert_int_equal(
+            store_apply_batched(s, (uint64_t)i, e->buf[i], e->len[i], &rid, err, sizeof(err)),
+            e->want[i]);
+        assert_int_equal(rid, 100 + i);
+        assert_true(store_batch_open(s));
+        assert_int_equal(store_applied_index(s), (uint64_t)i);
+        if (cbs)
+            assert_int_equal(store_batch_defer(s, batch_cb, &cbs[i]), 0);
+    }
+}
+
+static void test_batch_one_commit(void **state)
+{
+    struct fix *f = *state;
+    struct blog b = {0};
+    struct bcb cbs[N_ENTRIES + 1];
+    struct entries e;
+    char err[256] = "", want[4096], got[4096];
+
+    for (int i = 0; i <= N_ENTRIES; i++)
+        cbs[i] = (struct bcb){.b = &b, .n = i};
+    entries_make(f->s, &e);
+    assert_int_equal(store_watch_add(f->s, batch_event, &b, NULL), 0);
+    assert_false(store_batch_open(f->s));
+    assert_int_equal(store_batch_defer(f->s, batch_cb, &cbs[0]), 1); /* nothing to wait for */
+
+    apply_batched(f->s, &e, 1, N_ENTRIES, cbs);
+    /* nothing is visible, announced or answered before the commit */
+    assert_value(f->s, STORE_SECRETS, "k1", NULL);
+    assert_value(f->s, STORE_TASKS, "t1", NULL);
+    assert_string_equal(b.log, "");
+    /* an entry that does not open leaves the batch as it was */
+    assert_int_equal(store_apply_batched(f->s, N_ENTRIES + 1, (const uint8_t *)"junk", 4, NULL, err,
+                                         sizeof(err)),
+                     -EBADMSG);
+    assert_true(store_batch_open(f->s));
+    assert_int_equal(store_applied_index(f->s), N_ENTRIES);
+
+    assert_int_equal(store_batch_commit(f->s, err, sizeof(err)), 0);
+    assert_false(store_batch_open(f->s));
+    /* each proposal's events, then the answer deferred after it, in apply order */
+    assert_string_equal(b.log,
+                        "C:n1@1 cb1=0 C:t1@2 cb2=0 U:n1@3 cb3=0 cb4=0 cb5=0 "
+                        "U:t1@6 C:k1@6 cb6=0 D:n1@7 cb7=0");
+    assert_int_equal(store_batch_commit(f->s, err, sizeof(err)), 0); /* nothing open: no-op */
+    assert_value(f->s, STORE_NODES, "n1", NULL);
+    assert_value(f->s, STORE_SECRETS, "k1", "s3cr3t");
+    assert_index(f->s, STORE_TASKS_BY_SERVICE, "s2", "t1");
+    assert_index(f->s, STORE_TASKS_BY_SERVICE, "s1", "");
+    dump(f->s, want);
+
+    /* A crash after the batch's applies but before its commit (the commit lost): nothing of
+     * it is on disk, and raft's replay of the same entries gives the same store. */
+    store *c = open_store(f->dir2, CLUSTER, &f->dek);
+    struct blog cb_log = {0};
+    for (int i = 0; i <= N_ENTRIES; i++)
+        cbs[i] = (struct bcb){.b = &cb_log, .n = i};
+    apply_batched(c, &e, 1, 3, NULL);
+    assert_int_equal(store_batch_commit(c, err, sizeof(err)), 0); /* 1..3 committed */
+    apply_batched(c, &e, 4, N_ENTRIES, cbs);
+    store_close(c);                                   /* the crash: 4..7 were never committed */
+    assert_int_equal(cb_log.canceled, N_ENTRIES - 3); /* their proposers are not answered OK */
+    c = open_store(f->dir2, CLUSTER, &f->dek);
+    assert_int_equal(store_applied_index(c), 3);
+    assert_value(c, STORE_NODES, "n1", "two");
+    assert_value(c, STORE_SECRETS, "k1", NULL);
+    for (int i = 1; i <= N_ENTRIES; i++) {
+        uint64_t rid = 0;
+        int r = store_apply_batched(c, (uint64_t)i, e.buf[i], e.len[i], &rid, err, sizeof(err));
+        assert_int_equal(r, i <= 3 ? 1 : e.want[i]); /* 1..3 skipped unopened */
+        assert_int_equal(rid, i <= 3 ? 0 : 100 + i);
+    }
+    assert_int_equal(store_batch_commit(c, err, sizeof(err)), 0);
+    assert_int_equal(store_applied_index(c), N_ENTRIES);
+    dump(c, got);
+    assert_string_equal(got, want);
+    assert_index(c, STORE_TASKS_BY_SERVICE, "s2", "t1");
+    store_close(c);
+    c = open_store(f->dir2, CLUSTER, &f->dek);
+    assert_int_equal(store_applied_index(c), N_ENTRIES);
+    dump(c, got);
+    assert_string_equal(got, want);
+    store_close(c);
+
+    /* the same entries applied one commit each give the same store too */
+    rm_rf(f->dir2);
+    c = open_store(f->dir2, CLUSTER, &f->dek);
+    for (int i = 1; i <= N_ENTRIES; i++)
+        assert_int_equal(store_apply(c, (uint64_t)i, e.buf[i], e.len[i], NULL, err, sizeof(err)),
+                         e.want[i]);
+    assert_false(store_batch_open(c));
+    dump(c, got);
+    assert_string_equal(got, want);
+    store_close(c);
+    entries_free(&e);
+}
+
+static void test_batch_snapshot_and_apply_commit(void **state)
+{
+    struct fix *f = *state;
+    struct blog b = {0};
+    struct bcb cb = {.b = &b, .n = 1};
+    struct entries e;
+    char err[256] = "", want[4096], got[4096];
+    uint8_t *snap = NULL;
+    size_t snap_len = 0;
+
+    entries_make(f->s, &e);
+    apply_batched(f->s, &e, 1, 3, NULL);
+    assert_int_equal(store_batch_defer(f->s, batch_cb, &cb), 0);
+    /* a snapshot holds everything applied: it commits the batch first */
+    assert_int_equal(store_snapshot(f->s, &snap, &snap_len), 0);
+    assert_false(store_batch_open(f->s));
+    assert_string_equal(b.log, "cb1=0");
+    assert_int_equal(store_sync(f->s), 0);
+
+    /* a plain store_apply commits an open batch with its own proposal */
+    apply_batched(f->s, &e, 4, 5, NULL);
+    assert_int_equal(store_apply(f->s, 6, e.buf[6], e.len[6], NULL, err, sizeof(err)), 0);
+    assert_false(store_batch_open(f->s));
+    reopen(f);
+    assert_int_equal(store_applied_index(f->s), 6);
+    assert_value(f->s, STORE_SECRETS, "k1", "s3cr3t");
+
+    /* restoring commits an open batch, then replaces everything with the snapshot */
+    apply_batched(f->s, &e, 7, 7, NULL);
+    assert_int_equal(store_restore(f->s, snap, snap_len, err, sizeof(err)), 0);
+    assert_false(store_batch_open(f->s));
+    assert_int_equal(store_applied_index(f->s), 3);
+    store *c = open_store(f->dir2, CLUSTER, &f->dek);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(store_apply(c, (uint64_t)i, e.buf[i], e.len[i], NULL, err, sizeof(err)),
+                         0);
+    dump(c, want);
+    dump(f->s, got);
+    assert_string_equal(got, want);
+    store_close(c);
+    free(snap);
+    entries_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -787,6 +1013,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_value_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_readable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_one_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_snapshot_and_apply_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
