@@ -39,6 +39,8 @@ void pki_node_state_finish(struct pki_node_state *st)
     free(st->root_ca_pem);
     pki_aead_key_clear(&st->kek);
     pki_aead_key_clear(&st->dek);
+    for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
+        pki_aead_key_clear(&st->dek_old[i]);
     memset(st, 0, sizeof(*st));
 }
 
@@ -47,12 +49,16 @@ static int write_dek(const char *dir, const struct pki_node_state *st,
                      const struct pki_aead_key *kek, unsigned flags)
 {
     char path[4096], aad[64];
-    uint8_t dekbuf[4 + PKI_KEY_BYTES];
+    /* the current key, then the older ones still needed (a data key rotation) */
+    uint8_t dekbuf[(1 + PKI_DEK_OLD_MAX) * KEK_FILE_LEN];
     _cleanup_free_ uint8_t *sealed = NULL;
     size_t sealed_len;
+    unsigned n = st->n_dek_old > PKI_DEK_OLD_MAX ? PKI_DEK_OLD_MAX : st->n_dek_old;
     pki__key_encode(&st->dek, dekbuf);
+    for (unsigned i = 0; i < n; i++)
+        pki__key_encode(&st->dek_old[i], dekbuf + (1 + i) * KEK_FILE_LEN);
     dek_aad(st->cluster_id, aad, sizeof(aad));
-    int r = pki_seal(kek, aad, strlen(aad), dekbuf, sizeof(dekbuf), &sealed, &sealed_len);
+    int r = pki_seal(kek, aad, strlen(aad), dekbuf, (1 + n) * KEK_FILE_LEN, &sealed, &sealed_len);
     sw_erase(dekbuf, sizeof(dekbuf));
     if (r < 0)
         return r;
@@ -383,7 +389,8 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
             if (r >= 0)
                 break;
         }
-        if (r < 0 || plain_len != KEK_FILE_LEN) {
+        if (r < 0 || plain_len % KEK_FILE_LEN || plain_len == 0 ||
+            plain_len > (1 + PKI_DEK_OLD_MAX) * KEK_FILE_LEN) {
             snprintf(errmsg, size,
                      "cannot unwrap the data key %s with the key-encryption key (wrong or "
                      "damaged key file)",
@@ -396,6 +403,9 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
             goto out;
         }
         pki__key_decode(plain, &st->dek);
+        st->n_dek_old = (unsigned)(plain_len / KEK_FILE_LEN) - 1;
+        for (unsigned i = 0; i < st->n_dek_old; i++)
+            pki__key_decode(plain + (1 + i) * KEK_FILE_LEN, &st->dek_old[i]);
         sw_erase(plain, plain_len);
         free(plain);
     }
@@ -533,6 +543,32 @@ int pki_node_state_set_lock(const char *dir, const struct pki_unlock_key *k, cha
 fail:
     if (r < 0)
         snprintf(errmsg, size, "cannot write the key-encryption key in %s: %s", dir, strerror(-r));
+    pki_node_state_finish(&st);
+    return r;
+}
+
+int pki_node_state_save_deks(const char *dir, const char *cluster_id,
+                             const struct pki_aead_key *current, const struct pki_aead_key *old,
+                             unsigned n_old, char *errmsg, size_t size)
+{
+    struct pki_node_state st;
+    memset(&st, 0, sizeof(st));
+    if (n_old > PKI_DEK_OLD_MAX) {
+        snprintf(errmsg, size, "too many data keys (%u older ones, at most %d)", n_old,
+                 PKI_DEK_OLD_MAX);
+        return -E2BIG;
+    }
+    snprintf(st.cluster_id, sizeof(st.cluster_id), "%s", cluster_id);
+    int r = read_kek(dir, &st.kek, errmsg, size); /* the KEK on disk now (autolock changes it) */
+    if (r < 0)
+        return r;
+    st.dek = *current;
+    for (unsigned i = 0; i < n_old; i++)
+        st.dek_old[i] = old[i];
+    st.n_dek_old = n_old;
+    r = write_dek(dir, &st, &st.kek, 0);
+    if (r < 0)
+        snprintf(errmsg, size, "cannot write the data keys in %s: %s", dir, strerror(-r));
     pki_node_state_finish(&st);
     return r;
 }

@@ -225,6 +225,8 @@ void pki_sha256_hex(const void *data, size_t len, char ret[65]);
 #define PKI_NODE_DEK_FILE "keys/dek"
 #define PKI_NODE_KEK_NEW_FILE "keys/kek.new" /* while the KEK changes (autolock) */
 
+#define PKI_DEK_OLD_MAX 4 /* data keys kept besides the current one */
+
 struct pki_node_state {
     char node_id[SW_ID_LEN + 1];
     char cluster_id[SW_ID_LEN + 1];
@@ -234,7 +236,9 @@ struct pki_node_state {
     struct sw_addr advertise_addr;
     char hostname[256];
     struct pki_aead_key kek;
-    struct pki_aead_key dek; /* managers */
+    struct pki_aead_key dek; /* managers: the current data key */
+    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* older data keys still needed (rotation) */
+    unsigned n_dek_old;
     pki_key *node_key;
     char *node_cert_pem;
     char *root_ca_pem;
@@ -256,6 +260,10 @@ int pki_node_state_save_conf(const char *dir, const struct pki_node_state *st, c
  * certificate finishes the swap. Blocking (fsyncs). */
 int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki_key *key,
                                 char *errmsg, size_t size);
+/* Replace keys/dek (durably) with these data keys, sealed under the KEK on disk now. */
+int pki_node_state_save_deks(const char *dir, const char *cluster_id,
+                             const struct pki_aead_key *current, const struct pki_aead_key *old,
+                             unsigned n_old, char *errmsg, size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);
 /* Autolock. A manager's KEK file is either in clear or locked: sealed under a key derived

@@ -106,9 +106,10 @@ int store__write_object(const store *s, MDB_txn *txn, enum store_table t, const 
 
 /* ------------------------------------------------------------------ proposals */
 
-static int proposal_aad(const store *s, char *buf, size_t size, size_t *ret_len)
+/* key_id: the data key's that seals (or sealed) the proposal */
+static int proposal_aad(const store *s, uint32_t key_id, char *buf, size_t size, size_t *ret_len)
 {
-    int n = snprintf(buf, size, "proposal/%s/%08" PRIx32, s->cluster_id, s->dek.id);
+    int n = snprintf(buf, size, "proposal/%s/%08" PRIx32, s->cluster_id, key_id);
     if (n < 0 || (size_t)n >= size)
         return -EINVAL;
     *ret_len = (size_t)n;
@@ -134,7 +135,7 @@ int store_proposal_seal(store *s, uint64_t request_id, const struct store_action
 
     if (n > 0 && !actions)
         return -EINVAL;
-    r = proposal_aad(s, aad, sizeof(aad), &aad_len);
+    r = proposal_aad(s, s->dek.id, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
     if (n > 0) {
@@ -370,7 +371,9 @@ int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len
      * Hence a skipped entry yields no request id (nobody waits for it on replay). */
     if (index <= s->applied)
         return 1;
-    r = proposal_aad(s, aad, sizeof(aad), &aad_len);
+    uint32_t key_id = 0;
+    (void)pki_sealed_key_id(buf, len, &key_id); /* a bad header fails the open below */
+    r = proposal_aad(s, key_id, aad, sizeof(aad), &aad_len);
     if (r < 0)
         return r;
     char what[48];

@@ -39,7 +39,9 @@ struct store {
     MDB_dbi by_node;
     MDB_dbi meta;
     char *cluster_id;
-    struct pki_aead_key dek;
+    struct pki_aead_key dek;                          /* current: seals everything new */
+    struct pki_aead_key old_keys[STORE_OLD_KEYS_MAX]; /* still open what they sealed */
+    unsigned n_old_keys;
     uint64_t applied;   /* last applied raft index, the open batch included */
     uint64_t committed; /* applied index of the last commit */
 
@@ -97,3 +99,8 @@ void store__batch_abort(store *s, int status);
 /* Call every live watcher for each event, in order (watch.c). */
 void store__watch_dispatch(store *s, const struct store_event *evs, size_t n);
 void store__watch_free_all(store *s);
+
+/* keys.c: the data key that sealed a record (by the key id in its header); NULL if none. */
+const struct pki_aead_key *store__key_for(const store *s, const void *sealed, size_t len);
+/* The key check record (the cluster id sealed under the current key). */
+int store__keycheck_write(const store *s, MDB_txn *txn, char *errmsg, size_t errmsg_size);

@@ -76,7 +76,8 @@ int store__open_blob(const store *s, const char *aad, size_t aad_len, const void
                      uint8_t **ret, size_t *ret_len, const char *what, char *errmsg,
                      size_t errmsg_size)
 {
-    int r = pki_open(&s->dek, aad, aad_len, in, in_len, ret, ret_len);
+    const struct pki_aead_key *k = store__key_for(s, in, in_len);
+    int r = k ? pki_open(k, aad, aad_len, in, in_len, ret, ret_len) : -ENOKEY;
     if (r >= 0 || r == -ENOMEM)
         return r;
     if (what)
@@ -195,12 +196,24 @@ int store__meta_get_applied(const store *s, MDB_txn *txn, uint64_t *ret, char *e
     return 0;
 }
 
+int store__keycheck_write(const store *s, MDB_txn *txn, char *errmsg, size_t errmsg_size)
+{
+    _cleanup_free_ uint8_t *sealed = NULL;
+    size_t sealed_len;
+    int r = pki_seal(&s->dek, KEYCHECK_AAD, strlen(KEYCHECK_AAD), s->cluster_id,
+                     strlen(s->cluster_id), &sealed, &sealed_len);
+    if (r < 0) {
+        snprintf(errmsg, errmsg_size, "sealing the store's key check: %s", strerror(-r));
+        return r;
+    }
+    return meta_put(s, txn, META_KEYCHECK, sealed, sealed_len, errmsg, errmsg_size);
+}
+
 /* First open: write the format version and a key check; later opens: verify both. */
 static int meta_init(store *s, MDB_txn *txn, char *errmsg, size_t errmsg_size)
 {
-    _cleanup_free_ uint8_t *sealed = NULL;
     uint8_t *plain = NULL;
-    size_t sealed_len, plain_len;
+    size_t plain_len;
     const uint8_t fmt[4] = {0, 0, 0, STORE_FORMAT_VERSION};
     MDB_val v;
     int r;
@@ -210,13 +223,7 @@ static int meta_init(store *s, MDB_txn *txn, char *errmsg, size_t errmsg_size)
         r = meta_put(s, txn, META_FORMAT, fmt, sizeof(fmt), errmsg, errmsg_size);
         if (r < 0)
             return r;
-        r = pki_seal(&s->dek, KEYCHECK_AAD, strlen(KEYCHECK_AAD), s->cluster_id,
-                     strlen(s->cluster_id), &sealed, &sealed_len);
-        if (r < 0) {
-            snprintf(errmsg, errmsg_size, "sealing the store's key check: %s", strerror(-r));
-            return r;
-        }
-        return meta_put(s, txn, META_KEYCHECK, sealed, sealed_len, errmsg, errmsg_size);
+        return store__keycheck_write(s, txn, errmsg, errmsg_size);
     }
     if (r < 0)
         return r;
@@ -231,8 +238,10 @@ static int meta_init(store *s, MDB_txn *txn, char *errmsg, size_t errmsg_size)
             snprintf(errmsg, errmsg_size, "the store has no key check record");
         return r == -ENOENT ? -EBADMSG : r;
     }
-    r = pki_open(&s->dek, KEYCHECK_AAD, strlen(KEYCHECK_AAD), v.mv_data, v.mv_size, &plain,
-                 &plain_len);
+    const struct pki_aead_key *k = store__key_for(s, v.mv_data, v.mv_size);
+    r = k ? pki_open(k, KEYCHECK_AAD, strlen(KEYCHECK_AAD), v.mv_data, v.mv_size, &plain,
+                     &plain_len)
+          : -ENOKEY;
     if (r < 0) {
         snprintf(errmsg, errmsg_size,
                  "the store does not open with this data key (wrong key or another cluster)");
@@ -358,6 +367,7 @@ void store_close(store *s)
         mdb_env_close(s->env);
     free(s->cluster_id);
     sw_erase(&s->dek, sizeof(s->dek));
+    store_drop_old_keys(s);
     free(s);
 }
 
