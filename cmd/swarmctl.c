@@ -98,6 +98,9 @@ static const char help_cluster_update[] =
     "      --autolock[=true|false]       Lock the managers' keys under an unlock key, printed\n"
     "                                    once; a restarted manager then waits for\n"
     "                                    'swarmd unlock' (false: keys in clear again)\n"
+    "      --rotate-data-key             Seal what is written from now on under a new data\n"
+    "                                    key (every manager must be reachable); the old key\n"
+    "                                    goes once a snapshot supersedes it\n"
     "      --snapshot-interval N         Raft entries between snapshots of the store on\n"
     "                                    each manager (10 to 10000000)\n"
     "  -h, --help                        Print usage\n";
@@ -634,6 +637,7 @@ static void cluster_print(const Swarm__GetClusterResponse *resp, enum ctl_format
         cli_json_kv_string(&j, "heartbeat_period", heartbeat);
         cli_json_kv_uint(&j, "snapshot_interval", spec->snapshot_interval);
         cli_json_kv_bool(&j, "autolock", spec->autolock);
+        cli_json_kv_uint(&j, "data_key_id", cl->data_key_id);
         cli_json_kv_uint(&j, "task_history_limit", spec->task_history_limit);
         cli_json_kv_string(&j, "worker_token_digest", wdigest);
         cli_json_kv_string(&j, "manager_token_digest", mdigest);
@@ -655,6 +659,8 @@ static void cluster_print(const Swarm__GetClusterResponse *resp, enum ctl_format
     printf("Snapshot interval:        %" PRIu64 "\n", spec->snapshot_interval);
     printf("Task history limit:       %" PRIu32 "\n", spec->task_history_limit);
     printf("Autolock:                 %s\n", spec->autolock ? "true" : "false");
+    if (cl->data_key_id)
+        printf("Data key:                 %08" PRIx32 " (rotated)\n", cl->data_key_id);
     printf("Worker token digest:      %s\n", wdigest);
     printf("Manager token digest:     %s\n", mdigest);
 }
@@ -697,10 +703,11 @@ static int cmd_cluster_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT, OPT_SNAPSHOT, OPT_AUTOLOCK };
+    enum { OPT_CERT_EXPIRY = 0x100, OPT_HEARTBEAT, OPT_SNAPSHOT, OPT_AUTOLOCK, OPT_ROTATE_DEK };
     static const char *const bools[] = {"false", "true"};
     static const struct option opts[] = {
         {"autolock", optional_argument, NULL, OPT_AUTOLOCK},
+        {"rotate-data-key", no_argument, NULL, OPT_ROTATE_DEK},
         {"cert-expiry", required_argument, NULL, OPT_CERT_EXPIRY},
         {"snapshot-interval", required_argument, NULL, OPT_SNAPSHOT},
         {"heartbeat-period", required_argument, NULL, OPT_HEARTBEAT},
@@ -741,6 +748,9 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
                                            optarg);
                 req.set_snapshot_interval = true;
                 break;
+            case OPT_ROTATE_DEK:
+                req.rotate_data_key = true;
+                break;
             case OPT_AUTOLOCK: {
                 int v = optarg ? cli_parse_choice(optarg, bools, SW_ARRAY_SIZE(bools)) : 1;
                 if (v < 0)
@@ -758,11 +768,14 @@ static int cmd_cluster_update(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(PROG, cmd, "\"swarmctl cluster update\" accepts no arguments");
-    if (!req.set_cert_expiry && !req.set_heartbeat_period && !req.set_snapshot_interval &&
-        !req.set_autolock)
+    bool settings = req.set_cert_expiry || req.set_heartbeat_period || req.set_snapshot_interval ||
+                    req.set_autolock;
+    if (!settings && !req.rotate_data_key)
         return cli_usage_error(PROG, cmd,
                                "nothing to update: give --autolock, --cert-expiry, "
-                               "--heartbeat-period or --snapshot-interval");
+                               "--heartbeat-period, --snapshot-interval or --rotate-data-key");
+    if (settings && req.rotate_data_key)
+        return cli_usage_error(PROG, cmd, "--rotate-data-key goes alone, not with other settings");
     int r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;

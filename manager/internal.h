@@ -125,6 +125,13 @@ struct mgr {
     bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */
     store_watch *autolock_watch;
 
+    /* datakey.c */
+    bool datakey_check;            /* the cluster object changed: which key seals? */
+    bool datakey_reseal;           /* re-seal the store under the current key */
+    bool datakey_resealed;         /* done; older keys go after a snapshot past the switch */
+    uint64_t datakey_switch_index; /* applied index when the current key took over */
+    store_watch *datakey_watch;
+
     /* names.c */
     struct mgr_names secret_names, service_names;
 
@@ -209,6 +216,21 @@ int mgr__autolock_edit(Swarm__Cluster *c, bool on, char ret_key[PKI_UNLOCK_KEY_L
 int mgr__autolock_start(struct mgr *m);
 void mgr__autolock_check(struct mgr *m);
 void mgr__autolock_stop(struct mgr *m);
+
+/* datakey.c */
+typedef void (*mgr_datakey_fn)(struct mgr *m, int status, const char *err, void *userdata);
+int mgr__datakey_register(struct mgr *m);
+/* After the store opened: the older keys of keys/dek into the store. */
+int mgr__datakey_load(struct mgr *m);
+int mgr__datakey_start(struct mgr *m);
+void mgr__datakey_stop(struct mgr *m);
+/* From the role timer: take up the key the cluster names, re-seal, drop older keys. */
+void mgr__datakey_tick(struct mgr *m);
+/* Leader: a new data key to every manager, then named in the cluster object; done gets the
+ * outcome (and a one-line error). <0 with errmsg if it cannot start (a manager is
+ * unreachable, too many older keys). */
+int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char *errmsg,
+                        size_t size);
 
 /* members.c */
 int mgr__members_register(struct mgr *m);

@@ -123,6 +123,7 @@ static void role_timer_cb(uv_timer_t *t)
         apply_snapshot_interval(m);
     if (m->autolock_check)
         mgr__autolock_check(m);
+    mgr__datakey_tick(m);
     mgr__forward_check(m);
     bool leader = mgr__is_leader(m);
     if (leader && !m->leading && !m->taking_over) {
@@ -571,7 +572,8 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
     if ((r = mgr__control_register(m)) < 0 || (r = mgr__ca_register(m)) < 0 ||
         (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
         (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0 ||
-        (r = mgr__members_register(m)) < 0 || (r = mgr__autolock_register(m)) < 0) {
+        (r = mgr__members_register(m)) < 0 || (r = mgr__autolock_register(m)) < 0 ||
+        (r = mgr__datakey_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
@@ -771,7 +773,11 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);
         goto fail;
     }
-    r = mgr__autolock_start(m);
+    r = mgr__datakey_load(m);
+    if (r >= 0)
+        r = mgr__autolock_start(m);
+    if (r >= 0)
+        r = mgr__datakey_start(m);
     if (r < 0) {
         snprintf(errmsg, size, "cannot watch the store: %s", strerror(-r));
         goto fail;
@@ -899,6 +905,7 @@ void mgr_stop(mgr *m, void (*cb)(void *userdata), void *userdata)
     mgr__dispatcher_stop(m);
     mgr__forward_stop(m);
     mgr__autolock_stop(m);
+    mgr__datakey_stop(m);
     m->pending_closes += 6;
     uv_close((uv_handle_t *)&m->kick_timer, timer_closed);
     uv_close((uv_handle_t *)&m->tick_timer, timer_closed);

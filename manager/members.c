@@ -94,9 +94,22 @@ static void answer(struct join_op *op)
 {
     struct mgr *m = op->m;
     Swarm__RaftJoinResponse resp = SWARM__RAFT_JOIN_RESPONSE__INIT;
-    resp.dek_id = m->st.dek.id;
-    resp.dek.data = m->st.dek.key;
-    resp.dek.len = sizeof(m->st.dek.key);
+    struct pki_aead_key cur, old[STORE_OLD_KEYS_MAX];
+    Swarm__DataKey keys[STORE_OLD_KEYS_MAX], *kp[STORE_OLD_KEYS_MAX];
+    store_current_key(m->store, &cur);
+    unsigned n_old = store_old_keys(m->store, old, STORE_OLD_KEYS_MAX);
+    resp.dek_id = cur.id;
+    resp.dek.data = cur.key;
+    resp.dek.len = sizeof(cur.key);
+    for (unsigned i = 0; i < n_old && i < STORE_OLD_KEYS_MAX; i++) {
+        swarm__data_key__init(&keys[i]);
+        keys[i].id = old[i].id;
+        keys[i].key.data = old[i].key;
+        keys[i].key.len = sizeof(old[i].key);
+        kp[i] = &keys[i];
+    }
+    resp.n_old_keys = n_old;
+    resp.old_keys = kp;
     resp.raft_id = op->id;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -108,6 +121,8 @@ static void answer(struct join_op *op)
         free(buf);
     }
     op->call = NULL;
+    pki_aead_key_clear(&cur);
+    sw_erase(old, sizeof(old));
 }
 
 static void added(struct raft_change *req, int status)

@@ -202,6 +202,26 @@ static void cluster_edited(struct mgr *m, int status, void *userdata)
     mgr__cluster_free(c);
 }
 
+static void data_key_rotated(struct mgr *m, int status, const char *err, void *userdata)
+{
+    net_call *call = userdata;
+    if (status < 0)
+        return net_call_reply(call, status, err, NULL, 0);
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return mgr__reply_errno(call, r, "cannot read the cluster object");
+    Swarm__Cluster out = *c;
+    out.root_ca = NULL;
+    out.join_tokens = NULL;
+    out.unlock_key.data = NULL;
+    out.unlock_key.len = 0;
+    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
+    resp.cluster = &out;
+    mgr__reply_msg(call, &resp.base);
+    mgr__cluster_free(c);
+}
+
 static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
     struct mgr *m = userdata;
@@ -211,6 +231,19 @@ static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len,
         call, &swarm__update_cluster_request__descriptor, payload, len);
     if (!req)
         return;
+    if (req->rotate_data_key) {
+        bool alone = !req->set_cert_expiry && !req->set_heartbeat_period &&
+                     !req->set_snapshot_interval && !req->set_autolock;
+        swarm__update_cluster_request__free_unpacked(req, NULL);
+        if (!alone)
+            return net_call_reply(
+                call, -EINVAL, "rotate the data key on its own, not with other settings", NULL, 0);
+        char err[256];
+        int r = mgr__datakey_rotate(m, data_key_rotated, call, err, sizeof(err));
+        if (r < 0)
+            net_call_reply(call, r, err, NULL, 0);
+        return;
+    }
     struct cluster_edit *e = calloc(1, sizeof(*e));
     if (!e) {
         swarm__update_cluster_request__free_unpacked(req, NULL);

@@ -63,6 +63,11 @@ uint32_t store_key_id(const store *s)
     return s->dek.id;
 }
 
+void store_current_key(const store *s, struct pki_aead_key *ret)
+{
+    *ret = s->dek;
+}
+
 unsigned store_old_keys(const store *s, struct pki_aead_key *out, unsigned max)
 {
     for (unsigned i = 0; i < s->n_old_keys && i < max; i++)

@@ -96,6 +96,10 @@ int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len
  * is undone as above and the deferred callbacks run with the error, which is returned. */
 int store_batch_commit(store *s, char *errmsg, size_t errmsg_size);
 bool store_batch_open(const store *s);
+/* Proposals applied (or refused) in the open batch, and when it was opened (CLOCK_MONOTONIC
+ * ns); 0 without one. */
+size_t store_batch_entries(const store *s);
+uint64_t store_batch_begun(const store *s);
 
 /* fn(status, userdata) runs once the open batch is committed (status 0, after the watchers of
  * the proposals applied before this call) or undone (status < 0, also on store_close).
@@ -136,6 +140,7 @@ int store_add_key(store *s, const struct pki_aead_key *k);
  * sealed. -ENOKEY if the store does not hold it. */
 int store_use_key(store *s, uint32_t id);
 uint32_t store_key_id(const store *s);
+void store_current_key(const store *s, struct pki_aead_key *ret);
 /* The older keys held (up to max into out); returns how many there are. */
 unsigned store_old_keys(const store *s, struct pki_aead_key *out, unsigned max);
 /* Re-seal every stored value (and the key check) that another key sealed under the current

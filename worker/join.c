@@ -44,6 +44,8 @@ struct join {
     const char *cluster;
     /* a manager: what Raft.Join answered */
     struct pki_aead_key dek;
+    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* a data key rotation in progress */
+    unsigned n_dek_old;
     uint64_t raft_id;
 };
 
@@ -232,9 +234,15 @@ static int raft_join(struct join *j, const char *unused, char *err, size_t errsi
     Swarm__RaftJoinResponse *resp = swarm__raft_join_response__unpack(NULL, out_len, out);
     if (out)
         sw_erase(out, out_len);
-    if (!resp || resp->dek.len != PKI_KEY_BYTES || !resp->dek_id || !resp->raft_id) {
+    bool bad = !resp || resp->dek.len != PKI_KEY_BYTES || !resp->dek_id || !resp->raft_id ||
+               resp->n_old_keys > PKI_DEK_OLD_MAX;
+    for (size_t i = 0; !bad && i < resp->n_old_keys; i++)
+        bad = !resp->old_keys[i]->id || resp->old_keys[i]->key.len != PKI_KEY_BYTES;
+    if (bad) {
         if (resp) {
             sw_erase(resp->dek.data, resp->dek.len);
+            for (size_t i = 0; i < resp->n_old_keys; i++)
+                sw_erase(resp->old_keys[i]->key.data, resp->old_keys[i]->key.len);
             swarm__raft_join_response__free_unpacked(resp, NULL);
         }
         snprintf(err, errsize, "%s sent a malformed answer to the raft join", j->target);
@@ -243,6 +251,12 @@ static int raft_join(struct join *j, const char *unused, char *err, size_t errsi
     j->dek.id = resp->dek_id;
     memcpy(j->dek.key, resp->dek.data, PKI_KEY_BYTES);
     j->raft_id = resp->raft_id;
+    j->n_dek_old = (unsigned)resp->n_old_keys;
+    for (size_t i = 0; i < resp->n_old_keys; i++) {
+        j->dek_old[i].id = resp->old_keys[i]->id;
+        memcpy(j->dek_old[i].key, resp->old_keys[i]->key.data, PKI_KEY_BYTES);
+        sw_erase(resp->old_keys[i]->key.data, PKI_KEY_BYTES);
+    }
     sw_erase(resp->dek.data, resp->dek.len);
     swarm__raft_join_response__free_unpacked(resp, NULL);
     return 0;
@@ -367,6 +381,8 @@ static int write_state(struct join *j, const struct pki_identity *id, char *errm
     if (st.role == PKI_ROLE_MANAGER) {
         st.raft_id = j->raft_id;
         st.dek = j->dek;
+        st.n_dek_old = j->n_dek_old;
+        memcpy(st.dek_old, j->dek_old, sizeof(st.dek_old));
     }
     st.listen_addr = j->listen;
     st.advertise_addr = j->advertise;
@@ -522,6 +538,7 @@ int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1]
     int r = join_run(&j, ret_node_id, ret_role, errmsg, errmsg_size);
     sw_erase(&j.token, sizeof(j.token));
     pki_aead_key_clear(&j.dek);
+    sw_erase(j.dek_old, sizeof(j.dek_old));
     free(j.root_pem);
     pki_key_free(j.key);
     free(j.csr);
@@ -559,11 +576,14 @@ int wrk_become_manager(const char *state_dir, uint64_t timeout_ms, char *errmsg,
         st.role = PKI_ROLE_MANAGER;
         st.raft_id = j.raft_id;
         st.dek = j.dek;
+        st.n_dek_old = j.n_dek_old;
+        memcpy(st.dek_old, j.dek_old, sizeof(st.dek_old));
         r = pki_node_state_write_keys(state_dir, &st, errmsg, errmsg_size);
         if (r >= 0)
             r = pki_node_state_save_conf(state_dir, &st, errmsg, errmsg_size);
     }
     pki_aead_key_clear(&j.dek);
+    sw_erase(j.dek_old, sizeof(j.dek_old));
     pki_node_state_finish(&st); /* frees key, cert and root */
     return r;
 }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Data key rotation on three managers: cluster update --rotate-data-key hands every manager
+# a new key over mTLS and names it in the cluster object; each re-seals its store and drops
+# the old key after a snapshot; everything written before and after stays readable through
+# restarts and by a manager that joins later; with a manager down the rotation is refused.
+. "$(dirname "$0")/lib.sh"
+
+sock() { echo "$T/m$1/swarmd.sock"; }
+ctlm() { local i=$1; shift; "$SWARMCTL" -H "unix://$(sock "$i")" "$@"; }
+until_ok() { # until_ok SECONDS CMD...
+    local s=$1; shift
+    for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+managers_ready() { # managers_ready I N
+    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
+import json, sys
+ns = [n for n in json.load(sys.stdin) if n["role"] == "manager"]
+ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
+ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
+sys.exit(0 if ok else 1)' "$2"
+}
+key_id() { ctlm "$1" cluster inspect --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["data_key_id"])'; }
+logs_have() { # logs_have PATTERN LOG...
+    local p=$1; shift
+    for f in "$@"; do grep -q -- "$p" "$f" || return 1; done
+}
+secrets() { # secrets I PREFIX FROM TO: create PREFIX-FROM..TO through manager I
+    local i=$1 p=$2 a=$3 b=$4 n
+    for n in $(seq "$a" "$b"); do
+        printf '%s-%s' "$VALUE" "$n" | ctlm "$i" secret create "$p-$n" - >/dev/null || return 1
+    done
+}
+
+VALUE="dk-$RANDOM$RANDOM"
+start_swarmd m1 init --state-dir "$T/m1" --listen-addr 127.0.0.1:0 --hostname mgr-1
+PIDS_M[1]=$LAST_PID
+wait_ready "$(sock 1)" "${PIDS_M[1]}" || { fail "init not ready"; finish; }
+ADDR1=$(listen_addr "$T/m1.log")
+MT=$(ctlm 1 join-token -q manager)
+for i in 2 3; do
+    start_swarmd "m$i" join --state-dir "$T/m$i" --listen-addr 127.0.0.1:0 --hostname "mgr-$i" \
+        "$MT" "$ADDR1"
+    PIDS_M[$i]=$LAST_PID
+    check "manager $i joins" wait_ready "$(sock "$i")" "${PIDS_M[$i]}"
+done
+check "3 Ready managers" until_ok 20 managers_ready 1 3
+check "snapshots every 10 raft entries" bash -c "'$SWARMCTL' -H unix://$(sock 1) cluster update --snapshot-interval 10 >/dev/null"
+check "secrets written under the first key" secrets 1 before 1 8
+check "no data key named before a rotation" bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) cluster inspect --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data_key_id\"])')\" = 0 ]"
+
+OUT=$(ctlm 2 cluster update --rotate-data-key 2>&1); RC=$?
+check "cluster update --rotate-data-key (through a follower)" bash -c "[ $RC = 0 ]"
+K=$(key_id 1)
+check "…the cluster names the new key" bash -c "[ -n '$K' ] && [ '$K' != 0 ]"
+check "…every manager re-seals its store" until_ok 10 logs_have "re-sealed" "$T/m1.log" "$T/m2.log" "$T/m3.log"
+check "secrets written under the new key" secrets 3 after 1 24
+check "…every manager drops the old key after a snapshot" until_ok 30 logs_have "older key is gone" "$T/m1.log" "$T/m2.log" "$T/m3.log"
+WANT=32
+check "all 32 secrets readable through each manager" bash -c "for i in 1 2 3; do [ \$('$SWARMCTL' -H unix://$T/m\$i/swarmd.sock secret ls -q | wc -l) = $WANT ] || exit 1; done"
+check "one written before reads back" ctlm 2 secret inspect before-3
+
+# a full restart: each manager opens with the new key alone
+for i in 1 2 3; do stop_swarmd "${PIDS_M[$i]}" 2>/dev/null; done
+for i in 1 2 3; do
+    start_swarmd "m${i}r" --state-dir "$T/m$i"
+    PIDS_M[$i]=$LAST_PID
+done
+for i in 1 2 3; do check "after a full restart manager $i serves" wait_ready "$(sock "$i")" "${PIDS_M[$i]}"; done
+check "…3 Ready managers" until_ok 30 managers_ready 1 3
+check "…every secret there" bash -c "[ \$('$SWARMCTL' -H unix://$(sock 3) secret ls -q | wc -l) = $WANT ]"
+check "…and writes commit" secrets 1 restart 1 1
+
+# rotate again, then a manager joins and reads everything
+OUT=$(ctlm 1 cluster update --rotate-data-key 2>&1); RC=$?
+check "a second rotation" bash -c "[ $RC = 0 ] && [ '$(key_id 1)' != '$K' ]"
+ADDR1=$(listen_addr "$T/m1r.log")
+start_swarmd m4 join --state-dir "$T/m4" --listen-addr 127.0.0.1:0 --hostname mgr-4 "$MT" "$ADDR1"
+PIDS_M[4]=$LAST_PID
+check "a manager joins after the rotations" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+check "…and reads what was written under every key" until_ok 10 bash -c "[ \$('$SWARMCTL' -H unix://$(sock 4) secret ls -q | wc -l) = 33 ] && '$SWARMCTL' -H unix://$(sock 4) secret inspect before-1 after-1 restart-1 >/dev/null"
+
+# a manager down: the rotation is refused, nothing changes
+KB=$(key_id 1)
+kill -KILL "${PIDS_M[3]}"; wait "${PIDS_M[3]}" 2>/dev/null
+down() { OUT=$(ctlm 1 cluster update --rotate-data-key 2>&1); [ $? = 1 ] && has "$OUT" "unreachable"; }
+check "with a manager down the rotation is refused, naming it unreachable" until_ok 15 down
+echo "(refused: $OUT)"
+KA=$(until_ok 15 key_id 1 >/dev/null; key_id 1)
+echo "(data key before: $KB, after: $KA)"
+check "…and the key is unchanged" bash -c "[ '$KA' = '$KB' ]"
+OUT=$(ctlm 1 cluster update --rotate-data-key --autolock 2>&1); RC=$?
+check "--rotate-data-key with other settings is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+
+check "no secret value in clear in any state dir" bash -c "! grep -rqa '$VALUE' '$T/m1' '$T/m2' '$T/m3' '$T/m4'"
+finish
