@@ -62,6 +62,9 @@ static const struct {
     {"Control.UpdateSecret", VIA_UNIX},
     {"Raft.Connect", VIA_UNIX},
     {"Raft.Join", VIA_TLS},
+    {"Control.GetUnlockKey", VIA_UNIX},
+    {"Control.Unlock", VIA_UNIX},
+    {"Raft.AddDataKey", VIA_TLS},
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 

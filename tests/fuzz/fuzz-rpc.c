@@ -30,6 +30,9 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &swarm__update_secret_request__descriptor,
     &swarm__raft_connect_request__descriptor,
     &swarm__raft_join_request__descriptor,
+    &swarm__unlock_key_request__descriptor,
+    &swarm__unlock_request__descriptor,
+    &swarm__data_key__descriptor,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 

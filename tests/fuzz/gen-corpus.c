@@ -31,6 +31,9 @@ enum rpc_sel {
     R_UPDATE_SECRET,
     R_RAFT_CONNECT,
     R_RAFT_JOIN,
+    R_UNLOCK_KEY,
+    R_UNLOCK,
+    R_DATA_KEY,
 };
 /* fuzz-manager.c's table order; bit 7 asks for live values */
 enum mgr_sel {
@@ -61,6 +64,9 @@ enum mgr_sel {
     M_UPDATE_SECRET,
     M_RAFT_CONNECT,
     M_RAFT_JOIN,
+    M_UNLOCK_KEY,
+    M_UNLOCK,
+    M_ADD_DATA_KEY,
 };
 #define LIVE 0x80
 
@@ -320,6 +326,18 @@ int main(int argc, char **argv)
     rc.target_raft_id = 678;
     emit(rpc_dir, "raft-connect", R_RAFT_CONNECT, &rc.base, true);
     emit(rpc_dir, "raft-join", R_RAFT_JOIN, &empty.base, false);
+    Swarm__UnlockKeyRequest ukr = SWARM__UNLOCK_KEY_REQUEST__INIT;
+    ukr.rotate = true;
+    emit(rpc_dir, "unlock-key-rotate", R_UNLOCK_KEY, &ukr.base, false);
+    Swarm__UnlockRequest ur = SWARM__UNLOCK_REQUEST__INIT;
+    ur.unlock_key = "SWMKEY-1-00000000000000000000000000000000000000000000000001";
+    emit(rpc_dir, "unlock", R_UNLOCK, &ur.base, true);
+    static uint8_t dk_bytes[32] = {1, 2, 3};
+    Swarm__DataKey dk = SWARM__DATA_KEY__INIT;
+    dk.id = 0x1234;
+    dk.key.data = dk_bytes;
+    dk.key.len = sizeof(dk_bytes);
+    emit(rpc_dir, "data-key", R_DATA_KEY, &dk.base, true);
     /* wire-format oddities: unknown field, wrong wire type, overlong varint, length past
      * the end, a field repeated (last wins), negative enum, group tags */
     raw(rpc_dir, "unknown-field", R_GET_NODE, "\x0a\x01x\xf8\x07\x05", 6);
@@ -384,6 +402,10 @@ int main(int argc, char **argv)
     emit(mgr_dir, "update-secret", M_UPDATE_SECRET, &usec.base, true);
     emit(mgr_dir, "raft-connect-as-worker", M_RAFT_CONNECT, &rc.base, false);
     emit(mgr_dir, "raft-join-as-worker", M_RAFT_JOIN, &empty.base, false);
+    emit(mgr_dir, "unlock-key", M_UNLOCK_KEY, &empty.base, false);
+    emit(mgr_dir, "unlock-key-rotate", M_UNLOCK_KEY, &ukr.base, false);
+    emit(mgr_dir, "unlock-not-locked", M_UNLOCK, &ur.base, false);
+    emit(mgr_dir, "add-data-key-as-worker", M_ADD_DATA_KEY, &dk.base, false);
     raw(mgr_dir, "get-node-garbage", M_GET_NODE, "\xff\xff\xff", 3);
     raw(mgr_dir, "create-service-garbage", M_CREATE_SVC, "\x2a\x03\x0a\x05x", 5);
     raw(mgr_dir, "create-secret-past-end", M_CREATE_SECRET,
