@@ -3,6 +3,8 @@
 # replicated service spread over two workers, the secret inside its tasks and on no disk,
 # scale, update, drain, a worker killed (its tasks move), remove; bad specs refused.
 . "$(dirname "$0")/lib.sh"
+# a task command no other test (or a concurrent run of this one) starts: pgrep finds ours only
+SLEEP_ARG=$((100000 + RANDOM * 32768 + RANDOM))
 [ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
 
 SD=$T/m
@@ -62,23 +64,23 @@ OUT=$(ctl secret update --label-add a=b nosuch 2>&1); RC=$?
 check "secret update of an unknown secret fails (exit 1)" bash -c "[ $RC = 1 ]"
 check "…no such secret" has "$OUT" "no such secret"
 
-OUT=$(ctl service create --name web --replicas -1 -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --replicas -1 -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "negative replicas refused (exit 2)" bash -c "[ $RC = 2 ]"
-OUT=$(ctl service create --name web --secret nope -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --secret nope -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "unknown secret refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "…saying which" has "$OUT" "nope"
-OUT=$(ctl service create --name web --constraint 'node.colour==red' -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --constraint 'node.colour==red' -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "bad constraint refused" bash -c "[ $RC != 0 ]"
-OUT=$(ctl service create --name web --constraint 'node.role== ' -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --constraint 'node.role== ' -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "a constraint without a value refused" bash -c "[ $RC != 0 ]"
-OUT=$(ctl service create --name web --restart-max-attempts 1001 -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --restart-max-attempts 1001 -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "more than 1000 restart attempts refused (exit 2)" bash -c "[ $RC = 2 ]"
-OUT=$(ctl service create --name web --limit-memory 12Q -- /bin/sleep 3601 2>&1); RC=$?
+OUT=$(ctl service create --name web --limit-memory 12Q -- /bin/sleep $SLEEP_ARG 2>&1); RC=$?
 check "bad memory string refused (exit 2)" bash -c "[ $RC = 2 ]"
 check "nothing was written by the refused specs" bash -c "[ -z \"\$('$SWARMCTL' -H unix://$SOCK service ls -q)\" ]"
 
 ctl service create --name web --replicas 4 --secret db_pw \
-    --secret source=db_pw,target=server.key,mode=0400,uid=1000 --limit-memory 64M -- /bin/sleep 3601 >/dev/null
+    --secret source=db_pw,target=server.key,mode=0400,uid=1000 --limit-memory 64M -- /bin/sleep $SLEEP_ARG >/dev/null
 check "4 replicas running" wait_running web 4 15
 N1=$(on_node web svc-w1); N2=$(on_node web svc-w2)
 check "spread: 2 on each worker ($N1 + $N2)" bash -c "[ $N1 = 2 ] && [ $N2 = 2 ]"
@@ -107,9 +109,9 @@ start_swarmd w2b --state-dir "$T/w2"
 W2=$LAST_PID
 for _ in $(seq 100); do [ "$(ctl node ls | grep -c ' Ready ')" = 3 ] && break; sleep 0.1; done
 check "the killed worker comes back Ready" bash -c "[ \"\$('$SWARMCTL' -H unix://$SOCK node ls | grep -c ' Ready ')\" = 3 ]"
-check "its old tasks are not running twice (3 running in all)" bash -c "[ \"\$(pgrep -fc '^/bin/sleep 3601$')\" = 3 ]"
+check "its old tasks are not running twice (3 running in all)" bash -c "[ \"\$(pgrep -fc '^/bin/sleep $SLEEP_ARG$')\" = 3 ]"
 ctl service rm web >/dev/null
-for _ in $(seq 100); do [ -z "$(pgrep -f '^/bin/sleep 3601$')" ] && break; sleep 0.1; done
-check "service rm: no task process left" bash -c "[ -z \"\$(pgrep -f '^/bin/sleep 3601$')\" ]"
+for _ in $(seq 100); do [ -z "$(pgrep -f '^/bin/sleep $SLEEP_ARG$')" ] && break; sleep 0.1; done
+check "service rm: no task process left" bash -c "[ -z \"\$(pgrep -f '^/bin/sleep $SLEEP_ARG$')\" ]"
 check "secret rm works once unused" bash -c "'$SWARMCTL' -H unix://$SOCK secret rm db_pw >/dev/null"
 finish
