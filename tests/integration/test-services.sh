@@ -111,7 +111,7 @@ for _ in $(seq 100); do [ "$(ctl node ls | grep -c ' Ready ')" = 3 ] && break; s
 check "the killed worker comes back Ready" bash -c "[ \"\$('$SWARMCTL' -H unix://$SOCK node ls | grep -c ' Ready ')\" = 3 ]"
 check "its old tasks are not running twice (3 running in all)" bash -c "[ \"\$(pgrep -fc '^/bin/sleep $SLEEP_ARG$')\" = 3 ]"
 ctl service rm web >/dev/null
-for _ in $(seq 100); do [ -z "$(pgrep -f '^/bin/sleep $SLEEP_ARG$')" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -z "$(pgrep -f "^/bin/sleep $SLEEP_ARG\$")" ] && break; sleep 0.1; done
 check "service rm: no task process left" bash -c "[ -z \"\$(pgrep -f '^/bin/sleep $SLEEP_ARG$')\" ]"
 check "secret rm works once unused" bash -c "'$SWARMCTL' -H unix://$SOCK secret rm db_pw >/dev/null"
 finish
