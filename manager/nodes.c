@@ -162,6 +162,27 @@ static int edit_cluster(struct mgr *m, Swarm__Cluster *c, void *userdata)
     return 0;
 }
 
+/* The cluster as it is now, never with the CA key, token secrets or the unlock key (but
+ * for unlock_key: the one autolock was just turned on with, shown once). */
+static void reply_cluster(struct mgr *m, net_call *call, const char *unlock_key)
+{
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return mgr__reply_errno(call, r, "cannot read the cluster object");
+    Swarm__Cluster out = *c;
+    out.root_ca = NULL;
+    out.join_tokens = NULL;
+    out.unlock_key.data = NULL;
+    out.unlock_key.len = 0;
+    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
+    resp.cluster = &out;
+    if (unlock_key[0])
+        resp.unlock_key = (char *)unlock_key;
+    mgr__reply_msg(call, &resp.base);
+    mgr__cluster_free(c);
+}
+
 static void cluster_edited(struct mgr *m, int status, void *userdata)
 {
     struct cluster_edit *e = userdata;
@@ -183,23 +204,8 @@ static void cluster_edited(struct mgr *m, int status, void *userdata)
     if (hb)
         m->heartbeat_period_ns = period;
     log_info("cluster settings updated");
-    Swarm__Cluster *c = NULL;
-    int r = mgr__get_cluster(m, &c);
-    if (r < 0)
-        return mgr__reply_errno(call, r, "cannot read the cluster object");
-    /* never hand out the CA key or token secrets */
-    Swarm__Cluster out = *c;
-    out.root_ca = NULL;
-    out.join_tokens = NULL;
-    out.unlock_key.data = NULL;
-    out.unlock_key.len = 0;
-    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
-    resp.cluster = &out;
-    if (key[0])
-        resp.unlock_key = key;
-    mgr__reply_msg(call, &resp.base);
+    reply_cluster(m, call, key);
     sw_erase(key, sizeof(key));
-    mgr__cluster_free(c);
 }
 
 static void data_key_rotated(struct mgr *m, int status, const char *err, void *userdata)
@@ -207,19 +213,7 @@ static void data_key_rotated(struct mgr *m, int status, const char *err, void *u
     net_call *call = userdata;
     if (status < 0)
         return net_call_reply(call, status, err, NULL, 0);
-    Swarm__Cluster *c = NULL;
-    int r = mgr__get_cluster(m, &c);
-    if (r < 0)
-        return mgr__reply_errno(call, r, "cannot read the cluster object");
-    Swarm__Cluster out = *c;
-    out.root_ca = NULL;
-    out.join_tokens = NULL;
-    out.unlock_key.data = NULL;
-    out.unlock_key.len = 0;
-    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
-    resp.cluster = &out;
-    mgr__reply_msg(call, &resp.base);
-    mgr__cluster_free(c);
+    reply_cluster(m, call, "");
 }
 
 static void h_update_cluster(net_call *call, const uint8_t *payload, size_t len, void *userdata)

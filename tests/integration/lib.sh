@@ -79,3 +79,23 @@ listen_addr() {
 # has TEXT PATTERN: TEXT contains the grep pattern (safe for any quotes in TEXT).
 has() { grep -q -- "$2" <<<"$1"; }
 hasnt() { ! grep -q -- "$2" <<<"$1"; }
+
+# until_ok SECONDS CMD...: CMD succeeds within SECONDS (polled every 0.1 s).
+until_ok() {
+    local s=$1; shift
+    for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# Several managers, each with its state dir at $T/mI.
+sock() { echo "$T/m$1/swarmd.sock"; }
+ctlm() { local i=$1; shift; "$SWARMCTL" -H "unix://$(sock "$i")" "$@"; }
+# managers_ready I N: manager I lists N Ready managers with one leader.
+managers_ready() {
+    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
+import json, sys
+ns = [n for n in json.load(sys.stdin) if n["role"] == "manager"]
+ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
+ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
+sys.exit(0 if ok else 1)' "$2" 2>/dev/null
+}

@@ -7,24 +7,9 @@
 # key; autolock off puts the KEK back in clear and a restart needs no key.
 . "$(dirname "$0")/lib.sh"
 
-sock() { echo "$T/m$1/swarmd.sock"; }
-ctlm() { local i=$1; shift; "$SWARMCTL" -H "unix://$(sock "$i")" "$@"; }
-until_ok() { # until_ok SECONDS CMD...
-    local s=$1; shift
-    for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 locked_file() { [ "$(head -c 4 "$T/m$1/keys/kek" 2>/dev/null)" = SWLK ]; }
 clear_file() { [ "$(stat -c %s "$T/m$1/keys/kek")" = 36 ]; }
 kek_sum() { md5sum <"$T/m$1/keys/kek" | cut -d' ' -f1; }
-managers_ready() { # managers_ready I N
-    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
-import json, sys
-ns = [n for n in json.load(sys.stdin) if n["role"] == "manager"]
-ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
-ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
-sys.exit(0 if ok else 1)' "$2" 2>/dev/null
-}
 # restart I NAME: SIGTERM manager I and start it again (its log in NAME.log)
 restart() {
     stop_swarmd "${PIDS_M[$1]}" 2>/dev/null

@@ -5,21 +5,6 @@
 # restarts and by a manager that joins later; with a manager down the rotation is refused.
 . "$(dirname "$0")/lib.sh"
 
-sock() { echo "$T/m$1/swarmd.sock"; }
-ctlm() { local i=$1; shift; "$SWARMCTL" -H "unix://$(sock "$i")" "$@"; }
-until_ok() { # until_ok SECONDS CMD...
-    local s=$1; shift
-    for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
-managers_ready() { # managers_ready I N
-    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
-import json, sys
-ns = [n for n in json.load(sys.stdin) if n["role"] == "manager"]
-ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
-ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
-sys.exit(0 if ok else 1)' "$2"
-}
 key_id() { ctlm "$1" cluster inspect --format json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["data_key_id"])'; }
 logs_have() { # logs_have PATTERN LOG...
     local p=$1; shift

@@ -6,25 +6,10 @@
 # comes back as a follower with what it missed; no state dir holds a secret in the clear.
 . "$(dirname "$0")/lib.sh"
 
-sock() { echo "$T/m$1/swarmd.sock"; }
-ctlm() { local i=$1; shift; "$SWARMCTL" -H "unix://$(sock "$i")" "$@"; }
 leader_of() { # leader_of I: the hostname node ls through manager I calls Leader
     ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
 import json, sys
 print(" ".join(n["hostname"] for n in json.load(sys.stdin) if n["manager_status"] == "leader"))'
-}
-managers_ready() { # managers_ready I N: manager I lists N Ready managers with one leader
-    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
-import json, sys
-ns = [n for n in json.load(sys.stdin) if n["role"] == "manager"]
-ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
-ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
-sys.exit(0 if ok else 1)' "$2"
-}
-until_ok() { # until_ok SECONDS CMD...
-    local s=$1; shift
-    for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
-    return 1
 }
 has_secret() { ctlm "$1" secret ls -q --format json 2>/dev/null | grep -q . && ctlm "$1" secret inspect "$2" >/dev/null 2>&1; }
 
