@@ -36,12 +36,27 @@ static int entry_payload(const struct raft_buffer *buf, const uint8_t **ret, siz
     return 0;
 }
 
-/* raft 0.15 applies the committed entries of a loop turn in one synchronous loop: fsm->apply,
- * then the proposer's callback, entry after entry. They all go into one LMDB write
- * transaction (the store's batch), committed after the last consecutive command entry;
- * proposers' callbacks wait for that commit (propose_done defers them), so nothing is
- * acknowledged before it is applied to the store. raft's log stays the durable record: a
- * lost commit is applied again from the log at the next start. */
+/* Batched applies. raft 0.15 applies the entries it learns are committed in one synchronous
+ * loop: fsm->apply, then the proposer's callback, entry after entry. Applies go into the
+ * store's batch, one LMDB write transaction whose commit (one flush) serves many entries;
+ * proposers' answers and watch events wait for that commit (propose_done defers them), so
+ * nothing is acknowledged before the store holds it. raft's log stays the durable record: a
+ * commit lost in a crash is applied again from the log at the next start.
+ * The batch is committed after the last entry of an apply loop, except:
+ * - on the leader, while the next entry (a command it appended) awaits its commit: the
+ *   followers' acknowledgements arrive a few at a time, and one flush per arrival would
+ *   cap the leader's write rate (group commit; bounded by LEADER_BATCH_*);
+ * - on a follower, nobody waits for its store (the control API runs on the leader, and
+ *   its watchers tolerate the delay): one flush per FOLLOWER_BATCH_* spares the disk the
+ *   managers share.
+ * raft's tick (every heartbeat timeout) and a term change (before this manager stands for
+ * election) commit whatever is open, as do snapshots, restores and the close. Entries other
+ * than commands (configuration changes, barriers), whose callbacks may read the store, find
+ * it committed. */
+#define LEADER_BATCH_MAX 1024
+#define LEADER_BATCH_NS (2 * 1000000ULL)
+#define FOLLOWER_BATCH_MAX 4096
+#define FOLLOWER_BATCH_NS (50 * 1000000ULL)
 
 /* The entry at index in raft's in-memory log, or NULL (raft 0.15's circular buffer: index
  * offset+1+i is at entries[(front+i) % size]). */
@@ -57,18 +72,28 @@ static const struct raft_entry *log_entry(const struct raft *r, raft_index index
     return &l->entries[(l->front + i) % l->size];
 }
 
-/* Whether this apply (of index, buffer buf) is followed, in the same apply loop, by another
- * command entry, so that the batch may stay open. Anything else in between (a configuration
- * change, a barrier), whose callbacks may read the store, or a log that does not look as
- * expected, commits now. */
-static bool more_commands_follow(const struct raft *r, raft_index index,
-                                 const struct raft_buffer *buf)
+/* Whether the batch stays open after the apply of index (buffer buf). A log that does not
+ * look as expected commits every entry. */
+static bool keep_batch(struct mgr *m, raft_index index, const struct raft_buffer *buf)
 {
+    struct raft *r = &m->raft;
     const struct raft_entry *cur = log_entry(r, index), *next;
-    if (!cur || cur->buf.base != buf->base || index >= r->commit_index)
+    if (!cur || cur->buf.base != buf->base)
         return false;
     next = log_entry(r, index + 1);
-    return next && next->type == RAFT_COMMAND;
+    bool command_next = next && next->type == RAFT_COMMAND;
+    if (index < r->commit_index) /* more of this apply loop follow */
+        return command_next;
+    size_t n = store_batch_entries(m->store);
+    uint64_t age = sw_now_monotonic_ns() - store_batch_begun(m->store);
+    switch (raft_state(r)) {
+        case RAFT_LEADER:
+            return command_next && n < LEADER_BATCH_MAX && age < LEADER_BATCH_NS;
+        case RAFT_FOLLOWER:
+            return n < FOLLOWER_BATCH_MAX && age < FOLLOWER_BATCH_NS;
+        default:
+            return false;
+    }
 }
 
 /* Commit the open batch, which runs the deferred callbacks. A failure is fatal: raft counts
@@ -82,8 +107,42 @@ static int batch_commit(struct mgr *m)
                    "raft entries up to %" PRIu64
                    " could not be committed to the store: %s; free disk space or "
                    "restore the state directory, then restart swarmd",
-                   (uint64_t)raft_last_applied(&m->raft) + 1, err);
+                   store_applied_index(m->store), err);
     return r;
+}
+
+/* raft_uv's own start and set_term (the same functions for every manager in the process),
+ * and raft's tick callback, which the wrappers below call after committing the batch. */
+static int (*uv_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                       raft_io_recv_cb recv);
+static int (*uv_set_term)(struct raft_io *io, raft_term term);
+static raft_io_tick_cb raft_tick;
+
+static struct mgr *io_mgr(struct raft_io *io)
+{
+    return (struct mgr *)((char *)io - offsetof(struct mgr, io));
+}
+
+static void io_tick_wrap(struct raft_io *io)
+{
+    batch_commit(io_mgr(io));
+    raft_tick(io);
+}
+
+static int io_start_wrap(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                         raft_io_recv_cb recv)
+{
+    raft_tick = tick;
+    return uv_start(io, msecs, io_tick_wrap, recv);
+}
+
+/* A new term: this manager stands for election or follows a new leader. A leader must find
+ * every applied entry in its store, and so must its proposers (the old leader's answers). */
+static int io_set_term_wrap(struct raft_io *io, raft_term term)
+{
+    if (batch_commit(io_mgr(io)) < 0)
+        return RAFT_IOERR;
+    return uv_set_term(io, term);
 }
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
@@ -100,7 +159,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         /* applied, replayed, or refused by the store's rules: an answer for the proposer */
         if (r < 0)
             log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
-        if (!more_commands_follow(&m->raft, index, buf) && batch_commit(m) < 0)
+        if (!keep_batch(m, index, buf) && batch_commit(m) < 0)
             return RAFT_IOERR;
         *result = (void *)(intptr_t)(r > 0 ? 0 : r);
         return 0;
@@ -210,6 +269,10 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     }
     m->uv_io_close = m->io.close;
     m->io.close = io_close_wrap;
+    uv_start = m->io.start;
+    m->io.start = io_start_wrap;
+    uv_set_term = m->io.set_term;
+    m->io.set_term = io_set_term_wrap;
     m->raft_io_inited = true;
     log_debug("raft: storage initialised");
     /* Snapshots are sealed, so compressing them would gain nothing. */
@@ -438,11 +501,13 @@ static void propose_done(struct raft_apply *req, int status, void *result)
 {
     struct propose_req *p = (struct propose_req *)req;
     p->status = status ? raft_status_to_errno(status) : (int)(intptr_t)result;
-    /* the answer waits for the store's commit of the batch holding this entry */
-    int r = store_batch_defer(p->m->store, propose_answer, p);
+    /* The answer waits for the store's commit of the batch holding this entry. An entry that
+     * failed (leadership lost, shutdown) is in no batch: it is answered at once, after the
+     * open batch is committed (the entries before it are answered first). */
+    int r = status ? -1 : store_batch_defer(p->m->store, propose_answer, p);
     if (r == 0)
         return;
-    /* no batch open (1): answer now; could not queue (<0): commit now, then answer */
+    /* no batch open (1): answer now; failed or could not queue (<0): commit, then answer */
     propose_answer(r < 0 ? batch_commit(p->m) : 0, p);
 }
 
@@ -457,10 +522,6 @@ int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mg
         return -ECANCELED;
     if (!mgr__is_leader(m))
         return -ENOTCONN;
-    /* a batch outlives raft's apply loop only if that loop ended early: never leave its
-     * proposers waiting */
-    if (store_batch_open(m->store) && batch_commit(m) < 0)
-        return -EIO;
     r = store_proposal_seal(m->store, ++m->next_request_id, actions, n, &sealed, &len);
     if (r < 0)
         return r;

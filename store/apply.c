@@ -8,6 +8,7 @@
 
 #include "common/cleanup.h"
 #include "proto/swarm.pb-c.h"
+#include "common/swtime.h"
 #include "store/internal.h"
 
 /* ------------------------------------------------------------------ task indexes */
@@ -319,6 +320,16 @@ bool store_batch_open(const store *s)
     return s->batch != NULL;
 }
 
+size_t store_batch_entries(const store *s)
+{
+    return s->batch ? s->batch_entries : 0;
+}
+
+uint64_t store_batch_begun(const store *s)
+{
+    return s->batch ? s->batch_begun : 0;
+}
+
 int store_batch_defer(store *s, store_commit_fn fn, void *userdata)
 {
     if (!fn)
@@ -396,6 +407,8 @@ int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len
         goto abort;
     }
     if (!s->batch) {
+        s->batch_entries = 0;
+        s->batch_begun = sw_now_monotonic_ns();
         rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
         if (rc != 0) {
             s->batch = NULL;
@@ -438,6 +451,7 @@ int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len
         }
     }
     s->applied = index;
+    s->batch_entries++;
     for (size_t i = 0; i < n_done; i++)
         evs[i].index = index;
     if (ret_request_id)

@@ -45,7 +45,9 @@ struct store {
     uint64_t applied;   /* last applied raft index, the open batch included */
     uint64_t committed; /* applied index of the last commit */
 
-    MDB_txn *batch; /* the open batch's write transaction, or NULL */
+    MDB_txn *batch;       /* the open batch's write transaction, or NULL */
+    size_t batch_entries; /* proposals applied in it */
+    uint64_t batch_begun; /* when it was opened (monotonic ns) */
     struct store_pending *pending;
     size_t n_pending, cap_pending;
 
