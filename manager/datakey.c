@@ -20,11 +20,12 @@
 static int persist(struct mgr *m)
 {
     struct pki_aead_key cur, old[STORE_OLD_KEYS_MAX];
+    bool retired[STORE_OLD_KEYS_MAX];
     char err[512];
     store_current_key(m->store, &cur);
-    unsigned n = store_old_keys(m->store, old, STORE_OLD_KEYS_MAX);
+    unsigned n = store_old_keys(m->store, old, retired, STORE_OLD_KEYS_MAX);
     int r =
-        pki_node_state_save_deks(m->state_dir, m->st.cluster_id, &cur, old,
+        pki_node_state_save_deks(m->state_dir, m->st.cluster_id, &cur, old, retired,
                                  n > STORE_OLD_KEYS_MAX ? STORE_OLD_KEYS_MAX : n, err, sizeof(err));
     pki_aead_key_clear(&cur);
     sw_erase(old, sizeof(old));
@@ -36,11 +37,11 @@ static int persist(struct mgr *m)
 int mgr__datakey_load(struct mgr *m)
 {
     for (unsigned i = 0; i < m->st.n_dek_old && i < PKI_DEK_OLD_MAX; i++) {
-        int r = store_add_key(m->store, &m->st.dek_old[i]);
+        int r = store_add_key(m->store, &m->st.dek_old[i], i < m->st.n_dek_retired);
         if (r < 0 && r != -EEXIST)
             return r;
     }
-    if (m->st.n_dek_old) {
+    if (m->st.n_dek_retired) {
         /* a rotation was not finished: re-seal, and drop the older keys after a snapshot
          * past what is applied now */
         m->datakey_reseal = true;
@@ -73,6 +74,18 @@ static void take_up(struct mgr *m)
     log_info("data key %08" PRIx32 " seals from now on; re-sealing the store", want);
 }
 
+/* How many keys that once sealed the store still holds. */
+static unsigned retired_keys(struct mgr *m)
+{
+    struct pki_aead_key old[STORE_OLD_KEYS_MAX];
+    bool retired[STORE_OLD_KEYS_MAX];
+    unsigned n = store_old_keys(m->store, old, retired, STORE_OLD_KEYS_MAX), count = 0;
+    sw_erase(old, sizeof(old));
+    for (unsigned i = 0; i < n && i < STORE_OLD_KEYS_MAX; i++)
+        count += retired[i];
+    return count;
+}
+
 void mgr__datakey_tick(struct mgr *m)
 {
     char err[256];
@@ -95,11 +108,8 @@ void mgr__datakey_tick(struct mgr *m)
     /* the older keys go once nothing on disk needs them: the store re-sealed, and a
      * snapshot (sealed under the current key) past the switch replaces the raft entries
      * they sealed */
-    struct pki_aead_key old[STORE_OLD_KEYS_MAX];
     if (m->datakey_resealed && m->raft_inited &&
-        m->raft.log.snapshot.last_index > m->datakey_switch_index &&
-        store_old_keys(m->store, old, STORE_OLD_KEYS_MAX) > 0) {
-        sw_erase(old, sizeof(old));
+        m->raft.log.snapshot.last_index > m->datakey_switch_index && retired_keys(m) > 0) {
         store_drop_old_keys(m->store);
         m->datakey_resealed = false;
         if (persist(m) >= 0)
@@ -152,7 +162,7 @@ static void h_add_data_key(net_call *call, const uint8_t *payload, size_t len, v
     swarm__data_key__free_unpacked(req, NULL);
     if (!ok)
         return net_call_reply(call, -EINVAL, "a data key is a nonzero id and 32 bytes", NULL, 0);
-    int r = store_add_key(m->store, &k);
+    int r = store_add_key(m->store, &k, false);
     pki_aead_key_clear(&k);
     if (r == -E2BIG)
         return net_call_reply(call, r,
@@ -184,20 +194,57 @@ struct rotation {
     unsigned pending;
     int status;
     char err[200];
+    uv_timer_t timer;     /* a manager that never answers does not hold the rotation */
+    struct push **pushes; /* in flight (NULL once ended) */
+    unsigned n_pushes;
 };
+
+static void rotation_closed(uv_handle_t *h)
+{
+    struct rotation *rot = h->data;
+    pki_aead_key_clear(&rot->key);
+    free(rot->pushes);
+    free(rot);
+}
+
+static void rotation_free(struct rotation *rot)
+{
+    uv_close((uv_handle_t *)&rot->timer, rotation_closed);
+}
+
+static void rotation_timeout(uv_timer_t *t)
+{
+    struct rotation *rot = t->data;
+    for (unsigned i = 0; i < rot->n_pushes; i++) {
+        struct push *p = rot->pushes[i];
+        if (p && p->client) {
+            if (rot->status >= 0) {
+                rot->status = -ETIMEDOUT;
+                snprintf(rot->err, sizeof(rot->err),
+                         "manager at %s did not take the data key in time", p->addr);
+            }
+            net_client_close(p->client); /* its callback ends the push */
+        }
+    }
+}
 
 static void rotation_pushed(struct rotation *rot);
 
 static void push_end(struct push *p, int status, const char *err)
 {
     struct rotation *rot = p->rot;
+    for (unsigned i = 0; i < rot->n_pushes; i++)
+        if (rot->pushes[i] == p)
+            rot->pushes[i] = NULL;
     if (status < 0 && rot->status >= 0) {
         rot->status = status;
         snprintf(rot->err, sizeof(rot->err), "manager at %s did not take the data key: %s", p->addr,
                  err ? err : strerror(-status));
     }
-    if (p->client)
-        net_client_close(p->client);
+    net_client *c = p->client;
+    p->client = NULL;
+    if (c)
+        net_client_close(c);
     free(p);
     if (--rot->pending == 0)
         rotation_pushed(rot);
@@ -249,16 +296,16 @@ static void named(struct mgr *m, int status, void *userdata)
     }
     rot->done(m, status, status < 0 ? "cannot name the new data key in the cluster object" : "",
               rot->userdata);
-    pki_aead_key_clear(&rot->key);
-    free(rot);
+    rotation_free(rot);
 }
 
 static void rotation_pushed(struct rotation *rot)
 {
     struct mgr *m = rot->m;
     int r = rot->status;
+    uv_timer_stop(&rot->timer);
     /* every other manager holds the key: this one takes it last, then names it */
-    if (r >= 0 && (r = store_add_key(m->store, &rot->key)) >= 0)
+    if (r >= 0 && (r = store_add_key(m->store, &rot->key, false)) >= 0)
         r = persist(m);
     if (r < 0 && !rot->err[0] && rot->status >= 0)
         snprintf(rot->err, sizeof(rot->err), "cannot add the new data key on the leader: %s",
@@ -271,8 +318,7 @@ static void rotation_pushed(struct rotation *rot)
         if (rot->err[0])
             log_warn("data key rotation: %s", rot->err);
         rot->done(m, r, rot->err[0] ? rot->err : strerror(-r), rot->userdata);
-        pki_aead_key_clear(&rot->key);
-        free(rot);
+        rotation_free(rot);
     }
 }
 
@@ -293,6 +339,10 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
         }
     }
     struct rotation *rot = calloc(1, sizeof(*rot));
+    if (rot && !(rot->pushes = calloc(cfg->n ? cfg->n : 1, sizeof(*rot->pushes)))) {
+        free(rot);
+        rot = NULL;
+    }
     if (!rot) {
         snprintf(errmsg, size, "out of memory");
         return -ENOMEM;
@@ -301,7 +351,8 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
     rot->done = done;
     rot->userdata = userdata;
     struct pki_aead_key old[STORE_OLD_KEYS_MAX];
-    int r = store_old_keys(m->store, old, STORE_OLD_KEYS_MAX) >= STORE_OLD_KEYS_MAX ? -E2BIG : 0;
+    int r =
+        store_old_keys(m->store, old, NULL, STORE_OLD_KEYS_MAX) >= STORE_OLD_KEYS_MAX ? -E2BIG : 0;
     sw_erase(old, sizeof(old));
     if (r >= 0)
         r = pki_aead_key_generate(&rot->key);
@@ -310,9 +361,13 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
                  r == -E2BIG ? "this manager holds the most older data keys it can: let a "
                                "snapshot supersede them first"
                              : "cannot make a new data key");
+        free(rot->pushes);
         free(rot);
         return r;
     }
+    uv_timer_init(m->loop, &rot->timer);
+    rot->timer.data = rot;
+    uv_timer_start(&rot->timer, rotation_timeout, 2 * PUSH_TIMEOUT_MS, 0);
     rot->pending = 1; /* held while the pushes start */
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_server *s = &cfg->servers[i];
@@ -326,6 +381,7 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
         }
         p->rot = rot;
         p->raft_id = s->id;
+        rot->pushes[rot->n_pushes++] = p;
         snprintf(p->addr, sizeof(p->addr), "%s", s->address);
         rot->pending++;
         struct net_expect expect = {.cluster_id = m->st.cluster_id, .manager = true};

@@ -97,7 +97,8 @@ static void answer(struct join_op *op)
     struct pki_aead_key cur, old[STORE_OLD_KEYS_MAX];
     Swarm__DataKey keys[STORE_OLD_KEYS_MAX], *kp[STORE_OLD_KEYS_MAX];
     store_current_key(m->store, &cur);
-    unsigned n_old = store_old_keys(m->store, old, STORE_OLD_KEYS_MAX);
+    bool retired[STORE_OLD_KEYS_MAX];
+    unsigned n_old = store_old_keys(m->store, old, retired, STORE_OLD_KEYS_MAX);
     resp.dek_id = cur.id;
     resp.dek.data = cur.key;
     resp.dek.len = sizeof(cur.key);
@@ -106,6 +107,7 @@ static void answer(struct join_op *op)
         keys[i].id = old[i].id;
         keys[i].key.data = old[i].key;
         keys[i].key.len = sizeof(old[i].key);
+        keys[i].retired = retired[i];
         kp[i] = &keys[i];
     }
     resp.n_old_keys = n_old;

@@ -49,16 +49,19 @@ static int write_dek(const char *dir, const struct pki_node_state *st,
                      const struct pki_aead_key *kek, unsigned flags)
 {
     char path[4096], aad[64];
-    /* the current key, then the older ones still needed (a data key rotation) */
-    uint8_t dekbuf[(1 + PKI_DEK_OLD_MAX) * KEK_FILE_LEN];
+    /* how many of the others are retired (1 byte), the current key, then the others (a
+     * data key rotation): retired ones first */
+    uint8_t dekbuf[1 + (1 + PKI_DEK_OLD_MAX) * KEK_FILE_LEN];
     _cleanup_free_ uint8_t *sealed = NULL;
     size_t sealed_len;
     unsigned n = st->n_dek_old > PKI_DEK_OLD_MAX ? PKI_DEK_OLD_MAX : st->n_dek_old;
-    pki__key_encode(&st->dek, dekbuf);
+    dekbuf[0] = (uint8_t)(st->n_dek_retired > n ? n : st->n_dek_retired);
+    pki__key_encode(&st->dek, dekbuf + 1);
     for (unsigned i = 0; i < n; i++)
-        pki__key_encode(&st->dek_old[i], dekbuf + (1 + i) * KEK_FILE_LEN);
+        pki__key_encode(&st->dek_old[i], dekbuf + 1 + (1 + i) * KEK_FILE_LEN);
     dek_aad(st->cluster_id, aad, sizeof(aad));
-    int r = pki_seal(kek, aad, strlen(aad), dekbuf, (1 + n) * KEK_FILE_LEN, &sealed, &sealed_len);
+    int r =
+        pki_seal(kek, aad, strlen(aad), dekbuf, 1 + (1 + n) * KEK_FILE_LEN, &sealed, &sealed_len);
     sw_erase(dekbuf, sizeof(dekbuf));
     if (r < 0)
         return r;
@@ -389,8 +392,13 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
             if (r >= 0)
                 break;
         }
-        if (r < 0 || plain_len % KEK_FILE_LEN || plain_len == 0 ||
-            plain_len > (1 + PKI_DEK_OLD_MAX) * KEK_FILE_LEN) {
+        /* one key (the first format), or a count of retired keys and 1 to 5 keys */
+        bool counted = plain_len % KEK_FILE_LEN == 1;
+        size_t nkeys = plain_len / KEK_FILE_LEN;
+        if (r >= 0 && (nkeys == 0 || nkeys > 1 + PKI_DEK_OLD_MAX ||
+                       (plain_len % KEK_FILE_LEN && !counted) || (counted && plain[0] > nkeys - 1)))
+            r = -EBADMSG;
+        if (r < 0) {
             snprintf(errmsg, size,
                      "cannot unwrap the data key %s with the key-encryption key (wrong or "
                      "damaged key file)",
@@ -402,10 +410,12 @@ static int load(const char *dir, struct pki_node_state *st, char *errmsg, size_t
             r = r < 0 ? r : -EINVAL;
             goto out;
         }
-        pki__key_decode(plain, &st->dek);
-        st->n_dek_old = (unsigned)(plain_len / KEK_FILE_LEN) - 1;
+        const uint8_t *k = plain + (counted ? 1 : 0);
+        pki__key_decode(k, &st->dek);
+        st->n_dek_old = (unsigned)nkeys - 1;
+        st->n_dek_retired = counted ? plain[0] : st->n_dek_old;
         for (unsigned i = 0; i < st->n_dek_old; i++)
-            pki__key_decode(plain + (1 + i) * KEK_FILE_LEN, &st->dek_old[i]);
+            pki__key_decode(k + (1 + i) * KEK_FILE_LEN, &st->dek_old[i]);
         sw_erase(plain, plain_len);
         free(plain);
     }
@@ -549,7 +559,7 @@ fail:
 
 int pki_node_state_save_deks(const char *dir, const char *cluster_id,
                              const struct pki_aead_key *current, const struct pki_aead_key *old,
-                             unsigned n_old, char *errmsg, size_t size)
+                             const bool *retired, unsigned n_old, char *errmsg, size_t size)
 {
     struct pki_node_state st;
     memset(&st, 0, sizeof(st));
@@ -563,9 +573,12 @@ int pki_node_state_save_deks(const char *dir, const char *cluster_id,
     if (r < 0)
         return r;
     st.dek = *current;
-    for (unsigned i = 0; i < n_old; i++)
-        st.dek_old[i] = old[i];
-    st.n_dek_old = n_old;
+    for (int pass = 0; pass < 2; pass++) /* retired first */
+        for (unsigned i = 0; i < n_old; i++)
+            if (retired[i] == (pass == 0)) {
+                st.dek_old[st.n_dek_old++] = old[i];
+                st.n_dek_retired += pass == 0;
+            }
     r = write_dek(dir, &st, &st.kek, 0);
     if (r < 0)
         snprintf(errmsg, size, "cannot write the data keys in %s: %s", dir, strerror(-r));

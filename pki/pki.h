@@ -237,8 +237,11 @@ struct pki_node_state {
     char hostname[256];
     struct pki_aead_key kek;
     struct pki_aead_key dek; /* managers: the current data key */
-    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* older data keys still needed (rotation) */
-    unsigned n_dek_old;
+    /* a data key rotation: keys besides the current one; the first n_dek_retired of them
+     * once sealed (they open what they sealed until a snapshot supersedes it), the others
+     * are the next key, handed out before it takes over */
+    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX];
+    unsigned n_dek_old, n_dek_retired;
     pki_key *node_key;
     char *node_cert_pem;
     char *root_ca_pem;
@@ -260,10 +263,11 @@ int pki_node_state_save_conf(const char *dir, const struct pki_node_state *st, c
  * certificate finishes the swap. Blocking (fsyncs). */
 int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki_key *key,
                                 char *errmsg, size_t size);
-/* Replace keys/dek (durably) with these data keys, sealed under the KEK on disk now. */
+/* Replace keys/dek (durably) with these data keys (retired[i]: old[i] once sealed), sealed
+ * under the KEK on disk now. */
 int pki_node_state_save_deks(const char *dir, const char *cluster_id,
                              const struct pki_aead_key *current, const struct pki_aead_key *old,
-                             unsigned n_old, char *errmsg, size_t size);
+                             const bool *retired, unsigned n_old, char *errmsg, size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);
 /* Autolock. A manager's KEK file is either in clear or locked: sealed under a key derived

@@ -40,7 +40,8 @@ struct store {
     MDB_dbi meta;
     char *cluster_id;
     struct pki_aead_key dek;                          /* current: seals everything new */
-    struct pki_aead_key old_keys[STORE_OLD_KEYS_MAX]; /* still open what they sealed */
+    struct pki_aead_key old_keys[STORE_OLD_KEYS_MAX]; /* retired ones open what they sealed; */
+    bool old_retired[STORE_OLD_KEYS_MAX];             /* the others are next (not used yet) */
     unsigned n_old_keys;
     uint64_t applied;   /* last applied raft index, the open batch included */
     uint64_t committed; /* applied index of the last commit */

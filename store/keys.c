@@ -30,7 +30,7 @@ static bool held(const store *s, uint32_t id)
     return false;
 }
 
-int store_add_key(store *s, const struct pki_aead_key *k)
+int store_add_key(store *s, const struct pki_aead_key *k, bool retired)
 {
     if (!k || k->id == 0)
         return -EINVAL;
@@ -38,6 +38,7 @@ int store_add_key(store *s, const struct pki_aead_key *k)
         return -EEXIST;
     if (s->n_old_keys == STORE_OLD_KEYS_MAX)
         return -E2BIG;
+    s->old_retired[s->n_old_keys] = retired;
     s->old_keys[s->n_old_keys++] = *k;
     return 0;
 }
@@ -52,6 +53,7 @@ int store_use_key(store *s, uint32_t id)
         struct pki_aead_key former = s->dek;
         s->dek = s->old_keys[i];
         s->old_keys[i] = former;
+        s->old_retired[i] = true;
         pki_aead_key_clear(&former);
         return 0;
     }
@@ -68,18 +70,30 @@ void store_current_key(const store *s, struct pki_aead_key *ret)
     *ret = s->dek;
 }
 
-unsigned store_old_keys(const store *s, struct pki_aead_key *out, unsigned max)
+unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_retired, unsigned max)
 {
-    for (unsigned i = 0; i < s->n_old_keys && i < max; i++)
+    for (unsigned i = 0; i < s->n_old_keys && i < max; i++) {
         out[i] = s->old_keys[i];
+        if (ret_retired)
+            ret_retired[i] = s->old_retired[i];
+    }
     return s->n_old_keys;
 }
 
 void store_drop_old_keys(store *s)
 {
-    for (unsigned i = 0; i < STORE_OLD_KEYS_MAX; i++)
+    unsigned kept = 0;
+    for (unsigned i = 0; i < s->n_old_keys; i++) {
+        if (s->old_retired[i])
+            continue;
+        s->old_keys[kept] = s->old_keys[i];
+        s->old_retired[kept++] = false;
+    }
+    for (unsigned i = kept; i < STORE_OLD_KEYS_MAX; i++) {
         pki_aead_key_clear(&s->old_keys[i]);
-    s->n_old_keys = 0;
+        s->old_retired[i] = false;
+    }
+    s->n_old_keys = kept;
 }
 
 /* Re-seal the values of one table that the current key did not seal. */

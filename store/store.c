@@ -367,7 +367,7 @@ void store_close(store *s)
         mdb_env_close(s->env);
     free(s->cluster_id);
     sw_erase(&s->dek, sizeof(s->dek));
-    store_drop_old_keys(s);
+    sw_erase(s->old_keys, sizeof(s->old_keys));
     free(s);
 }
 

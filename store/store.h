@@ -133,22 +133,26 @@ int store_foreach_index(store_txn *t, enum store_index index, const char *key, s
 
 #define STORE_OLD_KEYS_MAX 4 /* data keys kept besides the current one */
 
-/* A data key rotation: add the next key (it opens, it does not seal yet); -EEXIST if the
- * store holds that id, -E2BIG when STORE_OLD_KEYS_MAX older keys are held already. */
-int store_add_key(store *s, const struct pki_aead_key *k);
+/* A data key rotation: add the next key (retired false: it opens, it does not seal yet) or
+ * one that sealed before (retired true, when loading); -EEXIST if the store holds that id,
+ * -E2BIG when STORE_OLD_KEYS_MAX keys besides the current one are held already. */
+int store_add_key(store *s, const struct pki_aead_key *k, bool retired);
 /* Seal everything new under key id (held); the former current key stays to open what it
  * sealed. -ENOKEY if the store does not hold it. */
 int store_use_key(store *s, uint32_t id);
 uint32_t store_key_id(const store *s);
 void store_current_key(const store *s, struct pki_aead_key *ret);
-/* The older keys held (up to max into out); returns how many there are. */
-unsigned store_old_keys(const store *s, struct pki_aead_key *out, unsigned max);
+/* The keys held besides the current one (up to max into out, and whether each is retired
+ * into ret_retired, which may be NULL); returns how many there are. */
+unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_retired,
+                        unsigned max);
 /* Re-seal every stored value (and the key check) that another key sealed under the current
  * one, in one write transaction; returns how many values changed. -EBUSY while a batch of
  * applies is open (try again after its commit). */
 int store_reseal(store *s, char *errmsg, size_t errmsg_size);
-/* Forget the older keys (once nothing on disk needs them: the store re-sealed and a
- * snapshot under the current key supersedes the raft entries they sealed). */
+/* Forget the retired keys (once nothing on disk needs them: the store re-sealed and a
+ * snapshot under the current key supersedes the raft entries they sealed); the next key
+ * of a rotation under way stays. */
 void store_drop_old_keys(store *s);
 
 /* ------------------------------------------------------------------ watch */

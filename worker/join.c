@@ -44,8 +44,8 @@ struct join {
     const char *cluster;
     /* a manager: what Raft.Join answered */
     struct pki_aead_key dek;
-    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* a data key rotation in progress */
-    unsigned n_dek_old;
+    struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* a data key rotation: retired first */
+    unsigned n_dek_old, n_dek_retired;
     uint64_t raft_id;
 };
 
@@ -251,12 +251,18 @@ static int raft_join(struct join *j, const char *unused, char *err, size_t errsi
     j->dek.id = resp->dek_id;
     memcpy(j->dek.key, resp->dek.data, PKI_KEY_BYTES);
     j->raft_id = resp->raft_id;
-    j->n_dek_old = (unsigned)resp->n_old_keys;
-    for (size_t i = 0; i < resp->n_old_keys; i++) {
-        j->dek_old[i].id = resp->old_keys[i]->id;
-        memcpy(j->dek_old[i].key, resp->old_keys[i]->key.data, PKI_KEY_BYTES);
+    j->n_dek_old = j->n_dek_retired = 0;
+    for (int pass = 0; pass < 2; pass++) /* retired keys first */
+        for (size_t i = 0; i < resp->n_old_keys; i++) {
+            if (resp->old_keys[i]->retired != (pass == 0))
+                continue;
+            struct pki_aead_key *k = &j->dek_old[j->n_dek_old++];
+            k->id = resp->old_keys[i]->id;
+            memcpy(k->key, resp->old_keys[i]->key.data, PKI_KEY_BYTES);
+            j->n_dek_retired += pass == 0;
+        }
+    for (size_t i = 0; i < resp->n_old_keys; i++)
         sw_erase(resp->old_keys[i]->key.data, PKI_KEY_BYTES);
-    }
     sw_erase(resp->dek.data, resp->dek.len);
     swarm__raft_join_response__free_unpacked(resp, NULL);
     return 0;
@@ -382,6 +388,7 @@ static int write_state(struct join *j, const struct pki_identity *id, char *errm
         st.raft_id = j->raft_id;
         st.dek = j->dek;
         st.n_dek_old = j->n_dek_old;
+        st.n_dek_retired = j->n_dek_retired;
         memcpy(st.dek_old, j->dek_old, sizeof(st.dek_old));
     }
     st.listen_addr = j->listen;
@@ -577,6 +584,7 @@ int wrk_become_manager(const char *state_dir, uint64_t timeout_ms, char *errmsg,
         st.raft_id = j.raft_id;
         st.dek = j.dek;
         st.n_dek_old = j.n_dek_old;
+        st.n_dek_retired = j.n_dek_retired;
         memcpy(st.dek_old, j.dek_old, sizeof(st.dek_old));
         r = pki_node_state_write_keys(state_dir, &st, errmsg, errmsg_size);
         if (r >= 0)

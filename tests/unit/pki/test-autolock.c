@@ -243,6 +243,36 @@ static void test_damaged(void **state)
     assert_non_null(strstr(err, "damaged"));
 }
 
+/* keys/dek keeps the keys of a data key rotation: retired ones, then the next one. */
+static void test_data_keys(void **state)
+{
+    struct fx *f = *state;
+    struct pki_aead_key cur, old[2];
+    bool retired[2] = {false, true}; /* given next first: stored retired first */
+    char err[256];
+    struct pki_node_state st;
+    assert_int_equal(pki_aead_key_generate(&cur), 0);
+    assert_int_equal(pki_aead_key_generate(&old[0]), 0);
+    assert_int_equal(pki_aead_key_generate(&old[1]), 0);
+    assert_int_equal(
+        pki_node_state_save_deks(f->dir, f->cluster, &cur, old, retired, 2, err, sizeof(err)), 0);
+    assert_int_equal(pki_node_state_load(f->dir, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.dek.id, cur.id);
+    assert_int_equal(st.n_dek_old, 2);
+    assert_int_equal(st.n_dek_retired, 1);
+    assert_int_equal(st.dek_old[0].id, old[1].id);
+    assert_int_equal(st.dek_old[1].id, old[0].id);
+    pki_node_state_finish(&st);
+    /* locked, the same */
+    struct pki_unlock_key u;
+    assert_int_equal(pki_unlock_key_generate(&u), 0);
+    assert_int_equal(pki_node_state_set_lock(f->dir, &u, err, sizeof(err)), 0);
+    assert_int_equal(pki_node_state_load(f->dir, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_dek_old, 2);
+    assert_memory_equal(st.dek_old[1].key, old[0].key, PKI_KEY_BYTES);
+    pki_node_state_finish(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_interrupted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

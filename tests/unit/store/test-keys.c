@@ -108,8 +108,8 @@ static void test_rotation(void **state)
     seal_secret(f->s, "aaaaaaaaaaaaaaaaaaaaaaaa2", "two", &old_entry, &old_len);
 
     assert_int_equal(store_use_key(f->s, f->k2.id), -ENOKEY);
-    assert_int_equal(store_add_key(f->s, &f->k2), 0);
-    assert_int_equal(store_add_key(f->s, &f->k2), -EEXIST);
+    assert_int_equal(store_add_key(f->s, &f->k2, false), 0);
+    assert_int_equal(store_add_key(f->s, &f->k2, false), -EEXIST);
     assert_int_equal(store_key_id(f->s), f->k1.id);
     assert_int_equal(store_use_key(f->s, f->k2.id), 0);
     assert_int_equal(store_key_id(f->s), f->k2.id);
@@ -129,13 +129,27 @@ static void test_rotation(void **state)
     assert_int_equal(r, 1);
     assert_int_equal(store_reseal(f->s, err, sizeof(err)), 0);
     struct pki_aead_key old[STORE_OLD_KEYS_MAX];
-    assert_int_equal(store_old_keys(f->s, old, STORE_OLD_KEYS_MAX), 1);
+    assert_int_equal(store_old_keys(f->s, old, NULL, STORE_OLD_KEYS_MAX), 1);
     assert_int_equal(old[0].id, f->k1.id);
     assert_int_equal(store_snapshot(f->s, &snap, &snap_len), 0);
     assert_int_equal(pki_sealed_key_id(snap, snap_len, &id), 0);
     assert_int_equal(id, f->k2.id);
+    /* the next key of a rotation under way is not dropped with the retired ones */
+    struct pki_aead_key k3;
+    bool retired[STORE_OLD_KEYS_MAX];
+    assert_int_equal(pki_aead_key_generate(&k3), 0);
+    assert_int_equal(store_add_key(f->s, &k3, false), 0);
     store_drop_old_keys(f->s);
-    assert_int_equal(store_old_keys(f->s, old, STORE_OLD_KEYS_MAX), 0);
+    assert_int_equal(store_old_keys(f->s, old, retired, STORE_OLD_KEYS_MAX), 1);
+    assert_int_equal(old[0].id, k3.id);
+    assert_false(retired[0]);
+    assert_int_equal(store_use_key(f->s, k3.id), 0);
+    assert_int_equal(store_old_keys(f->s, old, retired, STORE_OLD_KEYS_MAX), 1);
+    assert_int_equal(old[0].id, f->k2.id);
+    assert_true(retired[0]);
+    assert_int_equal(store_use_key(f->s, f->k2.id), 0); /* back, for what follows */
+    store_drop_old_keys(f->s);
+    assert_int_equal(store_old_keys(f->s, old, NULL, STORE_OLD_KEYS_MAX), 0);
     assert_secret(f->s, "aaaaaaaaaaaaaaaaaaaaaaaa1", "one");
     store_close(f->s);
 
@@ -164,7 +178,7 @@ static void test_unknown_key(void **state)
     store *other = NULL;
     char err[256];
     assert_int_equal(store_open(dir2, cluster, &f->k1, &other, err, sizeof(err)), 0);
-    assert_int_equal(store_add_key(other, &f->k2), 0);
+    assert_int_equal(store_add_key(other, &f->k2, false), 0);
     assert_int_equal(store_use_key(other, f->k2.id), 0);
     seal_secret(other, "aaaaaaaaaaaaaaaaaaaaaaaa9", "nine", &buf, &len);
     r = store_apply(f->s, 1, buf, len, NULL, err, sizeof(err));
@@ -177,11 +191,11 @@ static void test_unknown_key(void **state)
     for (int i = 0; i < STORE_OLD_KEYS_MAX; i++) {
         struct pki_aead_key k;
         assert_int_equal(pki_aead_key_generate(&k), 0);
-        assert_int_equal(store_add_key(f->s, &k), 0);
+        assert_int_equal(store_add_key(f->s, &k, false), 0);
     }
     struct pki_aead_key k;
     assert_int_equal(pki_aead_key_generate(&k), 0);
-    assert_int_equal(store_add_key(f->s, &k), -E2BIG);
+    assert_int_equal(store_add_key(f->s, &k, false), -E2BIG);
 }
 
 int main(void)
