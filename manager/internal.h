@@ -207,6 +207,8 @@ void mgr__name_release(struct mgr *m, enum store_table t, const char *name);
 void mgr__names_event(struct mgr *m, const struct store_event *ev);
 void mgr__names_clear(struct mgr *m);
 
+#define MGR_TOMBSTONES_MAX 1000 /* removed node IDs the cluster object keeps */
+
 /* autolock.c */
 int mgr__autolock_register(struct mgr *m);
 /* Turn autolock on (a new unlock key, formatted into ret_key; "" if it was on already) or

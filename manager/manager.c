@@ -541,13 +541,17 @@ static int authorize_peer(struct net_peer *peer, void *userdata)
         /* ...unless this manager holds no cluster yet: it has just joined, and the other
          * managers (their certificates from this cluster's CA) bring it the data */
         Swarm__Cluster *c = NULL;
-        if (peer->id.role == PKI_ROLE_MANAGER && !m->init && mgr__get_cluster(m, &c) == -ENOENT)
+        r = mgr__get_cluster(m, &c);
+        if (peer->id.role == PKI_ROLE_MANAGER && !m->init && r == -ENOENT)
             return 0;
+        bool removed = false;
+        for (size_t i = 0; c && i < c->n_removed_nodes && !removed; i++)
+            removed = strcmp(c->removed_nodes[i], peer->id.node_id) == 0;
         if (c)
             mgr__cluster_free(c);
         /* a follower's replica may not have the node yet (it just joined through the
-         * leader): try again; the leader knows for sure */
-        return mgr__is_leader(m) ? -EPERM : -EAGAIN;
+         * leader): try again; the leader, and any manager for a removed node, knows */
+        return removed || mgr__is_leader(m) ? -EPERM : -EAGAIN;
     }
     /* a manager certificate of a node that is no manager any more (demoted) acts as a
      * worker's: it may renew into a worker certificate, nothing a manager may do */

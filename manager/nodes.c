@@ -33,6 +33,41 @@ static void node_names(const ProtobufCMessage *msg, const char **id, const char 
 }
 
 /* Checked again when its turn comes: the node may have changed since the request. */
+/* The removed node's ID goes into the cluster object, so that every manager (a follower
+ * whose replica has no such node cannot tell "removed" from "not here yet") refuses it. */
+static int add_tombstone(struct mgr *m, struct mgr_batch *b, const char *id)
+{
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return r;
+    size_t n = c->n_removed_nodes;
+    char **v = realloc(c->removed_nodes, (n + 1) * sizeof(*v));
+    char *dup = strdup(id);
+    if (!v || !dup) {
+        free(dup);
+        if (v)
+            c->removed_nodes = v;
+        mgr__cluster_free(c);
+        return -ENOMEM;
+    }
+    c->removed_nodes = v;
+    v[n++] = dup;
+    if (n > MGR_TOMBSTONES_MAX) { /* the oldest go */
+        size_t drop = n - MGR_TOMBSTONES_MAX;
+        for (size_t i = 0; i < drop; i++)
+            free(v[i]);
+        memmove(v, v + drop, MGR_TOMBSTONES_MAX * sizeof(*v));
+        n = MGR_TOMBSTONES_MAX;
+    }
+    c->n_removed_nodes = n;
+    if (c->meta)
+        c->meta->updated_at = sw_now_realtime_ns();
+    r = mgr__batch_add(b, STORE_UPDATE, STORE_CLUSTER, c->id, &c->base);
+    mgr__cluster_free(c);
+    return r;
+}
+
 static int build_removal(struct mgr *m, struct mgr_batch *b, void *userdata)
 {
     struct node_removal *nr = userdata;
@@ -61,7 +96,10 @@ static int build_removal(struct mgr *m, struct mgr_batch *b, void *userdata)
     swarm__node__free_unpacked(n, NULL);
     if (r < 0)
         return r;
-    return mgr__batch_add(b, STORE_DELETE, STORE_NODES, nr->id, NULL);
+    r = mgr__batch_add(b, STORE_DELETE, STORE_NODES, nr->id, NULL);
+    if (r >= 0)
+        r = add_tombstone(m, b, nr->id);
+    return r;
 }
 
 static void removal_committed(struct mgr *m, int status, void *userdata)

@@ -51,6 +51,19 @@ check "service create through a follower" bash -c "'$SWARMCTL' -H unix://$(sock 
 web_full() { ctlm "$1" service ls --format json 2>/dev/null | grep -q '"2/2"'; }
 check "2 tasks running on the worker" until_ok 20 web_full 2
 
+# a removed node is refused by every manager, a follower too (not "try again")
+mkdir -p "$T/p"
+PJ=$("$PROBE" join "$ADDR1" "$WT" "$T/p" 2>&1)
+PID_NODE=$(sed -n 's/.*node=\([0-9a-z]*\).*/\1/p' <<<"$PJ")
+check "a probe node joins" bash -c "[ -n '$PID_NODE' ]"
+check "…and is removed" until_ok 10 ctlm 1 node rm --force "$PID_NODE"
+probe_removed() {
+    local out
+    out=$("$PROBE" call "$ADDR2" "$T/p/node.crt" "$T/p/node.key" "$T/p/ca.crt" Dispatcher.Heartbeat 2>&1)
+    has "$out" "refused by this cluster"
+}
+check "a follower refuses the removed node's certificate outright" until_ok 10 probe_removed
+
 # the leader dies
 kill -KILL "${PIDS_M[1]}"
 wait "${PIDS_M[1]}" 2>/dev/null
