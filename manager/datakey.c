@@ -95,8 +95,6 @@ void mgr__datakey_tick(struct mgr *m)
     }
     if (m->datakey_reseal) {
         int r = store_reseal(m->store, err, sizeof(err));
-        if (r == -EBUSY)
-            return; /* a batch of applies is open: next tick */
         m->datakey_reseal = false;
         if (r < 0) {
             log_warn("data keys: cannot re-seal the store: %s", err);

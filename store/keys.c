@@ -146,12 +146,12 @@ int store_reseal(store *s, char *errmsg, size_t errmsg_size)
 {
     MDB_txn *txn;
     unsigned count = 0;
-    if (s->batch)
-        return -EBUSY;
+    int r = store_batch_commit(s, errmsg, errmsg_size); /* one write transaction at a time */
+    if (r < 0)
+        return r;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return store__lmdb_err(rc, errmsg, errmsg_size, "mdb_txn_begin");
-    int r = 0;
     for (int t = 0; t <= STORE_TABLE_MAX && r >= 0; t++)
         if (store__table_valid(t))
             r = reseal_table(s, txn, (enum store_table)t, &count, errmsg, errmsg_size);

@@ -147,8 +147,8 @@ void store_current_key(const store *s, struct pki_aead_key *ret);
 unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_retired,
                         unsigned max);
 /* Re-seal every stored value (and the key check) that another key sealed under the current
- * one, in one write transaction; returns how many values changed. -EBUSY while a batch of
- * applies is open (try again after its commit). */
+ * one, in one write transaction (an open batch is committed first); returns how many values
+ * changed. */
 int store_reseal(store *s, char *errmsg, size_t errmsg_size);
 /* Forget the retired keys (once nothing on disk needs them: the store re-sealed and a
  * snapshot under the current key supersedes the raft entries they sealed); the next key
