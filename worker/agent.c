@@ -76,6 +76,7 @@ struct wrk_agent {
     unsigned renewals;
     wrk_renewed_fn renewed;
     void *renewed_userdata;
+    enum pki_role cert_role; /* the role of the certificate it loaded */
     void (*role_changed)(wrk_agent *a, enum pki_role role, void *userdata);
     wrk__exec *exec;
     int handles_open; /* the timers and the executor */
@@ -96,6 +97,14 @@ static void report_ready(wrk_agent *a, int status, const char *errmsg)
     uv_timer_stop(&a->first_timer);
     if (a->ready)
         a->ready(a, status, errmsg, a->userdata);
+    if (status >= 0 && a->cert_role != a->role && a->role_changed) {
+        /* the certificate is of the other role: a promotion or demotion stopped between the
+         * renewal and the node's change of state (a crash); it goes on now */
+        log_info("agent: this node's certificate is a %s's: finishing the change of role",
+                 a->cert_role == PKI_ROLE_MANAGER ? "manager" : "worker");
+        a->role = a->cert_role;
+        a->role_changed(a, a->role, a->renewed_userdata);
+    }
 }
 
 static void drop_client(wrk_agent *a)
@@ -370,6 +379,7 @@ static int renew_adopt(wrk_agent *a, const Swarm__IssueNodeCertificateResponse *
     a->ctx = ctx;
     a->cert_not_before = id.not_before_ns;
     a->cert_not_after = id.not_after_ns;
+    a->cert_role = id.role;
     return 0;
 }
 
@@ -743,6 +753,7 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     }
     a->cert_not_before = id.not_before_ns;
     a->cert_not_after = id.not_after_ns;
+    a->cert_role = id.role;
     if (!(a->root_ca_pem = strdup(st.root_ca_pem))) {
         snprintf(errmsg, errmsg_size, "out of memory");
         r = -ENOMEM;

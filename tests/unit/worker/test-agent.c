@@ -186,6 +186,48 @@ static void test_agent_not_a_worker(void **state)
     wt_cluster_finish(&c);
 }
 
+static void on_role(wrk_agent *a, enum pki_role role, void *ud)
+{
+    int *got = ud;
+    *got = role == PKI_ROLE_MANAGER ? 2 : 1;
+}
+
+/* A promotion stopped by a crash after the manager certificate was written and before the
+ * node's state said manager: the agent finds a manager's certificate next to a worker's
+ * node.conf and, once in session, hands the change of role on. */
+static void test_agent_finishes_promotion(void **state)
+{
+    struct mt *t = *state;
+    struct cluster c;
+    struct sw_addr placeholder;
+    char err[512], run[256];
+    sw_addr_parse("127.0.0.1:1", -1, 0, &placeholder);
+    wt_cluster_init(&c, t, PKI_ROLE_WORKER, &placeholder);
+    pki_key *key = NULL;
+    char *cert = wt_sign(&c, c.worker_id, c.cluster_id, PKI_ROLE_MANAGER, &key);
+    assert_int_equal(pki_node_state_replace_cert(c.dir, cert, key, err, sizeof(err)), 0);
+    free(cert);
+    pki_key_free(key);
+    struct fake f;
+    wt_fake_init(&f, t, &c, c.cluster_id);
+    int got = 0;
+    snprintf(run, sizeof(run), "%s/run", t->dir);
+    struct wrk_config cfg = {.state_dir = c.dir,
+                             .manager = f.bound,
+                             .manager_set = true,
+                             .run_dir = run,
+                             .role_changed = on_role,
+                             .renewed_userdata = &got};
+    struct agent_run ar;
+    wt_agent_start_cfg(&ar, t, &cfg);
+    assert_true(mt_run_until(t, &ar.ready, 5000));
+    assert_int_equal(ar.status, 0);
+    assert_int_equal(got, 2);
+    wt_agent_stop(&ar, t);
+    wt_fake_finish(&f);
+    wt_cluster_finish(&c);
+}
+
 /* The renewal point lies between 50% and 80% of the validity, for any span. */
 static void test_renew_point(void **state)
 {
@@ -211,6 +253,7 @@ const struct CMUnitTest wt_agent_tests[] = {
     cmocka_unit_test_setup_teardown(test_agent_reconnects, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_agent_refused, mt_setup, mt_teardown),
     cmocka_unit_test_setup_teardown(test_agent_not_a_worker, mt_setup, mt_teardown),
+    cmocka_unit_test_setup_teardown(test_agent_finishes_promotion, mt_setup, mt_teardown),
     cmocka_unit_test(test_renew_point),
 };
 const size_t wt_agent_n = SW_ARRAY_SIZE(wt_agent_tests);
