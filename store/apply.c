@@ -105,6 +105,32 @@ int store__write_object(const store *s, MDB_txn *txn, enum store_table t, const 
     return store__lmdb_err(rc, errmsg, errmsg_size, "writing an object");
 }
 
+int store__put_sealed(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                      const uint8_t *sealed, size_t len, char *errmsg, size_t errmsg_size)
+{
+    size_t id_len = strlen(id);
+    MDB_val key = {.mv_size = id_len, .mv_data = (void *)id};
+    MDB_val val = {.mv_size = len, .mv_data = (void *)sealed};
+    int r;
+
+    if (t == STORE_TASKS) {
+        uint8_t *plain = NULL;
+        size_t plain_len = 0;
+        r = store__value_crypt(s, false, t, id, id_len, sealed, len, &plain, &plain_len);
+        if (r < 0) {
+            snprintf(errmsg, errmsg_size, "tasks/%s does not open with this cluster's data keys",
+                     id);
+            return r == -ENOMEM ? r : -EBADMSG;
+        }
+        r = index_update(s, txn, id, NULL, 0, plain, plain_len, errmsg, errmsg_size);
+        store__free_plain(plain, plain_len);
+        if (r < 0)
+            return r;
+    }
+    return store__lmdb_err(mdb_put(txn, s->tables[t], &key, &val, 0), errmsg, errmsg_size,
+                           "writing an object");
+}
+
 /* ------------------------------------------------------------------ proposals */
 
 /* key_id: the data key's that seals (or sealed) the proposal */

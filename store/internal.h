@@ -90,6 +90,10 @@ int store__get_plain(const store *s, MDB_txn *txn, enum store_table t, const cha
 int store__write_object(const store *s, MDB_txn *txn, enum store_table t, const char *id,
                         const uint8_t *old, size_t old_len, const uint8_t *value, size_t len,
                         char *errmsg, size_t errmsg_size);
+/* Write t/id (absent before) as an already sealed value, keeping the task indexes in step
+ * (a task is opened for them: -EBADMSG if it does not open, -EINVAL if not a Task). */
+int store__put_sealed(const store *s, MDB_txn *txn, enum store_table t, const char *id,
+                      const uint8_t *sealed, size_t len, char *errmsg, size_t errmsg_size);
 int store__meta_put_applied(const store *s, MDB_txn *txn, uint64_t index, char *errmsg,
                             size_t errmsg_size);
 int store__meta_get_applied(const store *s, MDB_txn *txn, uint64_t *ret, char *errmsg,

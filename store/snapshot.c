@@ -18,62 +18,135 @@ static int snapshot_aad(const store *s, char *buf, size_t size, size_t *ret_len)
     return 0;
 }
 
-/* The objects collected for a snapshot; values are plaintexts, wiped on free. */
+/* A snapshot is one sealed blob (AAD "snapshot/<cluster>") of a StoreSnapshot. Format 2
+ * (the blob starts with SNAPSHOT_MAGIC) carries every value as the store holds it, sealed
+ * under the current data key (AAD "<table>/<id>"), so taking one opens nothing but values an
+ * older key sealed; format 1 (no magic) carried plaintext values and is still restored. The
+ * magic cannot start a StoreSnapshot encoding ('S' would be field 10 as a group). */
+#define SNAPSHOT_MAGIC "SSV2"
+#define SNAPSHOT_MAGIC_LEN 4
+
+/* The objects collected for a snapshot: each action and its id in one allocation; values
+ * point into the read transaction's pages, or (resealed) into owned memory. */
 struct collect {
+    const store *s;
     Swarm__StoreAction **objs;
-    size_t n, cap;
+    uint8_t **owned; /* values resealed under the current key, freed with the collection */
+    size_t n, cap, n_owned, cap_owned;
     enum store_table table;
 };
 
 static void collect_free(struct collect *c)
 {
-    for (size_t i = 0; i < c->n; i++) {
-        store__free_plain(c->objs[i]->value.data, c->objs[i]->value.len);
-        free(c->objs[i]->id);
+    for (size_t i = 0; i < c->n; i++)
         free(c->objs[i]);
-    }
+    for (size_t i = 0; i < c->n_owned; i++)
+        free(c->owned[i]);
     free(c->objs);
-    c->objs = NULL;
-    c->n = c->cap = 0;
+    free(c->owned);
+    memset(c, 0, sizeof(*c));
 }
 
-static int collect_one(const char *id, const uint8_t *value, size_t len, void *userdata)
+static int grow(void *pv, size_t *cap, size_t n, size_t size)
 {
-    struct collect *c = userdata;
-    Swarm__StoreAction *a;
+    void **p = pv;
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 256;
+    void *q = realloc(*p, ncap * size);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = ncap;
+    return 0;
+}
 
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        Swarm__StoreAction **objs = realloc(c->objs, cap * sizeof(*objs));
-        if (!objs)
-            return -ENOMEM;
-        c->objs = objs;
-        c->cap = cap;
+/* A value sealed under an older key, sealed again under the current one (a rotation not yet
+ * re-sealed in the store): the snapshot must open with the keys every manager holds. */
+static int reseal(struct collect *c, const char *id, size_t id_len, const MDB_val *val,
+                  uint8_t **ret, size_t *ret_len)
+{
+    uint8_t *plain = NULL, *sealed = NULL;
+    size_t plain_len = 0, sealed_len = 0;
+    int r = store__value_crypt(c->s, false, c->table, id, id_len, val->mv_data, val->mv_size,
+                               &plain, &plain_len);
+    if (r < 0)
+        return r;
+    r = store__value_crypt(c->s, true, c->table, id, id_len, plain, plain_len, &sealed,
+                           &sealed_len);
+    store__free_plain(plain, plain_len);
+    if (r < 0)
+        return r;
+    if (grow(&c->owned, &c->cap_owned, c->n_owned, sizeof(*c->owned)) < 0) {
+        free(sealed);
+        return -ENOMEM;
     }
-    a = calloc(1, sizeof(*a));
+    c->owned[c->n_owned++] = sealed;
+    *ret = sealed;
+    *ret_len = sealed_len;
+    return 0;
+}
+
+static int collect_one(struct collect *c, const MDB_val *key, const MDB_val *val)
+{
+    uint32_t key_id;
+    uint8_t *value = val->mv_data;
+    size_t len = val->mv_size;
+    int r;
+
+    if (!store__id_valid(key->mv_data, key->mv_size))
+        return -EBADMSG;
+    if (pki_sealed_key_id(val->mv_data, val->mv_size, &key_id) < 0)
+        return -EBADMSG;
+    if (key_id != c->s->dek.id) {
+        r = reseal(c, key->mv_data, key->mv_size, val, &value, &len);
+        if (r < 0)
+            return r;
+    }
+    if (grow(&c->objs, &c->cap, c->n, sizeof(*c->objs)) < 0)
+        return -ENOMEM;
+    Swarm__StoreAction *a = malloc(sizeof(*a) + key->mv_size + 1);
     if (!a)
         return -ENOMEM;
     swarm__store_action__init(a);
     a->kind = SWARM__STORE_ACTION_KIND__ACTION_PUT;
     a->table = (Swarm__StoreTable)c->table;
-    a->id = strdup(id);
-    a->value.data = malloc(len ? len : 1);
-    if (!a->id || !a->value.data) {
-        free(a->id);
-        free(a->value.data);
-        free(a);
-        return -ENOMEM;
-    }
-    memcpy(a->value.data, value, len);
+    a->id = (char *)(a + 1);
+    memcpy(a->id, key->mv_data, key->mv_size);
+    a->id[key->mv_size] = '\0';
+    a->value.data = value;
     a->value.len = len;
     c->objs[c->n++] = a;
+    return 0;
+}
+
+static int collect_table(struct collect *c, MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val key, val;
+    int rc, r = 0;
+
+    rc = mdb_cursor_open(txn, c->s->tables[c->table], &cur);
+    if (rc != 0)
+        return store__lmdb_err(rc, NULL, 0, "mdb_cursor_open");
+    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+        r = collect_one(c, &key, &val);
+        if (r < 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (r < 0)
+        return r;
+    if (rc != MDB_NOTFOUND)
+        return store__lmdb_err(rc, NULL, 0, "mdb_cursor_get");
     return 0;
 }
 
 int store_snapshot(store *s, uint8_t **ret_buf, size_t *ret_len)
 {
     Swarm__StoreSnapshot snap = SWARM__STORE_SNAPSHOT__INIT;
-    struct collect c = {0};
+    struct collect c = {.s = s};
     store_txn *t = NULL;
     uint8_t *packed = NULL;
     size_t packed_len = 0;
@@ -94,24 +167,26 @@ int store_snapshot(store *s, uint8_t **ret_buf, size_t *ret_len)
     r = store__meta_get_applied(s, t->txn, &applied, NULL, 0);
     for (int tab = STORE_NODES; r >= 0 && tab <= STORE_TABLE_MAX; tab++) {
         c.table = (enum store_table)tab;
-        r = store_foreach(t, c.table, collect_one, &c);
+        r = collect_table(&c, t->txn);
     }
-    store_read_end(t);
     if (r < 0)
         goto out;
+    /* packed while the read transaction holds the pages the values point into */
     snap.applied_index = applied;
     snap.n_objects = c.n;
     snap.objects = c.objs;
-    packed_len = swarm__store_snapshot__get_packed_size(&snap);
-    packed = malloc(packed_len ? packed_len : 1);
+    packed_len = SNAPSHOT_MAGIC_LEN + swarm__store_snapshot__get_packed_size(&snap);
+    packed = malloc(packed_len);
     if (!packed) {
         r = -ENOMEM;
         goto out;
     }
-    swarm__store_snapshot__pack(&snap, packed);
+    memcpy(packed, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN);
+    swarm__store_snapshot__pack(&snap, packed + SNAPSHOT_MAGIC_LEN);
     r = pki_seal(&s->dek, aad, aad_len, packed, packed_len, ret_buf, ret_len);
 out:
-    store__free_plain(packed, packed_len);
+    store_read_end(t);
+    free(packed); /* sealed values only */
     collect_free(&c);
     return r < 0 ? r : 0;
 }
@@ -143,7 +218,10 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
                          errmsg_size);
     if (r < 0)
         return r;
-    snap = swarm__store_snapshot__unpack(NULL, plain_len, plain);
+    bool sealed =
+        plain_len >= SNAPSHOT_MAGIC_LEN && memcmp(plain, SNAPSHOT_MAGIC, SNAPSHOT_MAGIC_LEN) == 0;
+    size_t skip = sealed ? SNAPSHOT_MAGIC_LEN : 0;
+    snap = swarm__store_snapshot__unpack(NULL, plain_len - skip, plain + skip);
     store__free_plain(plain, plain_len);
     if (!snap) {
         snprintf(errmsg, errmsg_size, "the snapshot does not decode");
@@ -154,6 +232,13 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
         if (!store__table_valid((int)a->table) || !a->id ||
             !store__id_valid(a->id, strlen(a->id))) {
             snprintf(errmsg, errmsg_size, "snapshot object %zu: invalid table or id", i);
+            r = -EBADMSG;
+            goto out;
+        }
+        if (sealed && !store__key_for(s, a->value.data, a->value.len)) {
+            snprintf(errmsg, errmsg_size,
+                     "snapshot object %s/%s is sealed under a data key this manager does not hold",
+                     store__table_name((enum store_table)a->table), a->id);
             r = -EBADMSG;
             goto out;
         }
@@ -175,9 +260,13 @@ int store_restore(store *s, const uint8_t *buf, size_t len, char *errmsg, size_t
     }
     for (size_t i = 0; i < snap->n_objects; i++) {
         const Swarm__StoreAction *a = snap->objects[i];
-        r = store__write_object(s, txn, (enum store_table)a->table, a->id, NULL, 0,
-                                a->value.data ? a->value.data : (const uint8_t *)"", a->value.len,
-                                errmsg, errmsg_size);
+        const uint8_t *v = a->value.data ? a->value.data : (const uint8_t *)"";
+        if (sealed)
+            r = store__put_sealed(s, txn, (enum store_table)a->table, a->id, v, a->value.len,
+                                  errmsg, errmsg_size);
+        else
+            r = store__write_object(s, txn, (enum store_table)a->table, a->id, NULL, 0, v,
+                                    a->value.len, errmsg, errmsg_size);
         if (r < 0) {
             if (r == -EINVAL)
                 r = -EBADMSG;
