@@ -641,7 +641,7 @@ int main(int argc, char **argv)
         fflush(stdout);
         /* the addresses join chose (a free port for port 0) are in the state dir now */
         cfg.listen_addr_set = cfg.advertise_addr_set = false;
-    } else if (!init && pki_node_state_locked(cfg.state_dir) == 1) {
+    } else if (!init && pki_node_state_locked(cfg.state_dir) >= 1) {
         /* only a manager's keys are ever locked */
         d.cfg = cfg;
         if (swd_locked_start(&d.loop, cfg.state_dir, on_unlocked, &d, &d.locked, errmsg,

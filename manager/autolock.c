@@ -78,6 +78,7 @@ void mgr__autolock_check(struct mgr *m)
         return;
     int locked = pki_node_state_locked(m->state_dir);
     bool held = pki_node_state_unlock_key(&have);
+    /* locked == 2: a change of KEK was left half-done (kek.new): set_lock finishes it */
     bool ok = on ? locked == 1 && held && pki_unlock_key_equal(&want, &have) : locked == 0;
     pki_unlock_key_clear(&have);
     if (!ok) {
@@ -141,7 +142,7 @@ static void reply_key(struct mgr *m, net_call *call)
         return mgr__reply_errno(call, r, "cannot format the unlock key");
     Swarm__UnlockKeyResponse resp = SWARM__UNLOCK_KEY_RESPONSE__INIT;
     resp.unlock_key = s;
-    mgr__reply_msg(call, &resp.base);
+    mgr__reply_msg_secret(call, &resp.base);
     sw_erase(s, sizeof(s));
 }
 

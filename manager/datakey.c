@@ -36,16 +36,12 @@ static int persist(struct mgr *m)
 
 int mgr__datakey_load(struct mgr *m)
 {
-    for (unsigned i = 0; i < m->st.n_dek_old && i < PKI_DEK_OLD_MAX; i++) {
-        int r = store_add_key(m->store, &m->st.dek_old[i], i < m->st.n_dek_retired);
-        if (r < 0 && r != -EEXIST)
-            return r;
-    }
+    /* the keys came with store_open_keys; a rotation was not finished: re-seal, and drop
+     * the retired keys after a snapshot past what is applied now */
     if (m->st.n_dek_retired) {
-        /* a rotation was not finished: re-seal, and drop the older keys after a snapshot
-         * past what is applied now */
         m->datakey_reseal = true;
         m->datakey_switch_index = store_applied_index(m->store);
+        m->datakey_switch_ns = sw_now_monotonic_ns();
     }
     return 0;
 }
@@ -68,9 +64,11 @@ static void take_up(struct mgr *m)
                   want);
         return;
     }
-    (void)persist(m);
+    store_drop_next_keys(m->store); /* of rotations that never took over */
+    m->datakey_dirty = persist(m) < 0;
     m->datakey_reseal = true;
     m->datakey_switch_index = store_applied_index(m->store);
+    m->datakey_switch_ns = sw_now_monotonic_ns();
     log_info("data key %08" PRIx32 " seals from now on; re-sealing the store", want);
 }
 
@@ -93,21 +91,27 @@ void mgr__datakey_tick(struct mgr *m)
         m->datakey_check = false;
         take_up(m);
     }
-    if (m->datakey_reseal) {
+    if (m->datakey_dirty)
+        m->datakey_dirty = persist(m) < 0;
+    if (m->datakey_reseal && (m->datakey_reseal_fails == 0 || m->role_ticks % 50 == 0)) {
         int r = store_reseal(m->store, err, sizeof(err));
-        m->datakey_reseal = false;
-        if (r < 0) {
-            log_warn("data keys: cannot re-seal the store: %s", err);
+        if (r < 0) { /* again in 5 s */
+            if (m->datakey_reseal_fails++ == 0)
+                log_warn("data keys: cannot re-seal the store (trying again): %s", err);
             return;
         }
+        m->datakey_reseal = false;
+        m->datakey_reseal_fails = 0;
         log_info("data keys: re-sealed %d stored values under the current key", r);
         m->datakey_resealed = true;
     }
-    /* the older keys go once nothing on disk needs them: the store re-sealed, and a
-     * snapshot (sealed under the current key) past the switch replaces the raft entries
-     * they sealed */
-    if (m->datakey_resealed && m->raft_inited &&
-        m->raft.log.snapshot.last_index > m->datakey_switch_index && retired_keys(m) > 0) {
+    /* the retired keys go once nothing on disk needs them: the store re-sealed, and a
+     * snapshot (sealed under the current key) past both the switch and the last entry one
+     * of them sealed replaces the raft entries they sealed; and not in the first seconds
+     * (a leader elected just then may still seal a few entries under the old key) */
+    uint64_t past = SW_MAX(m->datakey_switch_index, store_retired_used(m->store));
+    if (m->datakey_resealed && m->raft_inited && m->raft.log.snapshot.last_index > past &&
+        sw_now_monotonic_ns() - m->datakey_switch_ns > MGR_DATAKEY_DROP_NS && retired_keys(m) > 0) {
         store_drop_old_keys(m->store);
         m->datakey_resealed = false;
         if (persist(m) >= 0)
@@ -126,14 +130,6 @@ int mgr__datakey_start(struct mgr *m)
 {
     m->datakey_check = true;
     return store_watch_add(m->store, on_store_event, m, &m->datakey_watch);
-}
-
-void mgr__datakey_stop(struct mgr *m)
-{
-    if (m->datakey_watch) {
-        store_watch_remove(m->datakey_watch);
-        m->datakey_watch = NULL;
-    }
 }
 
 /* ------------------------------------------------------------------ Raft.AddDataKey */
@@ -185,7 +181,7 @@ struct push {
 };
 
 struct rotation {
-    struct mgr *m;
+    struct mgr *m; /* NULL once the manager stopped */
     mgr_datakey_fn done;
     void *userdata;
     struct pki_aead_key key;
@@ -195,6 +191,7 @@ struct rotation {
     uv_timer_t timer;     /* a manager that never answers does not hold the rotation */
     struct push **pushes; /* in flight (NULL once ended) */
     unsigned n_pushes;
+    bool naming; /* pushed; the cluster object update is queued or in flight */
 };
 
 static void rotation_closed(uv_handle_t *h)
@@ -288,6 +285,11 @@ static int name_key(struct mgr *m, Swarm__Cluster *c, void *userdata)
 static void named(struct mgr *m, int status, void *userdata)
 {
     struct rotation *rot = userdata;
+    m->rotation = NULL;
+    if (status < 0) {
+        store_drop_next_keys(m->store);
+        (void)persist(m);
+    }
     if (status >= 0) {
         log_info("rotated the data key: %08" PRIx32 " seals from now on", rot->key.id);
         take_up(m); /* here at once; the other managers as they apply it */
@@ -302,19 +304,19 @@ static void rotation_pushed(struct rotation *rot)
     struct mgr *m = rot->m;
     int r = rot->status;
     uv_timer_stop(&rot->timer);
-    /* every other manager holds the key: this one takes it last, then names it */
-    if (r >= 0 && (r = store_add_key(m->store, &rot->key, false)) >= 0)
-        r = persist(m);
-    if (r < 0 && !rot->err[0] && rot->status >= 0)
-        snprintf(rot->err, sizeof(rot->err), "cannot add the new data key on the leader: %s",
-                 strerror(-r));
-    if (r >= 0 && !m->stopping)
-        r = mgr__cluster_update(m, name_key, named, rot);
-    else if (r >= 0)
-        r = -ECANCELED;
+    if (!m) { /* the manager stopped */
+        rot->done(NULL, -ECANCELED, "the manager is stopping", rot->userdata);
+        return rotation_free(rot);
+    }
+    /* every manager holds the key: name it */
+    if (r >= 0 && (r = mgr__cluster_update(m, name_key, named, rot)) >= 0)
+        rot->naming = true;
     if (r < 0) {
         if (rot->err[0])
             log_warn("data key rotation: %s", rot->err);
+        store_drop_next_keys(m->store); /* it never took over: nothing needs it */
+        (void)persist(m);
+        m->rotation = NULL;
         rot->done(m, r, rot->err[0] ? rot->err : strerror(-r), rot->userdata);
         rotation_free(rot);
     }
@@ -325,6 +327,10 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
 {
     uint64_t now = sw_now_monotonic_ns();
     const struct raft_configuration *cfg = &m->raft.configuration;
+    if (m->rotation) {
+        snprintf(errmsg, size, "a data key rotation is under way already");
+        return -EBUSY;
+    }
     for (unsigned i = 0; i < cfg->n; i++) {
         const struct raft_server *s = &cfg->servers[i];
         uint64_t seen = mgr__raft_last_contact(m, s->id);
@@ -363,6 +369,17 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
         free(rot);
         return r;
     }
+    /* the leader holds it (as the next key) before any push: a manager that joins meanwhile
+     * gets it with the others in its Raft.Join answer */
+    if ((r = store_add_key(m->store, &rot->key, false)) < 0 || (r = persist(m)) < 0) {
+        store_drop_next_keys(m->store);
+        snprintf(errmsg, size, "cannot keep the new data key here: %s", strerror(-r));
+        pki_aead_key_clear(&rot->key);
+        free(rot->pushes);
+        free(rot);
+        return r;
+    }
+    m->rotation = rot;
     uv_timer_init(m->loop, &rot->timer);
     rot->timer.data = rot;
     uv_timer_start(&rot->timer, rotation_timeout, 2 * PUSH_TIMEOUT_MS, 0);
@@ -397,6 +414,26 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
     if (--rot->pending == 0)
         rotation_pushed(rot);
     return 0;
+}
+
+void mgr__datakey_stop(struct mgr *m)
+{
+    struct rotation *rot = m->rotation;
+    m->rotation = NULL;
+    if (rot && !rot->naming) { /* it ends without the manager: its pushes are cut */
+        m->rotation = NULL;
+        rot->m = NULL;
+        rot->pending++; /* held while the pushes are closed */
+        for (unsigned i = 0; i < rot->n_pushes; i++)
+            if (rot->pushes[i] && rot->pushes[i]->client)
+                net_client_close(rot->pushes[i]->client);
+        if (--rot->pending == 0)
+            rotation_pushed(rot);
+    }
+    if (m->datakey_watch) {
+        store_watch_remove(m->datakey_watch);
+        m->datakey_watch = NULL;
+    }
 }
 
 int mgr__datakey_register(struct mgr *m)

@@ -130,6 +130,10 @@ struct mgr {
     bool datakey_reseal;           /* re-seal the store under the current key */
     bool datakey_resealed;         /* done; older keys go after a snapshot past the switch */
     uint64_t datakey_switch_index; /* applied index when the current key took over */
+    uint64_t datakey_switch_ns;    /* and when (monotonic) */
+    bool datakey_dirty;            /* keys/dek could not be written: again at the next tick */
+    unsigned datakey_reseal_fails;
+    struct rotation *rotation;     /* the leader's rotation under way */
     store_watch *datakey_watch;
 
     /* names.c */
@@ -208,6 +212,7 @@ void mgr__names_event(struct mgr *m, const struct store_event *ev);
 void mgr__names_clear(struct mgr *m);
 
 #define MGR_TOMBSTONES_MAX 1000 /* removed node IDs the cluster object keeps */
+#define MGR_DATAKEY_DROP_NS (10ULL * 1000000000ULL) /* retired keys kept at least this long */
 
 /* autolock.c */
 int mgr__autolock_register(struct mgr *m);
@@ -296,6 +301,8 @@ void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
 /* false (and the call answered -EAGAIN) while the manager is not serving */
 bool mgr__serving(struct mgr *m, net_call *call);
 void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg);
+/* The same for an answer that carries a key: the packed copy is wiped. */
+void mgr__reply_msg_secret(net_call *call, const ProtobufCMessage *msg);
 void mgr__reply_errno(net_call *call, int r, const char *what);
 /* strerror, with what a raft outcome means for the caller. */
 const char *mgr__strerror(int r);

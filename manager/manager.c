@@ -121,6 +121,8 @@ static void role_timer_cb(uv_timer_t *t)
         return;
     if (++m->role_ticks % 10 == 1)
         apply_snapshot_interval(m);
+    if (m->role_ticks % 10 == 5) /* a snapshot install changes the store without events */
+        m->autolock_check = m->datakey_check = true;
     if (m->autolock_check)
         mgr__autolock_check(m);
     mgr__datakey_tick(m);
@@ -772,7 +774,14 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
             goto fail;
         }
     }
-    r = store_open(dir, m->st.cluster_id, &m->st.dek, &m->store, err, sizeof(err));
+    {
+        bool retired[PKI_DEK_OLD_MAX];
+        for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
+            retired[i] = i < m->st.n_dek_retired;
+        r = store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
+                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX), &m->store, err,
+                            sizeof(err));
+    }
     if (r < 0) {
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);
         goto fail;

@@ -217,7 +217,7 @@ static void reply_cluster(struct mgr *m, net_call *call, const char *unlock_key)
     resp.cluster = &out;
     if (unlock_key[0])
         resp.unlock_key = (char *)unlock_key;
-    mgr__reply_msg(call, &resp.base);
+    mgr__reply_msg_secret(call, &resp.base);
     mgr__cluster_free(c);
 }
 

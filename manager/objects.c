@@ -189,6 +189,20 @@ void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
     free(buf);
 }
 
+void mgr__reply_msg_secret(net_call *call, const ProtobufCMessage *msg)
+{
+    uint8_t *buf;
+    size_t len;
+    int r = proto_pack(msg, &buf, &len);
+    if (r < 0) {
+        net_call_reply(call, r, "out of memory", NULL, 0);
+        return;
+    }
+    net_call_reply(call, 0, NULL, buf, len);
+    sw_erase(buf, len);
+    free(buf);
+}
+
 const char *mgr__strerror(int r)
 {
     if (r == -ENOTCONN)

@@ -66,7 +66,8 @@ void pki__key_decode(const uint8_t in[4 + PKI_KEY_BYTES], struct pki_aead_key *k
 
 bool pki__kek_is_locked(const void *buf, size_t len)
 {
-    return len >= 4 && memcmp(buf, KEK_LOCKED_MAGIC, 4) == 0;
+    /* 36 bytes are a KEK in clear, whatever its id's bytes spell */
+    return len != KEK_PLAIN_LEN && len >= 4 && memcmp(buf, KEK_LOCKED_MAGIC, 4) == 0;
 }
 
 static int encode(const struct pki_aead_key *kek, const struct pki_unlock_key *u, uint8_t **ret,

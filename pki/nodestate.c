@@ -246,8 +246,10 @@ static int read_keks(const char *dir, struct pki_aead_key keks[2], char *errmsg,
         return r < 0 ? r : 1;
     /* keys/kek is the old KEK in clear, kek.new the new one, locked */
     int r2 = pki__kek_read(path, pki__unlock_key(), &keks[1], NULL, errmsg, size);
-    if (r2 < 0)
+    if (r2 < 0) {
+        pki_aead_key_clear(&keks[0]);
         return r2;
+    }
     if (r < 0) {
         keks[0] = keks[1];
         return 1;
@@ -488,7 +490,7 @@ int pki_node_state_locked(const char *dir)
     size_t len = 0;
     path_of(path, sizeof(path), dir, PKI_NODE_KEK_NEW_FILE);
     if (sw_file_exists(path))
-        return 1; /* only turning autolock on writes kek.new */
+        return 2; /* only turning autolock on writes kek.new: locked, the change unfinished */
     path_of(path, sizeof(path), dir, PKI_NODE_KEK_FILE);
     int r = sw_read_file(path, 4096, &buf, &len);
     if (r < 0)

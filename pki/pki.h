@@ -276,7 +276,8 @@ void pki_node_state_finish(struct pki_node_state *st);
 void pki_node_state_set_unlock_key(const struct pki_unlock_key *k);
 /* The unlock key the process holds (false: none). */
 bool pki_node_state_unlock_key(struct pki_unlock_key *ret);
-/* 1 if the node's KEK is locked (it cannot be loaded without the unlock key), 0 if not. */
+/* 1 if the node's KEK is locked (it cannot be loaded without the unlock key), 2 if locked
+ * with a change of KEK left unfinished (keys/kek.new: the next load finishes it), 0 if not. */
 int pki_node_state_locked(const char *dir);
 /* 0 if k opens the node's KEK; -EKEYREJECTED (wrong key) or another error, with errmsg. */
 int pki_node_state_check_unlock_key(const char *dir, const struct pki_unlock_key *k,

@@ -420,6 +420,8 @@ int store_apply_batched(store *s, uint64_t index, const uint8_t *buf, size_t len
         snprintf(errmsg, errmsg_size, "raft entry %" PRIu64 ": out of memory", index);
     if (r < 0)
         goto fail;
+    if (key_id != s->dek.id && index > s->retired_used)
+        s->retired_used = index; /* an older data key is still needed up to here */
     p = swarm__proposal__unpack(NULL, plain_len, plain);
     store__free_plain(plain, plain_len);
     if (!p) {

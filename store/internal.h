@@ -43,6 +43,7 @@ struct store {
     struct pki_aead_key old_keys[STORE_OLD_KEYS_MAX]; /* retired ones open what they sealed; */
     bool old_retired[STORE_OLD_KEYS_MAX];             /* the others are next (not used yet) */
     unsigned n_old_keys;
+    uint64_t retired_used; /* last raft index applied that a key other than dek sealed */
     uint64_t applied;   /* last applied raft index, the open batch included */
     uint64_t committed; /* applied index of the last commit */
 

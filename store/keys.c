@@ -65,6 +65,27 @@ uint32_t store_key_id(const store *s)
     return s->dek.id;
 }
 
+uint64_t store_retired_used(const store *s)
+{
+    return s->retired_used;
+}
+
+void store_drop_next_keys(store *s)
+{
+    unsigned kept = 0;
+    for (unsigned i = 0; i < s->n_old_keys; i++) {
+        if (!s->old_retired[i])
+            continue;
+        s->old_keys[kept] = s->old_keys[i];
+        s->old_retired[kept++] = true;
+    }
+    for (unsigned i = kept; i < STORE_OLD_KEYS_MAX; i++) {
+        pki_aead_key_clear(&s->old_keys[i]);
+        s->old_retired[i] = false;
+    }
+    s->n_old_keys = kept;
+}
+
 void store_current_key(const store *s, struct pki_aead_key *ret)
 {
     *ret = s->dek;

@@ -301,10 +301,18 @@ fail:
 int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
                char *errmsg, size_t errmsg_size)
 {
+    return store_open_keys(dir, cluster_id, dek, NULL, NULL, 0, ret, errmsg, errmsg_size);
+}
+
+int store_open_keys(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
+                    const struct pki_aead_key *old, const bool *retired, unsigned n_old,
+                    store **ret, char *errmsg, size_t errmsg_size)
+{
     store *s;
     int rc, r;
 
-    if (!dir || !cluster_id || !*cluster_id || !dek || !ret) {
+    if (!dir || !cluster_id || !*cluster_id || !dek || !ret || n_old > STORE_OLD_KEYS_MAX ||
+        (n_old && (!old || !retired))) {
         snprintf(errmsg, errmsg_size, "store_open: missing argument");
         return -EINVAL;
     }
@@ -317,6 +325,11 @@ int store_open(const char *dir, const char *cluster_id, const struct pki_aead_ke
     if (!s)
         return -ENOMEM;
     s->dek = *dek;
+    for (unsigned i = 0; i < n_old; i++) { /* before the key check: any of them may open it */
+        s->old_keys[i] = old[i];
+        s->old_retired[i] = retired[i];
+    }
+    s->n_old_keys = n_old;
     s->cluster_id = strdup(cluster_id);
     if (!s->cluster_id) {
         store_close(s);

@@ -50,6 +50,11 @@ typedef struct store store;
  * an existing store was written under another data key or cluster id. */
 int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
                char *errmsg, size_t errmsg_size);
+/* The same with the other keys of a data key rotation (retired[i]: old[i] once sealed),
+ * held before the store is opened: its key check may be sealed under any of them. */
+int store_open_keys(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
+                    const struct pki_aead_key *old, const bool *retired, unsigned n_old,
+                    store **ret, char *errmsg, size_t errmsg_size);
 /* An open batch is undone (as if the process had stopped before its commit): its deferred
  * callbacks run with -ECANCELED. */
 void store_close(store *s);
@@ -141,6 +146,11 @@ int store_add_key(store *s, const struct pki_aead_key *k, bool retired);
  * sealed. -ENOKEY if the store does not hold it. */
 int store_use_key(store *s, uint32_t id);
 uint32_t store_key_id(const store *s);
+/* The last raft index applied whose entry a key other than the current one sealed (0:
+ * none since the store opened). */
+uint64_t store_retired_used(const store *s);
+/* Forget the next keys of rotations that never took over (they sealed nothing). */
+void store_drop_next_keys(store *s);
 void store_current_key(const store *s, struct pki_aead_key *ret);
 /* The keys held besides the current one (up to max into out, and whether each is retired
  * into ret_retired, which may be NULL); returns how many there are. */

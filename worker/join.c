@@ -633,7 +633,7 @@ int wrk_become_worker(const char *state_dir, const struct sw_addr *leader, char 
     r = pki_node_state_save_conf(state_dir, &st, errmsg, errmsg_size);
     pki_node_state_finish(&st);
     /* a worker is never locked (autolock is the managers'): its KEK back in clear */
-    if (r >= 0 && pki_node_state_locked(state_dir) == 1)
+    if (r >= 0 && pki_node_state_locked(state_dir) >= 1)
         r = pki_node_state_set_lock(state_dir, NULL, errmsg, errmsg_size);
     if (r < 0)
         return r;

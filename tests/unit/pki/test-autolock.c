@@ -214,7 +214,7 @@ static void test_lock_interrupted(void **state)
     rm_rf(copy);
 
     pki_node_state_set_unlock_key(NULL);
-    assert_int_equal(pki_node_state_locked(f->dir), 1);
+    assert_int_equal(pki_node_state_locked(f->dir), 2);
     assert_true(load_check(f, f->dir, err, sizeof(err)) < 0);
     assert_int_equal(pki_node_state_check_unlock_key(f->dir, &u, err, sizeof(err)), 0);
     pki_node_state_set_unlock_key(&u);

@@ -198,11 +198,37 @@ static void test_unknown_key(void **state)
     assert_int_equal(store_add_key(f->s, &k, false), -E2BIG);
 }
 
+/* Stopped after the switch, before the re-seal: the key check is still under the old key;
+ * opened with the new key current and the old one held, the store opens and reads. */
+static void test_reopen_before_reseal(void **state)
+{
+    struct fix *f = *state;
+    uint8_t *buf;
+    size_t len;
+    int r;
+    seal_secret(f->s, "aaaaaaaaaaaaaaaaaaaaaaaaa", "one", &buf, &len);
+    apply(f->s, 1, buf, len, 0);
+    assert_int_equal(store_add_key(f->s, &f->k2, false), 0);
+    assert_int_equal(store_use_key(f->s, f->k2.id), 0);
+    store_close(f->s);
+    f->s = open_with(f, &f->k2, &r);
+    assert_true(r < 0); /* the new key alone does not open it */
+    store *s = NULL;
+    char err[256];
+    bool retired = true;
+    assert_int_equal(
+        store_open_keys(f->dir, cluster, &f->k2, &f->k1, &retired, 1, &s, err, sizeof(err)), 0);
+    f->s = s;
+    assert_secret(f->s, "aaaaaaaaaaaaaaaaaaaaaaaaa", "one");
+    assert_int_equal(store_reseal(f->s, err, sizeof(err)), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_before_reseal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
