@@ -45,6 +45,7 @@ static const char help_main[] =
     "  service     Manage services\n"
     "\n"
     "Commands:\n"
+    "  ca          Display the root CA certificate\n"
     "  join-token  Manage join tokens\n"
     "  unlock-key  Manage the unlock key (autolock)\n"
     "\n"
@@ -874,6 +875,8 @@ int main(int argc, char **argv)
         code = cmd_cluster(&ctl, argc, argv);
     else if (strcmp(cmd, "unlock-key") == 0)
         code = ctl_cmd_unlock_key(&ctl, argc, argv);
+    else if (strcmp(cmd, "ca") == 0)
+        code = ctl_cmd_ca(&ctl, argc, argv);
     else
         code = cli_usage_error(PROG, NULL, "unknown command \"%s\"", cmd);
     ctl_close(&ctl);

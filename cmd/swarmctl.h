@@ -107,6 +107,7 @@ int ctl_cmd_service(struct ctl *ctl, int argc, char **argv);
 /* swarmctl secret ... (swarmctl-secret.c) */
 int ctl_cmd_secret(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_unlock_key(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_ca(struct ctl *ctl, int argc, char **argv);
 
 /* ------------------------------------------------------------------ task-spec flags
  * Shared by service create and update (swarmctl-spec.c). */

@@ -98,6 +98,12 @@ for secret in "${WT##*-}" "${MT##*-}"; do
 done
 check "no plaintext private key in the state dir" bash -c "! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' '$SD'"
 
+# swarmctl ca: the root the nodes trust, and the digest join tokens carry
+check "swarmctl ca prints the root CA the state dir holds" bash -c "diff <('$SWARMCTL' -H unix://$SOCK ca) '$SD/certificates/swarm-root-ca.crt' >/dev/null"
+WT_DIGEST=$(cut -d- -f3 <<<"$WT")
+check "swarmctl ca -q is the digest in the join tokens" bash -c "[ \"\$('$SWARMCTL' -H unix://$SOCK ca -q)\" = '$WT_DIGEST' ]"
+check "swarmctl ca --format json has PEM, digest and expiry" bash -c "'$SWARMCTL' -H unix://$SOCK ca --format json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"cert_pem\"].startswith(\"-----BEGIN CERTIFICATE\") and d[\"digest\"] and d[\"not_after\"]'"
+
 check "SIGTERM exits cleanly (status 0)" stop_swarmd "$PID"
 check "the control socket is gone after exit" bash -c "[ ! -S '$SOCK' ] || ! '$SWARMCTL' -H unix://$SOCK node ls >/dev/null 2>&1"
 finish
