@@ -111,6 +111,11 @@ static int batch_commit(struct mgr *m)
     return r;
 }
 
+static void proposal_applied(struct mgr *m, const struct raft_buffer *buf, int result);
+static void proposals_check_leading(struct mgr *m, bool stepping_down);
+static int proposals_start(struct mgr *m);
+static void proposals_stop(struct mgr *m);
+
 /* raft_uv's own start and set_term (the same functions for every manager in the process),
  * and raft's tick callback, which the wrappers below call after committing the batch. */
 static int (*uv_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
@@ -125,7 +130,9 @@ static struct mgr *io_mgr(struct raft_io *io)
 
 static void io_tick_wrap(struct raft_io *io)
 {
-    batch_commit(io_mgr(io));
+    struct mgr *m = io_mgr(io);
+    batch_commit(m);
+    proposals_check_leading(m, false);
     raft_tick(io);
 }
 
@@ -137,11 +144,14 @@ static int io_start_wrap(struct raft_io *io, unsigned msecs, raft_io_tick_cb tic
 }
 
 /* A new term: this manager stands for election or follows a new leader. A leader must find
- * every applied entry in its store, and so must its proposers (the old leader's answers). */
+ * every applied entry in its store, and so must its proposers (the old leader's answers).
+ * A leader's term changes only as it steps down (it is about to become a follower). */
 static int io_set_term_wrap(struct raft_io *io, raft_term term)
 {
-    if (batch_commit(io_mgr(io)) < 0)
+    struct mgr *m = io_mgr(io);
+    if (batch_commit(m) < 0)
         return RAFT_IOERR;
+    proposals_check_leading(m, raft_state(&m->raft) == RAFT_LEADER);
     return uv_set_term(io, term);
 }
 
@@ -159,9 +169,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         /* applied, replayed, or refused by the store's rules: an answer for the proposer */
         if (r < 0)
             log_debug("raft entry %" PRIu64 " not applied: %s", index, err);
+        proposal_applied(m, buf, r > 0 ? 0 : r);
         if (!keep_batch(m, index, buf) && batch_commit(m) < 0)
             return RAFT_IOERR;
-        *result = (void *)(intptr_t)(r > 0 ? 0 : r);
+        *result = NULL;
         return 0;
     }
     /* The store could not take a committed entry (disk full, I/O error, or ciphertext the
@@ -253,6 +264,11 @@ int mgr__raft_start(struct mgr *m, bool bootstrap, char *errmsg, size_t size)
     sw_addr_format(&m->st.advertise_addr, addr, sizeof(addr));
 
     mgr__transport_setup(m);
+    r = proposals_start(m);
+    if (r < 0) {
+        snprintf(errmsg, size, "raft: %s", strerror(-r));
+        return r;
+    }
 
     m->fsm = (struct raft_fsm){0};
     m->fsm.version = 2;
@@ -409,6 +425,7 @@ void mgr__raft_close(struct mgr *m)
      * cancel it) */
     if (m->store)
         batch_commit(m);
+    proposals_stop(m);
     m->pending_closes++; /* released in raft_done */
     if (m->raft_inited) {
         m->raft.data = m;
@@ -461,13 +478,55 @@ uint64_t mgr__leader_raft_id(struct mgr *m)
 
 /* ------------------------------------------------------------------ proposals */
 
-struct propose_req {
-    struct raft_apply req;
-    struct mgr *m;
+/* The proposals of one loop iteration go to raft together (a uv_check at the iteration's
+ * end): one raft_apply with one entry per proposal, which raft appends in one write and
+ * sends in one AppendEntries per follower (one each cost every manager a message, TLS
+ * records and system calls). raft 0.15 answers one request per raft_apply, after its first
+ * entry: each proposer is answered from fsm_apply instead, which finds it by the buffer of
+ * its entry (the leader's log holds the buffers it was given), once the store has committed
+ * the entry. What raft never applies is answered with an error when raft fails the request,
+ * when this manager stops leading (a term change, a tick that finds it no leader) and when
+ * it closes. */
+#define GROUP_MAX 256
+
+struct prop {
+    struct prop_group *g;
     mgr_commit_fn cb;
     void *userdata;
-    int status; /* raft's outcome, answered once the store has committed it */
+    void *base; /* the entry's buffer */
+    size_t len;
+    int status;
+    bool answered;
 };
+
+struct prop_group {
+    struct raft_apply req;
+    struct mgr *m;
+    struct prop_group *next; /* in flight, in log order */
+    bool in_flight;
+    unsigned n, applied; /* proposals; how many of them fsm_apply met */
+    unsigned refs;       /* raft's callback, answers waiting for a commit */
+    struct prop p[];
+};
+
+/* Per manager (struct mgr has no room for it): the group being formed, and those in flight. */
+struct prop_side {
+    struct mgr *m;
+    uv_check_t check;
+    struct prop_side *next;
+    struct prop_group *forming;
+    unsigned cap;
+    struct prop_group *head, *tail;
+};
+static struct prop_side *sides;
+
+static struct prop_side *side_of(const struct mgr *m)
+{
+    for (struct prop_side *sd = sides; sd; sd = sd->next)
+        if (sd->m == m)
+            return sd;
+    return NULL;
+}
 
 static int raft_status_to_errno(int status)
 {
@@ -488,39 +547,247 @@ static int raft_status_to_errno(int status)
     }
 }
 
-static void propose_answer(int commit_status, void *userdata)
+static void group_unref(struct prop_group *g)
 {
-    struct propose_req *p = userdata;
-    int r = commit_status < 0 ? -EIO : p->status;
-    if (p->cb)
-        p->cb(p->m, r, p->userdata);
-    free(p);
+    if (--g->refs == 0 && !g->in_flight)
+        free(g);
 }
 
-static void propose_done(struct raft_apply *req, int status, void *result)
+static void prop_answer(struct prop *p, int status)
 {
-    struct propose_req *p = (struct propose_req *)req;
-    p->status = status ? raft_status_to_errno(status) : (int)(intptr_t)result;
-    /* The answer waits for the store's commit of the batch holding this entry. An entry that
-     * failed (leadership lost, shutdown) is in no batch: it is answered at once, after the
-     * open batch is committed (the entries before it are answered first). */
-    int r = status ? -1 : store_batch_defer(p->m->store, propose_answer, p);
+    if (p->answered)
+        return;
+    p->answered = true;
+    if (p->cb)
+        p->cb(p->g->m, status, p->userdata);
+}
+
+/* An answer deferred until the store's commit of the entry (store_batch_defer). */
+static void prop_committed(int commit_status, void *userdata)
+{
+    struct prop *p = userdata;
+    struct prop_group *g = p->g;
+    prop_answer(p, commit_status < 0 ? -EIO : p->status);
+    group_unref(g);
+}
+
+static void group_unlink(struct prop_side *sd, struct prop_group *g)
+{
+    struct prop_group **pp = &sd->head, *prev = NULL;
+    while (*pp && *pp != g) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = g->next;
+    if (sd->tail == g)
+        sd->tail = prev;
+    g->in_flight = false;
+    g->next = NULL;
+}
+
+/* Answer with status every proposal of g that fsm_apply has not met. The store's batch is
+ * committed first: the entries before them are answered before them. The caller holds a
+ * reference to g. */
+static void group_answer_rest(struct prop_group *g, int status)
+{
+    if (g->applied >= g->n)
+        return;
+    batch_commit(g->m);
+    for (unsigned i = g->applied; i < g->n; i++)
+        prop_answer(&g->p[i], status);
+    g->applied = g->n;
+}
+
+/* The groups in flight will not be applied as this manager's: fail what is unanswered. */
+static void groups_fail(struct prop_side *sd, int status)
+{
+    while (sd->head) {
+        struct prop_group *g = sd->head;
+        group_unlink(sd, g);
+        g->refs++;
+        group_answer_rest(g, status);
+        group_unref(g); /* frees g if nothing else holds it */
+    }
+}
+
+static void group_done(struct raft_apply *req, int status, void *result)
+{
+    struct prop_group *g = (struct prop_group *)req;
+    (void)result; /* each proposal's came through fsm_apply */
+    if (status != 0) {
+        struct prop_side *sd = g->in_flight ? side_of(g->m) : NULL;
+        if (sd)
+            group_unlink(sd, g);
+        group_answer_rest(g, raft_status_to_errno(status)); /* raft's reference keeps g */
+    }
+    group_unref(g); /* raft's reference */
+}
+
+/* fsm_apply met the entry in buf: if it is a proposal of this manager's, its answer waits for
+ * the commit of the store's batch (or comes now if none is open). */
+static void proposal_applied(struct mgr *m, const struct raft_buffer *buf, int result)
+{
+    struct prop_side *sd = side_of(m);
+    struct prop_group *g = sd ? sd->head : NULL;
+    if (!g || g->applied >= g->n || g->p[g->applied].base != buf->base)
+        return;
+    struct prop *p = &g->p[g->applied++];
+    if (g->applied == g->n)
+        group_unlink(sd, g);
+    p->status = result;
+    g->refs++;
+    int r = store_batch_defer(m->store, prop_committed, p);
     if (r == 0)
         return;
-    /* no batch open (1): answer now; failed or could not queue (<0): commit, then answer */
-    propose_answer(r < 0 ? batch_commit(p->m) : 0, p);
+    /* no batch open (1): answer now; could not queue (<0): commit, then answer */
+    prop_committed(r < 0 ? batch_commit(m) : 0, p);
+}
+
+static void group_free_unsent(struct prop_group *g, int status)
+{
+    for (unsigned i = 0; i < g->n; i++) {
+        raft_free(g->p[i].base);
+        g->p[i].g = g;
+        prop_answer(&g->p[i], status);
+    }
+    free(g);
+}
+
+/* Hand the group formed in this loop iteration to raft. */
+static void group_submit(struct prop_side *sd)
+{
+    struct prop_group *g = sd->forming;
+    struct raft_buffer stack_bufs[32], *bufs = stack_bufs;
+    struct mgr *m = sd->m;
+
+    sd->forming = NULL;
+    sd->cap = 0;
+    uv_check_stop(&sd->check);
+    if (!g)
+        return;
+    if (g->n > sizeof(stack_bufs) / sizeof(stack_bufs[0])) {
+        bufs = malloc(g->n * sizeof(*bufs));
+        if (!bufs) {
+            group_free_unsent(g, -ENOMEM);
+            return;
+        }
+    }
+    for (unsigned i = 0; i < g->n; i++) {
+        g->p[i].g = g;
+        bufs[i] = (struct raft_buffer){.base = g->p[i].base, .len = g->p[i].len};
+    }
+    g->m = m;
+    g->refs = 1; /* raft's callback */
+    int r = m->stopping ? RAFT_SHUTDOWN : raft_apply(&m->raft, &g->req, bufs, g->n, group_done);
+    if (bufs != stack_bufs)
+        free(bufs);
+    if (r != 0) {
+        group_free_unsent(g, raft_status_to_errno(r));
+        return;
+    }
+    g->in_flight = true;
+    if (sd->tail)
+        sd->tail->next = g;
+    else
+        sd->head = g;
+    sd->tail = g;
+}
+
+static void group_check_cb(uv_check_t *h)
+{
+    group_submit(h->data);
+}
+
+static int group_add(struct prop_side *sd, void *base, size_t len, mgr_commit_fn cb, void *userdata)
+{
+    struct prop_group *g = sd->forming;
+    if (!g || g->n == sd->cap) {
+        unsigned cap = sd->cap ? sd->cap * 2 : 16;
+        g = realloc(g, sizeof(*g) + cap * sizeof(g->p[0]));
+        if (!g)
+            return -ENOMEM;
+        if (!sd->forming) {
+            memset(g, 0, sizeof(*g));
+            g->m = sd->m;
+            uv_check_start(&sd->check, group_check_cb);
+        }
+        sd->forming = g;
+        sd->cap = cap;
+    }
+    g->p[g->n++] = (struct prop){.cb = cb, .userdata = userdata, .base = base, .len = len};
+    if (g->n == GROUP_MAX)
+        group_submit(sd);
+    return 0;
+}
+
+static int proposals_start(struct mgr *m)
+{
+    if (side_of(m))
+        return 0; /* raft started again (after a failed start) */
+    struct prop_side *sd = calloc(1, sizeof(*sd));
+    if (!sd)
+        return -ENOMEM;
+    sd->m = m;
+    int r = uv_check_init(m->loop, &sd->check);
+    if (r < 0) {
+        free(sd);
+        return r;
+    }
+    sd->check.data = sd;
+    sd->next = sides;
+    sides = sd;
+    return 0;
+}
+
+static void side_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Every proposal not answered yet is answered with -ECANCELED; raft's later callbacks find
+ * their groups out of flight. */
+static void proposals_stop(struct mgr *m)
+{
+    struct prop_side *sd = side_of(m);
+    if (!sd)
+        return;
+    for (struct prop_side **pp = &sides; *pp; pp = &(*pp)->next)
+        if (*pp == sd) {
+            *pp = sd->next;
+            break;
+        }
+    /* detached first: the answers may propose again (and find no side) */
+    struct prop_group *forming = sd->forming;
+    sd->forming = NULL;
+    sd->cap = 0;
+    uv_close((uv_handle_t *)&sd->check, side_closed);
+    if (forming)
+        group_free_unsent(forming, -ECANCELED);
+    groups_fail(sd, -ECANCELED); /* sd is freed only in side_closed, later */
+}
+
+/* Called from raft's tick and a term change: a manager that no longer leads (or is about to
+ * step down) fails what raft has not applied of its groups, as raft fails its requests. */
+static void proposals_check_leading(struct mgr *m, bool stepping_down)
+{
+    struct prop_side *sd = side_of(m);
+    if (sd && sd->head && (stepping_down || raft_state(&m->raft) != RAFT_LEADER))
+        groups_fail(sd, -ENOTCONN);
 }
 
 int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mgr_commit_fn cb,
                  void *userdata)
 {
+    struct prop_side *sd = side_of(m);
     uint8_t *sealed;
     size_t len;
     int r;
 
     if (m->stopping)
         return -ECANCELED;
-    if (!mgr__is_leader(m))
+    if (!sd || !mgr__is_leader(m))
         return -ENOTCONN;
     r = store_proposal_seal(m->store, ++m->next_request_id, actions, n, &sealed, &len);
     if (r < 0)
@@ -530,34 +797,23 @@ int mgr__propose(struct mgr *m, const struct store_action *actions, size_t n, mg
         free(sealed);
         return -EMSGSIZE;
     }
-    struct raft_buffer buf = {.base = raft_calloc(1, total), .len = total};
-    if (!buf.base) {
+    uint8_t *e = raft_malloc(total);
+    if (!e) {
         free(sealed);
         return -ENOMEM;
     }
-    uint8_t *e = buf.base;
     memcpy(e, ENTRY_MAGIC, 4);
     e[4] = (uint8_t)(len >> 24);
     e[5] = (uint8_t)(len >> 16);
     e[6] = (uint8_t)(len >> 8);
     e[7] = (uint8_t)len;
     memcpy(e + ENTRY_HEADER, sealed, len);
+    memset(e + ENTRY_HEADER + len, 0, total - ENTRY_HEADER - len);
     free(sealed);
-    struct propose_req *p = calloc(1, sizeof(*p));
-    if (!p) {
-        raft_free(buf.base);
-        return -ENOMEM;
-    }
-    p->m = m;
-    p->cb = cb;
-    p->userdata = userdata;
-    r = raft_apply(&m->raft, &p->req, &buf, 1, propose_done);
-    if (r != 0) {
-        raft_free(buf.base);
-        free(p);
-        return raft_status_to_errno(r);
-    }
-    return 0;
+    r = group_add(sd, e, total, cb, userdata);
+    if (r < 0)
+        raft_free(e);
+    return r;
 }
 
 /* ------------------------------------------------------------------ cluster edits */
