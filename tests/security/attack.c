@@ -12,6 +12,9 @@
  *       "METHOD connect-error=<text>" when the server refuses the connection. Without --ca
  *       the server is not verified. --payload-size: N zero bytes; --renew-csr: a
  *       RenewNodeCertificateRequest, the returned certificate written to --out.
+ *       --pause FILE: all calls on ONE connection; after the first, print "paused" and wait
+ *       (60 s at most) until FILE exists, then make the others (a connection held open
+ *       across a change made meanwhile: a demotion, a removal).
  *   attack session [--seconds N] [--report TASK_ID:STATE] ADDR CERT KEY CA
  *       Dispatcher.Session with heartbeats; prints "session id=<id>", then per assignment
  *       "task id=<id> node=<node> service=<id> action=<n>" or
@@ -25,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/addr.h"
@@ -218,8 +222,10 @@ static int do_call(int argc, char **argv)
                                          {"payload-size", required_argument, NULL, 'p'},
                                          {"renew-csr", required_argument, NULL, 'r'},
                                          {"out", required_argument, NULL, 'o'},
+                                         {"pause", required_argument, NULL, 'w'},
                                          {0}};
     const char *cert_path = NULL, *key_path = NULL, *ca_path = NULL, *renew = NULL, *outp = NULL;
+    const char *pause = NULL;
     size_t payload_size = 0;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -230,6 +236,7 @@ static int do_call(int argc, char **argv)
             case 'p': payload_size = strtoul(optarg, NULL, 10); break;
             case 'r': renew = optarg; break;
             case 'o': outp = optarg; break;
+            case 'w': pause = optarg; break;
             default: return 2;
         }
     }
@@ -258,19 +265,32 @@ static int do_call(int argc, char **argv)
         if (!payload)
             return die("call", "out of memory");
     }
+    net_sync *held = NULL;
     for (int i = optind + 1; i < argc; i++) {
         const char *method = argv[i];
-        net_sync *c = NULL;
+        net_sync *c = held;
         int status = 0;
         uint8_t *out = NULL;
         size_t out_len = 0;
         err[0] = '\0';
-        if (net_sync_connect_tcp(&addr, ctx, TIMEOUT_MS, &c, err, sizeof(err)) < 0) {
+        if (!c && net_sync_connect_tcp(&addr, ctx, TIMEOUT_MS, &c, err, sizeof(err)) < 0) {
             printf("%s connect-error=%s\n", method, err);
+            if (pause)
+                break;
             continue;
         }
         int r = net_sync_call(c, method, payload, len, &status, err, sizeof(err), &out, &out_len);
-        net_sync_close(c);
+        if (pause && i == optind + 1) {
+            held = c;
+            printf("%s status=%d error=%s\npaused\n", method, status, err);
+            fflush(stdout);
+            for (int k = 0; k < 1200 && access(pause, F_OK) != 0; k++)
+                usleep(50000);
+            free(out);
+            continue;
+        }
+        if (!held)
+            net_sync_close(c);
         if (r < 0) {
             printf("%s transport-error=%s\n", method, err);
         } else {
@@ -286,6 +306,8 @@ static int do_call(int argc, char **argv)
         }
         free(out);
     }
+    if (held)
+        net_sync_close(held);
     fflush(stdout);
     pki_tls_ctx_free(ctx);
     return 0;
