@@ -5,7 +5,7 @@
 : "${ATTACK:?ATTACK must point at the attack helper}"
 # the helper exits on its error paths without freeing: no leak reports from it (the
 # environment's ASAN_OPTIONS would override its own default)
-printf '#!/bin/sh\nASAN_OPTIONS=detect_leaks=0:abort_on_error=1 exec %q "$@"\n' "$ATTACK" >"$T/attack"
+printf '#!/bin/sh\nASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" exec %q "$@"\n' "$ATTACK" >"$T/attack"
 chmod +x "$T/attack"
 ATTACK=$T/attack
 
