@@ -51,7 +51,8 @@ struct net_conn {
     net_server *s;
     struct net_conn *prev, *next;
     struct net_peer peer;
-    bool ready; /* peer accepted: frames are served */
+    enum pki_role cert_role; /* the certificate's own role (authorize may lower peer's) */
+    bool ready;              /* peer accepted: frames are served */
     net_call *calls;
     unsigned ncalls;
     struct net_raw *raw; /* the connection carries raw bytes */
@@ -369,6 +370,7 @@ static void conn_fail(struct net_conn *c, int err, const char *msg)
 static void conn_accept_peer(struct net_conn *c)
 {
     net_server *s = c->s;
+    c->cert_role = c->peer.id.role;
     int r = c->peer.kind == NET_PEER_NODE && s->authorize
                 ? s->authorize(&c->peer, s->authorize_userdata)
                 : 0;
@@ -472,7 +474,23 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
         send_response(c, f->id, -ENOSYS, msg, NULL, 0);
         return;
     }
-    const char *need = auth_denied(&c->peer, m->auth);
+    /* a node's standing can change while its connection is open (node rm, demotion): the
+     * authorize hook decides again for every call, from the certificate's own role */
+    struct net_peer peer = c->peer;
+    if (peer.kind == NET_PEER_NODE && s->authorize) {
+        peer.id.role = c->cert_role;
+        int ar = s->authorize(&peer, s->authorize_userdata);
+        if (ar == -EAGAIN) {
+            send_response(c, f->id, -EAGAIN, "this manager does not know the node yet; try again",
+                          NULL, 0);
+            return;
+        }
+        if (ar < 0) {
+            conn_fail(c, -EPERM, "this node was removed from the cluster");
+            return;
+        }
+    }
+    const char *need = auth_denied(&peer, m->auth);
     if (need) {
         snprintf(msg, sizeof(msg), "%s requires %s", m->name ? m->name : method, need);
         send_response(c, f->id, -EPERM, msg, NULL, 0);
@@ -492,7 +510,7 @@ static void conn_request(struct net_conn *c, Swarm__Frame *f)
         return;
     }
     call->id = f->id;
-    call->peer = c->peer;
+    call->peer = peer;
     call->conn = c;
     call->next = c->calls;
     if (c->calls)

@@ -3,7 +3,7 @@
 # connection opened before `node rm` (row 7b), a demoted manager's connection opened before
 # `node demote` (row 13b), on the leader and on a follower. Authorization is decided at the
 # handshake: a change must reach the connections that already exist.
-# KNOWN BUGS (tests/security/README.md, bugs 1 and 2): registered with should_fail until fixed.
+# Bugs 1 and 2 of tests/security/README.md, fixed: every call is authorized again.
 . "$(dirname "$0")/lib-sec.sh"
 
 start_three
