@@ -779,8 +779,13 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
         for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
             retired[i] = i < m->st.n_dek_retired;
         r = store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
-                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX), &m->store, err,
-                            sizeof(err));
+                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX),
+                            STORE_OPEN_REBUILDABLE, &m->store, err, sizeof(err));
+        if (r >= 0 && store_was_reset(m->store))
+            log_warn(
+                "the store in %s was open when the machine went down: emptied, it is "
+                "rebuilt from the raft snapshot and log",
+                dir);
     }
     if (r < 0) {
         snprintf(errmsg, size, "cannot open the store in %s: %s", dir, err);

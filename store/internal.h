@@ -44,6 +44,8 @@ struct store {
     bool old_retired[STORE_OLD_KEYS_MAX];             /* the others are next (not used yet) */
     unsigned n_old_keys;
     uint64_t retired_used; /* last raft index applied that a key other than dek sealed */
+    char *mark_path;       /* rebuildable: the open mark, removed at a clean close */
+    bool reset;            /* rebuildable: emptied at open (open when the machine went down) */
     uint64_t applied;   /* last applied raft index, the open batch included */
     uint64_t committed; /* applied index of the last commit */
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 #include "store/internal.h"
 
 static const char *const table_names[STORE_TABLE_MAX + 1] = {
@@ -301,12 +302,57 @@ fail:
 int store_open(const char *dir, const char *cluster_id, const struct pki_aead_key *dek, store **ret,
                char *errmsg, size_t errmsg_size)
 {
-    return store_open_keys(dir, cluster_id, dek, NULL, NULL, 0, ret, errmsg, errmsg_size);
+    return store_open_keys(dir, cluster_id, dek, NULL, NULL, 0, 0, ret, errmsg, errmsg_size);
+}
+
+#define OPEN_MARK_FILE \
+    "open.boot" /* while a rebuildable store is open: the boot it was opened in */
+#define BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+
+/* A rebuildable store runs without flushing (MDB_NOSYNC): a process that dies leaves its
+ * writes in the page cache, whole; only an OS crash or a power loss can lose or tear them.
+ * The mark says "open since boot X": found at open from another boot, the store is emptied
+ * and its owner rebuilds it (raft restores its snapshot and applies the log again). */
+static int open_mark(store *s, const char *dir, char *errmsg, size_t errmsg_size)
+{
+    char path[4096], data[4096];
+    _cleanup_free_ char *boot = NULL, *mark = NULL;
+    int r = sw_read_file(BOOT_ID_FILE, 128, &boot, NULL);
+    if (r < 0) {
+        snprintf(errmsg, errmsg_size, "cannot read %s: %s", BOOT_ID_FILE, strerror(-r));
+        return r;
+    }
+    if ((r = sw_path_join(path, sizeof(path), dir, OPEN_MARK_FILE)) < 0)
+        return r;
+    if (sw_read_file(path, 128, &mark, NULL) >= 0 && strcmp(mark, boot) != 0) {
+        /* open when the machine went down: what the store holds may be torn */
+        for (const char *f = "data.mdb";; f = "lock.mdb") {
+            if (sw_path_join(data, sizeof(data), dir, f) >= 0 && unlink(data) < 0 &&
+                errno != ENOENT) {
+                r = -errno;
+                snprintf(errmsg, errmsg_size, "cannot empty the store %s: %s", data, strerror(-r));
+                return r;
+            }
+            if (strcmp(f, "lock.mdb") == 0)
+                break;
+        }
+        s->reset = true;
+    }
+    r = sw_write_file_atomic(path, boot, strlen(boot), 0600); /* durable before any write */
+    if (r < 0)
+        snprintf(errmsg, errmsg_size, "cannot write %s: %s", path, strerror(-r));
+    s->mark_path = strdup(path);
+    return r;
+}
+
+bool store_was_reset(const store *s)
+{
+    return s->reset;
 }
 
 int store_open_keys(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
                     const struct pki_aead_key *old, const bool *retired, unsigned n_old,
-                    store **ret, char *errmsg, size_t errmsg_size)
+                    unsigned flags, store **ret, char *errmsg, size_t errmsg_size)
 {
     store *s;
     int rc, r;
@@ -350,8 +396,15 @@ int store_open_keys(const char *dir, const char *cluster_id, const struct pki_ae
     }
     /* NOMETASYNC: one flush per transaction instead of two. An OS crash may then undo the
      * last transaction (never corrupt the store); its raft entry is still in the raft log,
-     * and the applied index, kept in the same transaction, makes raft apply it again. */
-    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+     * and the applied index, kept in the same transaction, makes raft apply it again.
+     * Rebuildable: no flush at all (see open_mark). */
+    if ((flags & STORE_OPEN_REBUILDABLE) && (r = open_mark(s, dir, errmsg, errmsg_size)) < 0) {
+        store_close(s);
+        return r;
+    }
+    rc = mdb_env_open(s->env, dir,
+                      MDB_NOTLS | (flags & STORE_OPEN_REBUILDABLE ? MDB_NOSYNC : MDB_NOMETASYNC),
+                      0600);
     if (rc != 0) {
         char what[512];
         snprintf(what, sizeof(what), "opening the store in %s", dir);
@@ -376,6 +429,9 @@ void store_close(store *s)
     store__batch_abort(s, -ECANCELED);
     free(s->pending);
     store__watch_free_all(s);
+    if (s->env && s->mark_path && mdb_env_sync(s->env, 1) == 0)
+        (void)unlink(s->mark_path); /* closed cleanly: whole on disk */
+    free(s->mark_path);
     if (s->env)
         mdb_env_close(s->env);
     free(s->cluster_id);

@@ -54,7 +54,12 @@ int store_open(const char *dir, const char *cluster_id, const struct pki_aead_ke
  * held before the store is opened: its key check may be sealed under any of them. */
 int store_open_keys(const char *dir, const char *cluster_id, const struct pki_aead_key *dek,
                     const struct pki_aead_key *old, const bool *retired, unsigned n_old,
-                    store **ret, char *errmsg, size_t errmsg_size);
+                    unsigned flags, store **ret, char *errmsg, size_t errmsg_size);
+/* flags: the owner can rebuild the whole store (raft's snapshot and log hold all of it), so
+ * commits are not flushed; a store that was open when the machine went down (another boot)
+ * is emptied at open: store_was_reset says so, and the owner rebuilds it. */
+#define STORE_OPEN_REBUILDABLE 1u
+bool store_was_reset(const store *s);
 /* An open batch is undone (as if the process had stopped before its commit): its deferred
  * callbacks run with -ECANCELED. */
 void store_close(store *s);

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "common/fileio.h"
 #include "store/store.h"
 
 static const char cluster[] = "0123456789abcdefghijklmno";
@@ -217,10 +219,65 @@ static void test_reopen_before_reseal(void **state)
     char err[256];
     bool retired = true;
     assert_int_equal(
-        store_open_keys(f->dir, cluster, &f->k2, &f->k1, &retired, 1, &s, err, sizeof(err)), 0);
+        store_open_keys(f->dir, cluster, &f->k2, &f->k1, &retired, 1, 0, &s, err, sizeof(err)), 0);
     f->s = s;
     assert_secret(f->s, "aaaaaaaaaaaaaaaaaaaaaaaaa", "one");
     assert_int_equal(store_reseal(f->s, err, sizeof(err)), 1);
+}
+
+static void write_mark(struct fix *f, const char *boot)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/open.boot", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(boot, fp);
+    fclose(fp);
+}
+
+/* A rebuildable store (not flushed): found open from another boot (the machine went down
+ * while it was open) it is emptied, for raft to rebuild; open from this boot (only the
+ * process died: its writes are whole in the page cache) it is kept. */
+static void test_rebuildable(void **state)
+{
+    struct fix *f = *state;
+    uint8_t *buf;
+    size_t len;
+    char err[256], path[128], *boot = NULL;
+    store *s = NULL;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open_keys(f->dir, cluster, &f->k1, NULL, NULL, 0, STORE_OPEN_REBUILDABLE,
+                                     &s, err, sizeof(err)),
+                     0);
+    assert_false(store_was_reset(s));
+    snprintf(path, sizeof(path), "%s/open.boot", f->dir);
+    assert_true(access(path, F_OK) == 0); /* marked open */
+    seal_secret(s, "aaaaaaaaaaaaaaaaaaaaaaaaa", "one", &buf, &len);
+    apply(s, 1, buf, len, 0);
+    store_close(s);
+    assert_true(access(path, F_OK) != 0); /* a clean close removes the mark */
+
+    /* the process died (same boot): kept */
+    assert_int_equal(sw_read_file("/proc/sys/kernel/random/boot_id", 128, &boot, NULL), 0);
+    write_mark(f, boot);
+    free(boot);
+    assert_int_equal(store_open_keys(f->dir, cluster, &f->k1, NULL, NULL, 0, STORE_OPEN_REBUILDABLE,
+                                     &s, err, sizeof(err)),
+                     0);
+    assert_false(store_was_reset(s));
+    assert_int_equal(store_applied_index(s), 1);
+    assert_secret(s, "aaaaaaaaaaaaaaaaaaaaaaaaa", "one");
+    store_close(s);
+
+    /* the machine went down while it was open: emptied */
+    write_mark(f, "00000000-0000-0000-0000-000000000000\n");
+    assert_int_equal(store_open_keys(f->dir, cluster, &f->k1, NULL, NULL, 0, STORE_OPEN_REBUILDABLE,
+                                     &s, err, sizeof(err)),
+                     0);
+    assert_true(store_was_reset(s));
+    assert_int_equal(store_applied_index(s), 0);
+    f->s = s;
 }
 
 int main(void)
@@ -229,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_before_reseal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuildable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
