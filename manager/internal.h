@@ -60,10 +60,10 @@ struct mgr_cluster_op {
     struct mgr_cluster_op *next;
 };
 
-/* names.c: a table's names, sorted (the leader's uniqueness checks) */
+/* names.c: a table's names, a hash set (the leader's uniqueness checks) */
 struct mgr_names {
-    char **v;
-    size_t n, cap;
+    char **v;          /* cap slots: NULL empty, a name, or names.c's deleted mark */
+    size_t n, used, cap; /* names; slots not empty; slots (a power of two) */
     bool built;
 };
 

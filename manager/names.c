@@ -15,64 +15,97 @@ static struct mgr_names *names_of(struct mgr *m, enum store_table t)
     return t == STORE_SECRETS ? &m->secret_names : t == STORE_SERVICES ? &m->service_names : NULL;
 }
 
-/* Index of name, or where it would go (*found says which). */
-static size_t position(const struct mgr_names *s, const char *name, bool *found)
+/* An open-addressing hash set of names (linear probing; deleted slots hold TOMB). */
+static char tomb_slot;
+#define TOMB (&tomb_slot)
+
+static uint64_t hash(const char *name)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->v[mid], name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot holding name, or NULL. */
+static char **lookup(const struct mgr_names *s, const char *name)
+{
+    if (!s->cap)
+        return NULL;
+    for (size_t i = hash(name) & (s->cap - 1), k = 0; k < s->cap; i = (i + 1) & (s->cap - 1), k++) {
+        char *v = s->v[i];
+        if (!v)
+            return NULL;
+        if (v != TOMB && strcmp(v, name) == 0)
+            return &s->v[i];
     }
-    *found = false;
-    return lo;
+    return NULL;
+}
+
+static void put(struct mgr_names *s, char *name) /* room is known to be there */
+{
+    size_t i = hash(name) & (s->cap - 1);
+    while (s->v[i] && s->v[i] != TOMB)
+        i = (i + 1) & (s->cap - 1);
+    if (!s->v[i])
+        s->used++;
+    s->v[i] = name;
+    s->n++;
+}
+
+/* Keep the table at most half used (tombstones count): grow, or rehash in place. */
+static int make_room(struct mgr_names *s)
+{
+    if ((s->used + 1) * 2 <= s->cap)
+        return 0;
+    size_t cap = 64; /* a quarter full after the rehash */
+    while ((s->n + 1) * 4 > cap)
+        cap *= 2;
+    char **old = s->v;
+    size_t old_cap = s->cap;
+    s->v = calloc(cap, sizeof(*s->v));
+    if (!s->v) {
+        s->v = old;
+        return -ENOMEM;
+    }
+    s->cap = cap;
+    s->n = s->used = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i] && old[i] != TOMB)
+            put(s, old[i]);
+    free(old);
+    return 0;
 }
 
 static int add(struct mgr_names *s, const char *name)
 {
-    bool found;
-    size_t i = position(s, name, &found);
-    if (found)
+    if (lookup(s, name))
         return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        char **v = realloc(s->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
+    int r = make_room(s);
+    if (r < 0)
+        return r;
     char *copy = strdup(name);
     if (!copy)
         return -ENOMEM;
-    memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
-    s->v[i] = copy;
-    s->n++;
+    put(s, copy);
     return 0;
 }
 
 static void del(struct mgr_names *s, const char *name)
 {
-    bool found;
-    size_t i = position(s, name, &found);
-    if (!found)
+    char **slot = lookup(s, name);
+    if (!slot)
         return;
-    free(s->v[i]);
-    memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof(*s->v));
+    free(*slot);
+    *slot = TOMB;
     s->n--;
 }
 
 static void clear(struct mgr_names *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->v[i]);
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->v[i] && s->v[i] != TOMB)
+            free(s->v[i]);
     free(s->v);
     memset(s, 0, sizeof(*s));
 }
@@ -120,7 +153,7 @@ static int build(struct mgr *m, enum store_table t, struct mgr_names *s)
         clear(s);
         return r;
     }
-    s->built = true; /* add() keeps it sorted */
+    s->built = true;
     return 0;
 }
 
@@ -132,9 +165,7 @@ int mgr__name_reserve(struct mgr *m, enum store_table t, const char *name)
         return -EINVAL;
     if (!s->built && (r = build(m, t, s)) < 0)
         return r;
-    bool found;
-    position(s, name, &found);
-    if (found)
+    if (lookup(s, name))
         return -EEXIST;
     return add(s, name);
 }
