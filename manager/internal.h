@@ -27,7 +27,7 @@
 #define MGR_SOCKET_FILE "swarmd.sock"
 
 #define MGR_HEARTBEAT_DEFAULT_NS (5ULL * 1000000000ULL)
-#define MGR_SNAPSHOT_INTERVAL_DEFAULT 10000
+#define MGR_SNAPSHOT_INTERVAL_DEFAULT 50000
 #define MGR_TASK_HISTORY_DEFAULT 5
 /* restart_max_attempts at most this: the runs it counts stay in the history */
 #define MGR_RESTART_ATTEMPTS_MAX 1000

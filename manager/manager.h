@@ -18,7 +18,7 @@ struct mgr_config {
     const char *hostname;         /* NULL: the machine's */
     uint64_t cert_expiry_ns;      /* init only; 0: 90 days */
     uint64_t heartbeat_period_ns; /* init only; 0: 5 s */
-    unsigned snapshot_threshold;  /* raft entries between snapshots; 0: 10000 (tests lower it) */
+    unsigned snapshot_threshold;  /* raft entries between snapshots; 0: 50000 (tests lower it) */
     unsigned snapshot_trailing;   /* entries kept behind a snapshot; 0: 500 */
     bool force_new_cluster;       /* resume only: raft is recovered with this manager as its
                                      only voter (quorum lost), all data kept */
