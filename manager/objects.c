@@ -176,7 +176,7 @@ bool mgr__serving(struct mgr *m, net_call *call)
     return false;
 }
 
-void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
+static void reply_packed(net_call *call, const ProtobufCMessage *msg, bool wipe)
 {
     uint8_t *buf;
     size_t len;
@@ -186,21 +186,19 @@ void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
         return;
     }
     net_call_reply(call, 0, NULL, buf, len);
+    if (wipe)
+        sw_erase(buf, len);
     free(buf);
+}
+
+void mgr__reply_msg(net_call *call, const ProtobufCMessage *msg)
+{
+    reply_packed(call, msg, false);
 }
 
 void mgr__reply_msg_secret(net_call *call, const ProtobufCMessage *msg)
 {
-    uint8_t *buf;
-    size_t len;
-    int r = proto_pack(msg, &buf, &len);
-    if (r < 0) {
-        net_call_reply(call, r, "out of memory", NULL, 0);
-        return;
-    }
-    net_call_reply(call, 0, NULL, buf, len);
-    sw_erase(buf, len);
-    free(buf);
+    reply_packed(call, msg, true);
 }
 
 const char *mgr__strerror(int r)

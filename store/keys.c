@@ -7,6 +7,24 @@
 #include "common/cleanup.h"
 #include "store/internal.h"
 
+/* Forget the keys besides the current one that are retired (or, retired false, the
+ * others: next keys of rotations that never took over). */
+static void drop_keys(store *s, bool retired)
+{
+    unsigned kept = 0;
+    for (unsigned i = 0; i < s->n_old_keys; i++) {
+        if (s->old_retired[i] == retired)
+            continue;
+        s->old_keys[kept] = s->old_keys[i];
+        s->old_retired[kept++] = s->old_retired[i];
+    }
+    for (unsigned i = kept; i < STORE_OLD_KEYS_MAX; i++) {
+        pki_aead_key_clear(&s->old_keys[i]);
+        s->old_retired[i] = false;
+    }
+    s->n_old_keys = kept;
+}
+
 const struct pki_aead_key *store__key_for(const store *s, const void *sealed, size_t len)
 {
     uint32_t id;
@@ -72,18 +90,7 @@ uint64_t store_retired_used(const store *s)
 
 void store_drop_next_keys(store *s)
 {
-    unsigned kept = 0;
-    for (unsigned i = 0; i < s->n_old_keys; i++) {
-        if (!s->old_retired[i])
-            continue;
-        s->old_keys[kept] = s->old_keys[i];
-        s->old_retired[kept++] = true;
-    }
-    for (unsigned i = kept; i < STORE_OLD_KEYS_MAX; i++) {
-        pki_aead_key_clear(&s->old_keys[i]);
-        s->old_retired[i] = false;
-    }
-    s->n_old_keys = kept;
+    drop_keys(s, false);
 }
 
 void store_current_key(const store *s, struct pki_aead_key *ret)
@@ -103,18 +110,7 @@ unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_reti
 
 void store_drop_old_keys(store *s)
 {
-    unsigned kept = 0;
-    for (unsigned i = 0; i < s->n_old_keys; i++) {
-        if (s->old_retired[i])
-            continue;
-        s->old_keys[kept] = s->old_keys[i];
-        s->old_retired[kept++] = false;
-    }
-    for (unsigned i = kept; i < STORE_OLD_KEYS_MAX; i++) {
-        pki_aead_key_clear(&s->old_keys[i]);
-        s->old_retired[i] = false;
-    }
-    s->n_old_keys = kept;
+    drop_keys(s, true);
 }
 
 /* Re-seal the values of one table that the current key did not seal. */
