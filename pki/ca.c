@@ -102,6 +102,7 @@ void pki_ca_free(pki_ca *ca)
         return;
     X509_free(ca->cert);
     free(ca->cert_pem);
+    free(ca->chain_pem);
     pki_key_free(ca->key);
     free(ca);
 }
@@ -337,8 +338,20 @@ int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
     if (!X509_sign(x, ca->key->pkey, EVP_sha256()))
         goto fail;
     r = pki__x509_to_pem(x, ret_cert_pem, NULL);
-    if (r < 0)
+    if (r < 0) {
         pki__errmsg(errmsg, errmsg_size, "could not encode the certificate");
+    } else if (ca->chain_pem) {
+        size_t a = strlen(*ret_cert_pem), b = strlen(ca->chain_pem);
+        char *both = realloc(*ret_cert_pem, a + b + 1);
+        if (!both) {
+            free(*ret_cert_pem);
+            *ret_cert_pem = NULL;
+            r = -ENOMEM;
+        } else {
+            memcpy(both + a, ca->chain_pem, b + 1);
+            *ret_cert_pem = both;
+        }
+    }
     goto out;
 fail:
     pki__errmsg_ssl(errmsg, errmsg_size, "could not build the certificate");
@@ -346,5 +359,80 @@ out:
     ERR_clear_error();
     X509_free(x);
     X509_REQ_free(csr);
+    return r;
+}
+
+/* ------------------------------------------------------------------ root rotation */
+
+int pki_ca_set_chain(pki_ca *ca, const char *chain_pem)
+{
+    char *copy = NULL;
+    if (chain_pem && chain_pem[0]) {
+        X509 *x = NULL;
+        if (pki__x509_from_pem(chain_pem, strlen(chain_pem), &x) < 0)
+            return -EINVAL;
+        X509_free(x);
+        if (!(copy = strdup(chain_pem)))
+            return -ENOMEM;
+    }
+    free(ca->chain_pem);
+    ca->chain_pem = copy;
+    return 0;
+}
+
+int pki_ca_cross_sign(const pki_ca *signer, const char *root_pem, char **ret_pem, char *errmsg,
+                      size_t errmsg_size)
+{
+    X509 *root = NULL, *x = NULL;
+    int r;
+    if (!signer || !signer->cert || !signer->key || !root_pem || !ret_pem)
+        return -EINVAL;
+    if ((r = pki__x509_from_pem(root_pem, strlen(root_pem), &root)) < 0) {
+        pki__errmsg(errmsg, errmsg_size, "the root to cross-sign is not a PEM certificate");
+        return r;
+    }
+    r = -EINVAL;
+    if (X509_check_ca(root) == 0) {
+        pki__errmsg(errmsg, errmsg_size, "the certificate to cross-sign is not a CA");
+        goto out;
+    }
+    EVP_PKEY *pub = X509_get0_pubkey(root);
+    if (!pub || !pki__pkey_is_p256(pub)) {
+        pki__errmsg(errmsg, errmsg_size, "the root to cross-sign must have an ECDSA P-256 key");
+        goto out;
+    }
+    r = -EIO;
+    if (!(x = X509_new()) || !X509_set_version(x, X509_VERSION_3))
+        goto fail;
+    if ((r = set_random_serial(x)) < 0)
+        goto out;
+    r = -EIO;
+    /* the new root's subject and key, vouched for by the signer: a chain leaf -> this ->
+     * the signer's root reaches a node that trusts only the signer's root */
+    if (!X509_set_subject_name(x, X509_get_subject_name(root)) ||
+        !X509_set_issuer_name(x, X509_get_subject_name(signer->cert)) || !X509_set_pubkey(x, pub))
+        goto fail;
+    const ASN1_TIME *nb = X509_get0_notBefore(root), *na = X509_get0_notAfter(root);
+    const ASN1_TIME *signer_na = X509_get0_notAfter(signer->cert);
+    if (ASN1_TIME_compare(na, signer_na) > 0)
+        na = signer_na; /* not past the signer's own end */
+    if (!X509_set1_notBefore(x, nb) || !X509_set1_notAfter(x, na))
+        goto fail;
+    if (add_ext(x, signer->cert, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+        add_ext(x, signer->cert, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") <
+            0 ||
+        add_ext(x, signer->cert, NID_subject_key_identifier, "hash") < 0 ||
+        add_ext(x, signer->cert, NID_authority_key_identifier, "keyid:always") < 0)
+        goto fail;
+    if (!X509_sign(x, signer->key->pkey, EVP_sha256()))
+        goto fail;
+    r = pki__x509_to_pem(x, ret_pem, NULL);
+    goto out;
+fail:
+    pki__errmsg_ssl(errmsg, errmsg_size, "could not build the cross-signed certificate");
+out:
+    ERR_clear_error();
+    X509_free(x);
+    X509_free(root);
     return r;
 }

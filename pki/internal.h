@@ -20,6 +20,7 @@ struct pki_ca {
     X509 *cert;
     char *cert_pem;
     pki_key *key;
+    char *chain_pem; /* sent after every leaf it signs (a rotation's cross-signed root) */
 };
 
 /* Write a formatted one-line message into errmsg (may be NULL). */

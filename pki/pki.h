@@ -78,6 +78,15 @@ int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
                     const struct pki_sign_request *req, char **ret_cert_pem, char *errmsg,
                     size_t errmsg_size);
 
+/* Root rotation. The certificate that lets a node still trusting signer's root trust
+ * root_pem's: root_pem's subject and public key (SKI), issued and signed by signer, CA:TRUE,
+ * valid as long as both. -EINVAL (errmsg) for a root that is not a P-256 CA certificate. */
+int pki_ca_cross_sign(const pki_ca *signer, const char *root_pem, char **ret_pem, char *errmsg,
+                      size_t errmsg_size);
+/* Certificates (PEM) that go after every leaf ca signs from now on (the cross-signed root
+ * while a rotation runs, so a leaf chains to both roots); NULL or "": none. */
+int pki_ca_set_chain(pki_ca *ca, const char *chain_pem);
+
 /* A CSR for key (subject is left for the CA to decide). */
 int pki_csr_create(const pki_key *key, char **ret_csr_pem);
 
