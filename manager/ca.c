@@ -37,6 +37,7 @@ static void h_get_root_ca(net_call *call, const uint8_t *payload, size_t len, vo
     struct mgr *m = userdata;
     Swarm__GetRootCAResponse resp = SWARM__GET_ROOT_CARESPONSE__INIT;
     resp.ca_cert_pem = m->st.root_ca_pem;
+    resp.now_ns = sw_now_realtime_ns();
     uint8_t *buf;
     size_t n;
     if (proto_pack(&resp.base, &buf, &n) < 0)

@@ -638,6 +638,87 @@ static int take_lock(struct mgr *m, char *errmsg, size_t size)
     return 0;
 }
 
+/* This manager's certificate expired while it was down (longer than the validity): the other
+ * nodes refuse it. With --force-new-cluster it re-issues its own from the cluster's CA key,
+ * which its store holds; otherwise it says what to do. */
+static int check_own_certificate(struct mgr *m, char *errmsg, size_t size)
+{
+    struct pki_identity id;
+    const char *cert = m->st.node_cert_pem;
+    if (pki_identity_from_pem(cert, strlen(cert), &id) < 0)
+        return 0; /* the load checked it; the handshake says the rest */
+    uint64_t now = sw_now_realtime_ns();
+    if (id.not_after_ns > now)
+        return 0;
+    char when[64];
+    sw_time_format(id.not_after_ns, when, sizeof(when));
+    if (!m->force_new_cluster) {
+        snprintf(errmsg, size,
+                 "this manager's certificate expired on %s (it was down longer than its "
+                 "validity) and the other nodes refuse it: start it with 'swarmd init "
+                 "--force-new-cluster --state-dir %s' to re-issue it from the CA key it holds "
+                 "(it then leads alone; other managers join it again), or demote and remove it "
+                 "from the swarm and join it again with a manager token",
+                 when, m->state_dir);
+        return -EKEYEXPIRED;
+    }
+    /* the CA key is in the store: open it for this, sign, and let start go on */
+    char dir[4096], err[256] = "";
+    store *s = NULL;
+    Swarm__Cluster *c = NULL;
+    pki_ca *ca = NULL;
+    pki_key *key = NULL;
+    char *csr = NULL, *newcert = NULL;
+    snprintf(dir, sizeof(dir), "%s/%s", m->state_dir, MGR_STORE_DIR);
+    bool retired[PKI_DEK_OLD_MAX];
+    for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
+        retired[i] = i < m->st.n_dek_retired;
+    int r = store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
+                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX),
+                            STORE_OPEN_REBUILDABLE, &s, err, sizeof(err));
+    if (r >= 0) {
+        m->store = s;
+        r = mgr__get_cluster(m, &c);
+        m->store = NULL;
+    }
+    if (r >= 0)
+        r = pki_ca_load(c->root_ca->ca_cert_pem, strlen(c->root_ca->ca_cert_pem),
+                        (const char *)c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len, &ca);
+    if (r >= 0 && (r = pki_key_generate(&key)) >= 0 && (r = pki_csr_create(key, &csr)) >= 0) {
+        struct pki_sign_request req = {.node_id = m->st.node_id,
+                                       .cluster_id = m->st.cluster_id,
+                                       .role = PKI_ROLE_MANAGER,
+                                       .validity_ns = c->spec ? c->spec->cert_expiry_ns : 0};
+        r = pki_ca_sign_csr(ca, csr, strlen(csr), &req, &newcert, err, sizeof(err));
+    }
+    if (r >= 0)
+        r = pki_node_state_replace_cert(m->state_dir, newcert, key, err, sizeof(err));
+    if (r >= 0) {
+        free(m->st.node_cert_pem);
+        m->st.node_cert_pem = newcert;
+        newcert = NULL;
+        pki_key_free(m->st.node_key);
+        m->st.node_key = key;
+        key = NULL;
+        log_warn(
+            "this manager's certificate expired on %s: re-issued its own from the "
+            "cluster's CA (--force-new-cluster)",
+            when);
+    } else {
+        snprintf(errmsg, size,
+                 "this manager's certificate expired on %s and cannot be re-issued here: %s", when,
+                 err[0] ? err : strerror(-r));
+    }
+    free(csr);
+    free(newcert);
+    pki_key_free(key);
+    pki_ca_free(ca);
+    if (c)
+        mgr__cluster_free(c);
+    store_close(s);
+    return r;
+}
+
 int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_ready_fn ready,
               void *userdata, mgr **ret, char *errmsg, size_t size)
 {
@@ -754,6 +835,8 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
 
     r = take_lock(m, errmsg, size);
     if (r < 0)
+        goto fail;
+    if (!init && (r = check_own_certificate(m, errmsg, size)) < 0)
         goto fail;
     r = start_server(m, errmsg, size);
     if (r < 0)

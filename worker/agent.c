@@ -754,6 +754,17 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
     a->cert_not_before = id.not_before_ns;
     a->cert_not_after = id.not_after_ns;
     a->cert_role = id.role;
+    if (id.not_after_ns <= sw_now_realtime_ns() && st.role == PKI_ROLE_WORKER) {
+        char when[64];
+        sw_time_format(id.not_after_ns, when, sizeof(when));
+        snprintf(errmsg, errmsg_size,
+                 "this node's certificate expired on %s (it was down longer than its validity) "
+                 "and managers refuse it: join the swarm again with a worker token ('swarmd join "
+                 "--state-dir NEWDIR TOKEN MANAGER'; 'swarmctl node rm %s' removes the old node)",
+                 when, id.node_id);
+        r = -EKEYEXPIRED;
+        goto out;
+    }
     if (!(a->root_ca_pem = strdup(st.root_ca_pem))) {
         snprintf(errmsg, errmsg_size, "out of memory");
         r = -ENOMEM;

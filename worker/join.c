@@ -137,6 +137,20 @@ static int fetch_root(struct join *j, char *err, size_t errsize)
         snprintf(err, errsize, "%s sent a malformed root CA answer", j->target);
         return -EPROTO;
     }
+    /* certificates are backdated by PKI_BACKDATE_NS: a clock off by more is refused later
+     * with an opaque "not yet valid" or "expired"; say it now */
+    uint64_t now = sw_now_realtime_ns();
+    uint64_t skew = resp->now_ns > now ? resp->now_ns - now : now - resp->now_ns;
+    if (resp->now_ns && skew > PKI_BACKDATE_NS) {
+        char d[64];
+        sw_duration_format((skew + 500000000ULL) / 1000000000ULL * 1000000000ULL, d, sizeof(d));
+        snprintf(err, errsize,
+                 "clock skew detected: this machine's clock is %s %s the clock of %s (more than "
+                 "the 1h certificates allow); set the time (NTP) and join again",
+                 d, resp->now_ns > now ? "behind" : "ahead of", j->target);
+        swarm__get_root_caresponse__free_unpacked(resp, NULL);
+        return -ERANGE;
+    }
     char digest[PKI_TOKEN_DIGEST_LEN + 1];
     r = pki_ca_digest(resp->ca_cert_pem, strlen(resp->ca_cert_pem), digest);
     if (r >= 0 && strcmp(digest, j->token.digest) != 0) {
