@@ -39,6 +39,33 @@ head -c 600000 /dev/zero >"$T/big"
 run_task toobig --rootfs "$ROOTFS" --secret-file "big=$T/big" -- "$P" pid1
 expect_rc "a secret over 500 KiB is refused" 125 "larger than 500 KiB"
 
+# attack matrix row 12 (issue 6): a task cannot read another task's secrets. Task B keeps
+# its secret on its own tmpfs while task A, on the same host and the same default root, looks
+# for it every way a task could: its /run/secrets, /proc (its own pid namespace shows none of
+# B's processes, so no /proc/PID/root), and the host's directories bound into it.
+printf 'other-%s' "$TAG" >"$T/b.txt"
+other=$(cat "$T/b.txt")
+new_id holder
+"$SWARMD" run-task --id "$ID" --secret-file "b_secret=$T/b.txt" -- /bin/sleep 30 \
+    >"$T/holder.out" 2>"$T/holder.err" &
+HOLDER=$!
+BG_PIDS+=("$HOLDER")
+for _ in $(seq 50); do pgrep -f "^/bin/sleep 30$" >/dev/null && break; sleep 0.1; done
+run_task snooper --secret-file "a_secret=$T/pw.txt" -e "NEEDLE=$other" -- /bin/sh -c '
+    ls /run/secrets
+    cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; echo
+    for f in /proc/[0-9]*/root/run/secrets/*; do cat "$f" 2>/dev/null; echo; done
+    grep -rs "$NEEDLE" /run /tmp /etc /var 2>/dev/null | head -1
+    echo end'
+if [ "$RC" = 0 ] && grep -qx a_secret "$T/out" && ! grep -q b_secret "$T/out" &&
+    ! grep -q "$other" "$T/out" && grep -qx end "$T/out" && ! grep -q sleep "$T/out"; then
+    pass "row 12: a task sees only its own secrets; another task's (running) is out of its reach"
+else
+    fail "row 12: the snooping task (exit $RC) saw: $(tr '\n' ' ' <"$T/out")"
+fi
+kill -TERM "$HOLDER" 2>/dev/null
+wait "$HOLDER" 2>/dev/null
+
 # the secret files lived on the task's tmpfs only: nothing of them in the rootfs
 if [ -z "$(find "$ROOTFS/run" -mindepth 1 -not -type d)" ] && ! grep -rqs "s3cret-$TAG" "$ROOTFS"; then
     pass "no secret file or byte left in the rootfs ($(find "$ROOTFS/run" -mindepth 1 | tr '\n' ' '))"
