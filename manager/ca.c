@@ -24,6 +24,8 @@ int mgr__ca_reload(struct mgr *m)
     const Swarm__RootCA *rc = c->root_ca;
     r = pki_ca_load(rc->ca_cert_pem, strlen(rc->ca_cert_pem), (const char *)rc->ca_key_pem.data,
                     rc->ca_key_pem.len, &ca);
+    if (r >= 0) /* during a root rotation leaves go out with the cross-signed new root */
+        r = pki_ca_set_chain(ca, rc->cross_signed_pem);
     mgr__cluster_free(c);
     if (r < 0)
         return r;
@@ -36,7 +38,8 @@ static void h_get_root_ca(net_call *call, const uint8_t *payload, size_t len, vo
 {
     struct mgr *m = userdata;
     Swarm__GetRootCAResponse resp = SWARM__GET_ROOT_CARESPONSE__INIT;
-    resp.ca_cert_pem = m->st.root_ca_pem;
+    _cleanup_free_ char *bundle = mgr__trust_bundle(m);
+    resp.ca_cert_pem = bundle ? bundle : m->st.root_ca_pem;
     resp.now_ns = sw_now_realtime_ns();
     uint8_t *buf;
     size_t n;
@@ -67,7 +70,8 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
         resp.role = ic->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
                                                  : SWARM__NODE_ROLE__ROLE_WORKER;
         resp.cert_pem = ic->cert_pem;
-        resp.ca_cert_pem = m->st.root_ca_pem;
+        _cleanup_free_ char *bundle = mgr__trust_bundle(m);
+        resp.ca_cert_pem = bundle ? bundle : m->st.root_ca_pem;
         uint8_t *buf;
         size_t n;
         if (proto_pack(&resp.base, &buf, &n) < 0) {
@@ -91,7 +95,9 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
     int r = pki_token_parse(token, &t, err, size);
     if (r < 0)
         return -EINVAL;
-    r = pki_ca_digest(m->st.root_ca_pem, strlen(m->st.root_ca_pem), digest);
+    _cleanup_free_ char *bundle = mgr__trust_bundle(m); /* the cluster's, after a rotation */
+    const char *b = bundle ? bundle : m->st.root_ca_pem;
+    r = pki_ca_digest(b, strlen(b), digest);
     if (r < 0)
         return r;
     if (strcmp(t.digest, digest) != 0) {
@@ -291,7 +297,8 @@ static void renew_committed(struct mgr *m, int status, void *userdata)
         resp.role = rc->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
                                                  : SWARM__NODE_ROLE__ROLE_WORKER;
         resp.cert_pem = rc->cert_pem;
-        resp.ca_cert_pem = m->st.root_ca_pem;
+        _cleanup_free_ char *bundle = mgr__trust_bundle(m);
+        resp.ca_cert_pem = bundle ? bundle : m->st.root_ca_pem;
         log_debug("renewed the certificate of node %s", peer->id.node_id);
         mgr__reply_msg(rc->call, &resp.base);
     }

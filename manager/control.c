@@ -190,8 +190,16 @@ static void h_get_cluster(net_call *call, const uint8_t *payload, size_t len, vo
         0)
         resp.ca_cert_not_after = not_after;
     /* never hand out the CA key or token secrets */
+    unsigned done = 0, total = 0;
+    if (mgr__rootca_progress(m, c, &done, &total) > 0) {
+        resp.root_rotation = true;
+        resp.rotation_nodes_done = done;
+        resp.rotation_nodes_total = total;
+    }
     sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
     c->root_ca->ca_key_pem.len = 0;
+    sw_erase(c->root_ca->rotation_old_key_pem.data, c->root_ca->rotation_old_key_pem.len);
+    c->root_ca->rotation_old_key_pem.len = 0;
     wipe_string(c->join_tokens->worker);
     wipe_string(c->join_tokens->manager);
     if (c->unlock_key.data)

@@ -121,6 +121,8 @@ struct mgr {
     uint64_t seen_snapshot_interval; /* the cluster setting last seen */
     bool snapshot_threshold_explicit;
 
+    bool rootca_finishing; /* rootca.c: the end of a rotation is being committed */
+    char ca_digest[PKI_TOKEN_DIGEST_LEN + 1]; /* the root bundle m->ca was loaded for */
     /* autolock.c */
     bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */
     store_watch *autolock_watch;
@@ -213,6 +215,16 @@ void mgr__names_clear(struct mgr *m);
 
 #define MGR_TOMBSTONES_MAX 1000 /* removed node IDs the cluster object keeps */
 #define MGR_DATAKEY_DROP_NS (10ULL * 1000000000ULL) /* retired keys kept at least this long */
+
+/* rootca.c: root CA rotation */
+int mgr__rootca_register(struct mgr *m);
+/* The cluster's trust bundle (malloc'd), NULL when the store has no cluster yet. */
+char *mgr__trust_bundle(struct mgr *m);
+/* While a rotation runs (returns 1): how many nodes hold a leaf of the new root, of all. */
+int mgr__rootca_progress(struct mgr *m, const Swarm__Cluster *c, unsigned *ret_done,
+                         unsigned *ret_total);
+/* Leader, from the role timer: every node moved over? then the old root goes. */
+void mgr__rootca_tick(struct mgr *m);
 
 /* autolock.c */
 int mgr__autolock_register(struct mgr *m);

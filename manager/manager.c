@@ -119,8 +119,10 @@ static void role_timer_cb(uv_timer_t *t)
     struct mgr *m = t->data;
     if (m->stopping || !m->serving)
         return;
-    if (++m->role_ticks % 10 == 1)
+    if (++m->role_ticks % 10 == 1) {
         apply_snapshot_interval(m);
+        mgr__rootca_tick(m);
+    }
     if (m->role_ticks % 10 == 5) /* a snapshot install changes the store without events */
         m->autolock_check = m->datakey_check = true;
     if (m->autolock_check)
@@ -579,7 +581,7 @@ static int start_server(struct mgr *m, char *errmsg, size_t size)
         (r = mgr__dispatcher_register(m)) < 0 || (r = mgr__services_register(m)) < 0 ||
         (r = mgr__nodes_register(m)) < 0 || (r = mgr__transport_register(m)) < 0 ||
         (r = mgr__members_register(m)) < 0 || (r = mgr__autolock_register(m)) < 0 ||
-        (r = mgr__datakey_register(m)) < 0) {
+        (r = mgr__datakey_register(m)) < 0 || (r = mgr__rootca_register(m)) < 0) {
         snprintf(errmsg, size, "cannot register RPC methods: %s", strerror(-r));
         return r;
     }
@@ -907,6 +909,16 @@ int mgr_set_certificate(mgr *m, const char *cert_pem, const pki_key *key, char *
     SSL_CTX *ctx = NULL;
     pki_key *k = NULL;
     char *pem = strdup(cert_pem);
+    /* the agent may have written a new root bundle with it (a root rotation) */
+    char path[4096], *root = NULL;
+    if (sw_path_join(path, sizeof(path), m->state_dir, PKI_NODE_ROOT_CA_FILE) >= 0 &&
+        sw_read_file(path, 1024 * 1024, &root, NULL) >= 0 && root[0] &&
+        strcmp(root, m->st.root_ca_pem) != 0) {
+        free(m->st.root_ca_pem);
+        m->st.root_ca_pem = root;
+        root = NULL;
+    }
+    free(root);
     const char *bundle = m->st.root_ca_pem;
     int r = pem ? pki_key_dup(key, &k) : -ENOMEM;
     if (r < 0) {

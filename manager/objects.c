@@ -21,8 +21,10 @@ void mgr__cluster_free(Swarm__Cluster *c)
 {
     if (!c)
         return;
-    if (c->root_ca)
+    if (c->root_ca) {
         sw_erase(c->root_ca->ca_key_pem.data, c->root_ca->ca_key_pem.len);
+        sw_erase(c->root_ca->rotation_old_key_pem.data, c->root_ca->rotation_old_key_pem.len);
+    }
     if (c->join_tokens) {
         wipe_str(c->join_tokens->worker);
         wipe_str(c->join_tokens->manager);
@@ -98,6 +100,7 @@ void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem)
         c->serial = strdup(id.serial);
         c->not_before = id.not_before_ns;
         c->not_after = id.not_after_ns;
+        c->authority_key_id = strdup(id.authority_key_id);
     }
 }
 

@@ -54,6 +54,32 @@ static int name_get(const X509_NAME *name, int nid, char *buf, size_t size)
     return 0;
 }
 
+static void key_id_hex(const ASN1_OCTET_STRING *k, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    int n = ASN1_STRING_length(k);
+    const unsigned char *d = ASN1_STRING_get0_data(k);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 2 < 65; i++) {
+        out[o++] = hex[d[i] >> 4];
+        out[o++] = hex[d[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+int pki_cert_key_id(const char *pem, size_t len, char ret[65])
+{
+    X509 *x = NULL;
+    int r = pki__x509_from_pem(pem, len, &x);
+    if (r < 0)
+        return r;
+    const ASN1_OCTET_STRING *k = X509_get0_subject_key_id(x);
+    if (k)
+        key_id_hex(k, ret);
+    X509_free(x);
+    return k ? 0 : -ENOENT;
+}
+
 int pki_identity_from_x509(X509 *cert, struct pki_identity *ret)
 {
     if (!cert || !ret)
@@ -113,6 +139,9 @@ int pki_identity_from_x509(X509 *cert, struct pki_identity *ret)
     if (cp)
         memcpy(id.issuer, data, cp);
     id.issuer[cp] = '\0';
+    const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(cert);
+    if (akid)
+        key_id_hex(akid, id.authority_key_id);
 
     *ret = id;
     return 0;

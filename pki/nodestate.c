@@ -587,3 +587,13 @@ int pki_node_state_save_deks(const char *dir, const char *cluster_id,
     pki_node_state_finish(&st);
     return r;
 }
+
+int pki_node_state_replace_root(const char *dir, const char *bundle_pem, char *errmsg, size_t size)
+{
+    char path[4096];
+    path_of(path, sizeof(path), dir, PKI_NODE_ROOT_CA_FILE);
+    int r = sw_write_file_atomic(path, bundle_pem, strlen(bundle_pem), 0644);
+    if (r < 0)
+        snprintf(errmsg, size, "cannot write %s: %s", path, strerror(-r));
+    return r;
+}

@@ -100,6 +100,7 @@ struct pki_identity {
     uint64_t not_after_ns;
     char serial[80];  /* hex */
     char issuer[256]; /* one-line DN */
+    char authority_key_id[65]; /* hex of the signing key's identifier ("" if absent) */
 };
 
 /* Read CN/OU/O and validity from a certificate; -EINVAL if it is not a swarm node cert
@@ -112,6 +113,9 @@ int pki_identity_from_pem(const char *cert_pem, size_t len, struct pki_identity 
  * the first in cert_pem are used as untrusted intermediates. */
 int pki_verify_cert(const char *bundle_pem, size_t bundle_len, const char *cert_pem,
                     size_t cert_len, struct pki_identity *ret, char *errmsg, size_t errmsg_size);
+/* The subject key identifier of the first certificate in a PEM (a root's: what leaves it
+ * signs name as their authority key id), lowercase hex. -ENOENT without one. */
+int pki_cert_key_id(const char *pem, size_t len, char ret[65]);
 /* NotAfter of the first certificate in a PEM (unix ns). */
 int pki_cert_not_after(const char *pem, size_t len, uint64_t *ret_ns);
 /* True if the public key in cert_pem belongs to key. */
@@ -277,6 +281,9 @@ int pki_node_state_replace_cert(const char *dir, const char *cert_pem, const pki
 int pki_node_state_save_deks(const char *dir, const char *cluster_id,
                              const struct pki_aead_key *current, const struct pki_aead_key *old,
                              const bool *retired, unsigned n_old, char *errmsg, size_t size);
+/* Replace the root CA bundle (a root rotation), durably. */
+int pki_node_state_replace_root(const char *dir, const char *bundle_pem, char *errmsg,
+                                size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);
 /* Autolock. A manager's KEK file is either in clear or locked: sealed under a key derived

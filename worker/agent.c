@@ -353,8 +353,12 @@ static int renew_adopt(wrk_agent *a, const Swarm__IssueNodeCertificateResponse *
     struct pki_identity id;
     size_t len = strlen(resp->cert_pem);
     SSL_CTX *ctx = NULL;
-    int r = pki_verify_cert(a->root_ca_pem, strlen(a->root_ca_pem), resp->cert_pem, len, &id, err,
-                            size);
+    /* a root rotation: the manager (over the connection this node trusts) hands out the
+     * cluster's new bundle with the certificate; the certificate must chain to it */
+    const char *bundle =
+        resp->ca_cert_pem && resp->ca_cert_pem[0] ? resp->ca_cert_pem : a->root_ca_pem;
+    bool new_bundle = strcmp(bundle, a->root_ca_pem) != 0;
+    int r = pki_verify_cert(bundle, strlen(bundle), resp->cert_pem, len, &id, err, size);
     if (r < 0)
         return r;
     if (strcmp(id.node_id, a->node_id) != 0 || strcmp(id.cluster_id, a->cluster_id) != 0 ||
@@ -366,10 +370,25 @@ static int renew_adopt(wrk_agent *a, const Swarm__IssueNodeCertificateResponse *
         snprintf(err, size, "the new certificate is for another role");
         return -EOPNOTSUPP;
     }
-    r = pki_tls_client_ctx(a->root_ca_pem, strlen(a->root_ca_pem), resp->cert_pem, len, key, &ctx,
-                           err, size);
-    if (r < 0)
+    char *bundle_copy = new_bundle ? strdup(bundle) : NULL;
+    if (new_bundle && !bundle_copy)
+        return -ENOMEM;
+    r = pki_tls_client_ctx(bundle, strlen(bundle), resp->cert_pem, len, key, &ctx, err, size);
+    if (r < 0) {
+        free(bundle_copy);
         return r;
+    }
+    /* the bundle first: the new certificate needs it, the old one is trusted by it too */
+    if (new_bundle && (r = pki_node_state_replace_root(a->state_dir, bundle, err, size)) < 0) {
+        free(bundle_copy);
+        pki_tls_ctx_free(ctx);
+        return r;
+    }
+    if (new_bundle) {
+        free(a->root_ca_pem);
+        a->root_ca_pem = bundle_copy;
+        log_info("agent: the swarm's root CA bundle changed (a root rotation): trusting it");
+    }
     r = pki_node_state_replace_cert(a->state_dir, resp->cert_pem, key, err, size);
     if (r < 0) {
         pki_tls_ctx_free(ctx);

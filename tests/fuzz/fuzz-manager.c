@@ -65,6 +65,7 @@ static const struct {
     {"Control.GetUnlockKey", VIA_UNIX},
     {"Control.Unlock", VIA_UNIX},
     {"Raft.AddDataKey", VIA_TLS},
+    {"Control.RotateCA", VIA_UNIX},
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 

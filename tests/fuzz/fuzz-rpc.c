@@ -33,6 +33,7 @@ static const ProtobufCMessageDescriptor *const types[] = {
     &swarm__unlock_key_request__descriptor,
     &swarm__unlock_request__descriptor,
     &swarm__data_key__descriptor,
+    &swarm__rotate_carequest__descriptor,
 };
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 

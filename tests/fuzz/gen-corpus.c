@@ -34,6 +34,7 @@ enum rpc_sel {
     R_UNLOCK_KEY,
     R_UNLOCK,
     R_DATA_KEY,
+    R_ROTATE_CA,
 };
 /* fuzz-manager.c's table order; bit 7 asks for live values */
 enum mgr_sel {
@@ -67,6 +68,7 @@ enum mgr_sel {
     M_UNLOCK_KEY,
     M_UNLOCK,
     M_ADD_DATA_KEY,
+    M_ROTATE_CA,
 };
 #define LIVE 0x80
 
@@ -338,6 +340,10 @@ int main(int argc, char **argv)
     dk.key.data = dk_bytes;
     dk.key.len = sizeof(dk_bytes);
     emit(rpc_dir, "data-key", R_DATA_KEY, &dk.base, true);
+    Swarm__RotateCARequest rca = SWARM__ROTATE_CAREQUEST__INIT;
+    rca.set_cert_expiry = true;
+    rca.cert_expiry_ns = 1; /* below the minimum: refused */
+    emit(rpc_dir, "rotate-ca", R_ROTATE_CA, &rca.base, true);
     /* wire-format oddities: unknown field, wrong wire type, overlong varint, length past
      * the end, a field repeated (last wins), negative enum, group tags */
     raw(rpc_dir, "unknown-field", R_GET_NODE, "\x0a\x01x\xf8\x07\x05", 6);
@@ -406,6 +412,7 @@ int main(int argc, char **argv)
     emit(mgr_dir, "unlock-key-rotate", M_UNLOCK_KEY, &ukr.base, false);
     emit(mgr_dir, "unlock-not-locked", M_UNLOCK, &ur.base, false);
     emit(mgr_dir, "add-data-key-as-worker", M_ADD_DATA_KEY, &dk.base, false);
+    emit(mgr_dir, "rotate-ca-bad-expiry", M_ROTATE_CA, &rca.base, false);
     raw(mgr_dir, "get-node-garbage", M_GET_NODE, "\xff\xff\xff", 3);
     raw(mgr_dir, "create-service-garbage", M_CREATE_SVC, "\x2a\x03\x0a\x05x", 5);
     raw(mgr_dir, "create-secret-past-end", M_CREATE_SECRET,

@@ -19,7 +19,7 @@ MANAGER_ONLY=(Control.ListNodes Control.GetNode Control.GetCluster Control.GetJo
     Control.CreateService Control.GetService Control.ListServices Control.UpdateService
     Control.RemoveService Control.ListTasks Control.CreateSecret Control.GetSecret
     Control.ListSecrets Control.RemoveSecret Control.UpdateSecret Control.UpdateNode
-    Control.RemoveNode Control.UpdateCluster Control.GetUnlockKey Control.Unlock
+    Control.RemoveNode Control.UpdateCluster Control.GetUnlockKey Control.Unlock Control.RotateCA
     Raft.Connect Raft.Join Raft.AddDataKey)
 NODE_ONLY=(Dispatcher.Session Dispatcher.Heartbeat Dispatcher.UpdateTaskStatus
     CA.RenewNodeCertificate)

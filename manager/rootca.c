@@ -1,0 +1,323 @@
+/* Root CA rotation (swarmctl ca --rotate): a new root, cross-signed by the current one; the
+ * leader signs leaves with the new key and sends the cross-signed root after them, so they
+ * chain to either root; every node is asked to renew (and takes the two-root bundle with
+ * it); once every node holds a leaf of the new key the new root alone is trusted, the old
+ * key is gone, both join tokens change, and the nodes renew once more to drop the old root. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/swtime.h"
+#include "manager/internal.h"
+#include "proto/frame.h"
+
+char *mgr__trust_bundle(struct mgr *m)
+{
+    Swarm__Cluster *c = NULL;
+    char *b = NULL;
+    if (m->store && mgr__get_cluster(m, &c) >= 0 && c->root_ca && c->root_ca->ca_cert_pem[0])
+        b = strdup(c->root_ca->ca_cert_pem);
+    if (c)
+        mgr__cluster_free(c);
+    return b;
+}
+
+/* The first certificate of a PEM bundle (malloc'd). */
+static char *first_cert(const char *pem)
+{
+    static const char end[] = "-----END CERTIFICATE-----";
+    const char *e = strstr(pem, end);
+    if (!e)
+        return NULL;
+    size_t n = (size_t)(e - pem) + sizeof(end) - 1;
+    char *s = malloc(n + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, pem, n);
+    s[n] = '\n';
+    s[n + 1] = '\0';
+    return s;
+}
+
+static int set_str(char **slot, const char *v)
+{
+    char *d = strdup(v ? v : "");
+    if (!d)
+        return -ENOMEM;
+    if (*slot && *slot != protobuf_c_empty_string)
+        free(*slot);
+    *slot = d;
+    return 0;
+}
+
+static void set_bytes(ProtobufCBinaryData *b, uint8_t *data, size_t len)
+{
+    if (b->data) {
+        sw_erase(b->data, b->len);
+        free(b->data);
+    }
+    b->data = data;
+    b->len = len;
+}
+
+/* New tokens for the new bundle (their digest part changes with it). */
+static int new_tokens(Swarm__Cluster *c)
+{
+    const char *bundle = c->root_ca->ca_cert_pem;
+    char digest[PKI_TOKEN_DIGEST_LEN + 1], w[PKI_TOKEN_LEN + 1], mt[PKI_TOKEN_LEN + 1];
+    int r = pki_ca_digest(bundle, strlen(bundle), digest);
+    if (r >= 0)
+        r = pki_token_generate(bundle, strlen(bundle), w);
+    if (r >= 0)
+        r = pki_token_generate(bundle, strlen(bundle), mt);
+    if (r >= 0 && (r = set_str(&c->root_ca->digest, digest)) >= 0 &&
+        (r = set_str(&c->join_tokens->worker, w)) >= 0)
+        r = set_str(&c->join_tokens->manager, mt);
+    sw_erase(w, sizeof(w));
+    sw_erase(mt, sizeof(mt));
+    return r;
+}
+
+/* ------------------------------------------------------------------ start */
+
+struct rotate_call {
+    net_call *call;
+    bool set_expiry;
+    uint64_t expiry_ns;
+    char err[200];
+};
+
+static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
+{
+    struct rotate_call *rc = userdata;
+    Swarm__RootCA *ca = c->root_ca;
+    pki_ca *old = NULL, *fresh = NULL;
+    _cleanup_free_ char *old_cert = NULL, *cross = NULL, *bundle = NULL;
+    uint8_t *old_key = NULL, *new_key = NULL;
+    size_t old_key_len = 0, new_key_len = 0;
+    char kid[65];
+    int r;
+    bool again = ca->rotation_key_id[0] != '\0';
+    /* the root being replaced: the one every node trusts from before (started again while
+     * one runs: still that one, the last new root wins) */
+    if (again) {
+        old_cert = strdup(ca->rotation_old_cert_pem);
+        old_key = malloc(ca->rotation_old_key_pem.len ? ca->rotation_old_key_pem.len : 1);
+        if (old_key) {
+            memcpy(old_key, ca->rotation_old_key_pem.data, ca->rotation_old_key_pem.len);
+            old_key_len = ca->rotation_old_key_pem.len;
+        }
+    } else {
+        old_cert = first_cert(ca->ca_cert_pem);
+        old_key = malloc(ca->ca_key_pem.len ? ca->ca_key_pem.len : 1);
+        if (old_key) {
+            memcpy(old_key, ca->ca_key_pem.data, ca->ca_key_pem.len);
+            old_key_len = ca->ca_key_pem.len;
+        }
+    }
+    if (!old_cert || !old_key) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if ((r = pki_ca_load(old_cert, strlen(old_cert), (const char *)old_key, old_key_len, &old)) <
+            0 ||
+        (r = pki_ca_create(&fresh)) < 0 ||
+        (r = pki_ca_cross_sign(old, pki_ca_cert_pem(fresh), &cross, rc->err, sizeof(rc->err))) <
+            0 ||
+        (r = pki_cert_key_id(pki_ca_cert_pem(fresh), strlen(pki_ca_cert_pem(fresh)), kid)) < 0 ||
+        (r = pki_key_to_pem(pki_ca_key(fresh), (char **)&new_key, &new_key_len)) < 0)
+        goto out;
+    size_t a = strlen(pki_ca_cert_pem(fresh)), b = strlen(old_cert);
+    if (!(bundle = malloc(a + b + 1))) {
+        r = -ENOMEM;
+        goto out;
+    }
+    memcpy(bundle, pki_ca_cert_pem(fresh), a); /* the first signs */
+    memcpy(bundle + a, old_cert, b + 1);
+    if ((r = set_str(&ca->ca_cert_pem, bundle)) < 0 ||
+        (r = set_str(&ca->cross_signed_pem, cross)) < 0 ||
+        (r = set_str(&ca->rotation_key_id, kid)) < 0 ||
+        (r = set_str(&ca->rotation_old_cert_pem, old_cert)) < 0)
+        goto out;
+    set_bytes(&ca->ca_key_pem, new_key, new_key_len);
+    new_key = NULL;
+    set_bytes(&ca->rotation_old_key_pem, old_key, old_key_len);
+    old_key = NULL;
+    if ((r = new_tokens(c)) < 0)
+        goto out;
+    if (rc->set_expiry && c->spec)
+        c->spec->cert_expiry_ns = rc->expiry_ns;
+out:
+    if (old_key) {
+        sw_erase(old_key, old_key_len);
+        free(old_key);
+    }
+    if (new_key) {
+        sw_erase(new_key, new_key_len);
+        free(new_key);
+    }
+    pki_ca_free(old);
+    pki_ca_free(fresh);
+    return r;
+}
+
+/* Every node renews (the dispatcher tells it at its next heartbeat). */
+static int ask_all_to_renew(struct mgr *m, struct mgr_batch *b, void *userdata)
+{
+    struct mgr_objs nodes = {0};
+    int r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes);
+    for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
+        Swarm__Node *n = (Swarm__Node *)nodes.v[i];
+        n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
+        r = mgr__batch_add(b, STORE_UPDATE, STORE_NODES, n->id, &n->base);
+    }
+    mgr__objs_free(&nodes);
+    return r;
+}
+
+static void renewals_asked(struct mgr *m, int status, void *userdata)
+{
+    if (status < 0)
+        log_warn("root CA: cannot ask the nodes to renew: %s", mgr__strerror(status));
+}
+
+static void rotate_committed(struct mgr *m, int status, void *userdata)
+{
+    struct rotate_call *rc = userdata;
+    net_call *call = rc->call;
+    if (status < 0) {
+        if (rc->err[0])
+            net_call_reply(call, status, rc->err, NULL, 0);
+        else
+            mgr__reply_errno(call, status, "cannot start the root CA rotation");
+        free(rc);
+        return;
+    }
+    free(rc);
+    int r = mgr__ca_reload(m);
+    if (r < 0)
+        log_warn("root CA: cannot load the new root: %s", strerror(-r));
+    log_info("root CA rotation started: every node renews into the new root");
+    if (mgr__batch_update(m, ask_all_to_renew, renewals_asked, NULL) < 0)
+        log_warn("root CA: cannot ask the nodes to renew");
+    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
+    resp.root_rotation = true;
+    mgr__reply_msg(call, &resp.base);
+}
+
+static void h_rotate_ca(net_call *call, const uint8_t *payload, size_t len, void *userdata)
+{
+    struct mgr *m = userdata;
+    if (!mgr__serving(m, call))
+        return;
+    Swarm__RotateCARequest *req = (Swarm__RotateCARequest *)mgr__request(
+        call, &swarm__rotate_carequest__descriptor, payload, len);
+    if (!req)
+        return;
+    struct rotate_call *rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        swarm__rotate_carequest__free_unpacked(req, NULL);
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    }
+    rc->call = call;
+    rc->set_expiry = req->set_cert_expiry;
+    rc->expiry_ns = req->cert_expiry_ns;
+    swarm__rotate_carequest__free_unpacked(req, NULL);
+    if (rc->set_expiry && rc->expiry_ns < PKI_CERT_VALIDITY_MIN_NS) {
+        free(rc);
+        return net_call_reply(call, -EINVAL, "the certificate expiry must be at least 1h", NULL, 0);
+    }
+    int r = mgr__cluster_update(m, rotate_mutate, rotate_committed, rc);
+    if (r < 0) {
+        free(rc);
+        mgr__reply_errno(call, r, "cannot start the root CA rotation");
+    }
+}
+
+/* ------------------------------------------------------------------ progress, the end */
+
+int mgr__rootca_progress(struct mgr *m, const Swarm__Cluster *c, unsigned *ret_done,
+                         unsigned *ret_total)
+{
+    const char *kid = c->root_ca ? c->root_ca->rotation_key_id : "";
+    *ret_done = *ret_total = 0;
+    if (!kid[0])
+        return 0;
+    struct mgr_objs nodes = {0};
+    int r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes);
+    for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
+        const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
+        (*ret_total)++;
+        if (n->certificate && n->certificate->authority_key_id &&
+            strcmp(n->certificate->authority_key_id, kid) == 0)
+            (*ret_done)++;
+    }
+    mgr__objs_free(&nodes);
+    return r < 0 ? r : 1;
+}
+
+static int finish_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
+{
+    Swarm__RootCA *ca = c->root_ca;
+    if (!ca->rotation_key_id[0])
+        return -EALREADY;
+    _cleanup_free_ char *root = first_cert(ca->ca_cert_pem);
+    if (!root)
+        return -EBADMSG;
+    int r;
+    if ((r = set_str(&ca->ca_cert_pem, root)) < 0 || (r = set_str(&ca->cross_signed_pem, "")) < 0 ||
+        (r = set_str(&ca->rotation_key_id, "")) < 0 ||
+        (r = set_str(&ca->rotation_old_cert_pem, "")) < 0)
+        return r;
+    set_bytes(&ca->rotation_old_key_pem, NULL, 0); /* the old key is gone */
+    return new_tokens(c);
+}
+
+static void finished(struct mgr *m, int status, void *userdata)
+{
+    m->rootca_finishing = false;
+    if (status == -EALREADY)
+        return;
+    if (status < 0) {
+        log_warn("root CA: cannot finish the rotation: %s", mgr__strerror(status));
+        return;
+    }
+    int r = mgr__ca_reload(m);
+    if (r < 0)
+        log_warn("root CA: cannot load the root: %s", strerror(-r));
+    log_info(
+        "root CA rotation complete: the new root alone is trusted, the old key is gone, "
+        "the join tokens changed");
+    /* once more, so that every node trusts the new root alone */
+    if (mgr__batch_update(m, ask_all_to_renew, renewals_asked, NULL) < 0)
+        log_warn("root CA: cannot ask the nodes to renew");
+}
+
+void mgr__rootca_tick(struct mgr *m)
+{
+    Swarm__Cluster *c = NULL;
+    unsigned done = 0, total = 0;
+    if (mgr__get_cluster(m, &c) < 0)
+        return;
+    /* any manager signs renewals: with the root (and chain) the cluster names now */
+    if (c->root_ca && strcmp(c->root_ca->digest, m->ca_digest) != 0 && mgr__ca_reload(m) >= 0)
+        snprintf(m->ca_digest, sizeof(m->ca_digest), "%s", c->root_ca->digest);
+    if (!m->leading || m->rootca_finishing) {
+        mgr__cluster_free(c);
+        return;
+    }
+    int r = mgr__rootca_progress(m, c, &done, &total);
+    mgr__cluster_free(c);
+    if (r <= 0 || done < total)
+        return;
+    m->rootca_finishing = true;
+    if (mgr__cluster_update(m, finish_mutate, finished, NULL) < 0)
+        m->rootca_finishing = false;
+}
+
+int mgr__rootca_register(struct mgr *m)
+{
+    return mgr__register_leader_only(m, "Control.RotateCA", NET_AUTH_MANAGER, h_rotate_ca);
+}
