@@ -295,7 +295,8 @@ int pki_cfssl_parse_response(const char *body, size_t len, char **ret_cert_pem, 
         return -EFBIG;
     }
     if (!strstr(pem, "-----BEGIN CERTIFICATE-----")) {
-        pki__errmsg(errmsg, size, "the external CA's \"result.certificate\" is not a PEM certificate");
+        pki__errmsg(errmsg, size,
+                    "the external CA's \"result.certificate\" is not a PEM certificate");
         return -EBADMSG;
     }
     char *copy = strndup(pem, cert_len);
@@ -375,8 +376,10 @@ int pki_cfssl_check(const char *cert_pem, const char *root_pem, const char *csr_
         return -EPERM;
     }
     if (r < 0) {
-        pki__errmsg(errmsg, size, "the external CA's certificate does not chain to the declared "
-                                  "root CA: %s", verr);
+        pki__errmsg(errmsg, size,
+                    "the external CA's certificate does not chain to the declared "
+                    "root CA: %s",
+                    verr);
         return -EPERM;
     }
     if (strcmp(id.node_id, want->node_id) != 0) {

@@ -8,8 +8,8 @@
 #include "pki/pki.h"
 
 #define PKI_CFSSL_SIGN_PATH "/api/v1/cfssl/sign"
-#define PKI_CFSSL_MAX_RESPONSE (1024 * 1024)  /* bytes of a signer's answer */
-#define PKI_CFSSL_MAX_CERT (64 * 1024)        /* bytes of the certificate PEM in it */
+#define PKI_CFSSL_MAX_RESPONSE (1024 * 1024) /* bytes of a signer's answer */
+#define PKI_CFSSL_MAX_CERT (64 * 1024)       /* bytes of the certificate PEM in it */
 #define PKI_CFSSL_TIMEOUT_MS_DEFAULT 10000
 
 /* The JSON body asking a cfssl signer to sign csr_pem as req says: CN node ID, OU role,

@@ -38,8 +38,8 @@ struct url {
 
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
 }
 
 static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
@@ -220,8 +220,8 @@ static int conn_open(struct conn *c, const struct url *u)
     }
     int r = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             r = -errno;
             continue;
@@ -468,15 +468,15 @@ static bool token_eq(const char *a, size_t alen, const char *b)
 }
 
 /* Parse a complete header block raw[0..end). -EPROTO/-EFBIG with errmsg. */
-static int head_parse(const char *raw, size_t end, size_t max_body, struct head *h,
-                      const char *who, char *errmsg, size_t size)
+static int head_parse(const char *raw, size_t end, size_t max_body, struct head *h, const char *who,
+                      char *errmsg, size_t size)
 {
     memset(h, 0, sizeof(*h));
     h->len = end;
     const char *p = raw, *stop = raw + end - 2; /* at the final CRLF */
     const char *eol = memchr(p, '\r', (size_t)(stop - p) + 1);
-    if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' ||
-        p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
+    if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] < '1' ||
+        p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
         (eol - p > 12 && p[12] != ' ')) {
         pki__errmsg(errmsg, size, "external CA %s did not answer HTTP/1.x", who);
         return -EPROTO;
@@ -614,8 +614,8 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
             alloc = na;
         }
         if (len >= cap) {
-            pki__errmsg(c->errmsg, c->size, "external CA %s answered more than %zu bytes",
-                        c->who, max_body);
+            pki__errmsg(c->errmsg, c->size, "external CA %s answered more than %zu bytes", c->who,
+                        max_body);
             return -EFBIG;
         }
         int n = conn_read(c, raw + len, SW_MIN(alloc - 1 - len, (size_t)HTTP_IO_CHUNK));

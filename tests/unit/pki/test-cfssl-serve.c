@@ -32,7 +32,7 @@ static bool have_dir;
 static pid_t signers[MAX_SIGNERS];
 static pki_ca *ca, *other_ca;
 static char cluster[SW_ID_LEN + 1];
-static char *tls_cert;   /* the signer's HTTPS certificate (IP 127.0.0.1, from ca) */
+static char *tls_cert; /* the signer's HTTPS certificate (IP 127.0.0.1, from ca) */
 static EVP_PKEY *tls_key;
 static struct node manager; /* the mTLS client */
 
@@ -70,8 +70,9 @@ static void kill_signers(void)
 }
 
 static const char *const files[] = {
-    "main-ca.pem", "main-ca-key.pem", "other-ca.pem", "other-ca-key.pem", "tls.pem",
-    "tls-key.pem", "config.json", "cfssl-0.log", "cfssl-1.log", "cfssl-2.log", "cfssl-3.log",
+    "main-ca.pem", "main-ca-key.pem", "other-ca.pem", "other-ca-key.pem",
+    "tls.pem",     "tls-key.pem",     "config.json",  "cfssl-0.log",
+    "cfssl-1.log", "cfssl-2.log",     "cfssl-3.log",
 };
 
 /* Async-signal-safe: kill, reap, unlink the files this test writes, remove the dir. */
@@ -137,9 +138,10 @@ static int start_signer(int slot, const char *prefix, bool https)
                 dup2(fd, 1);
                 dup2(fd, 2);
             }
-            const char *argv[] = {"cfssl", "serve", "-address", "127.0.0.1", "-port", port_s,
-                                  "-ca", ca_arg, "-ca-key", key_arg, "-config", cfg,
-                                  "-loglevel", "1", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+            const char *argv[] = {"cfssl",     "serve", "-address", "127.0.0.1", "-port",   port_s,
+                                  "-ca",       ca_arg,  "-ca-key",  key_arg,     "-config", cfg,
+                                  "-loglevel", "1",     NULL,       NULL,        NULL,      NULL,
+                                  NULL,        NULL,    NULL};
             if (https) {
                 argv[14] = "-tls-cert";
                 argv[15] = tc;
@@ -200,7 +202,8 @@ static int setup(void **state)
         srv_write_file(dir, "main-ca-key.pem", k1) < 0 ||
         srv_write_file(dir, "other-ca.pem", pki_ca_cert_pem(other_ca)) < 0 ||
         srv_write_file(dir, "other-ca-key.pem", k2) < 0 ||
-        srv_write_file(dir, "tls.pem", tls_cert) < 0 || srv_write_file(dir, "tls-key.pem", tk) < 0 ||
+        srv_write_file(dir, "tls.pem", tls_cert) < 0 ||
+        srv_write_file(dir, "tls-key.pem", tk) < 0 ||
         srv_write_file(dir, "config.json", config_json) < 0)
         return -1;
     return 0;
@@ -324,8 +327,8 @@ static void test_https_mtls(void **state)
     assert_true(r < 0);
     assert_non_null(strstr(err, "127.0.0.1"));
     /* A bundle that does not hold the signer's issuer. */
-    r = pki_cfssl_sign(u, pki_ca_cert_pem(other_ca), manager.cert, manager.key, NULL, 10000,
-                       c.pem, &req, pki_ca_cert_pem(ca), &cert, err, sizeof(err));
+    r = pki_cfssl_sign(u, pki_ca_cert_pem(other_ca), manager.cert, manager.key, NULL, 10000, c.pem,
+                       &req, pki_ca_cert_pem(ca), &cert, err, sizeof(err));
     assert_int_equal(r, -EPERM);
     assert_non_null(strstr(err, "not trusted"));
     assert_null(cert);

@@ -54,8 +54,10 @@ static inline int srv_cfssl_answer(const char *cert_pem, char **ret)
     char *q = srv_json_string(cert_pem);
     if (!q)
         return -ENOMEM;
-    int n = asprintf(ret, "{\"success\":true,\"result\":{\"certificate\":%s},\"errors\":[],"
-                          "\"messages\":[]}", q);
+    int n = asprintf(ret,
+                     "{\"success\":true,\"result\":{\"certificate\":%s},\"errors\":[],"
+                     "\"messages\":[]}",
+                     q);
     free(q);
     return n < 0 ? -ENOMEM : 0;
 }
@@ -212,13 +214,16 @@ static inline char *srv_sign_answer(struct srv *s, const char *body)
         free(cert);
     } else {
         char *q = srv_json_string(err);
-        if (q && asprintf(&json, "{\"success\":false,\"result\":null,\"errors\":[{\"code\":"
-                                 "9999,\"message\":%s}],\"messages\":[]}", q) < 0)
+        if (q && asprintf(&json,
+                          "{\"success\":false,\"result\":null,\"errors\":[{\"code\":"
+                          "9999,\"message\":%s}],\"messages\":[]}",
+                          q) < 0)
             json = NULL;
         free(q);
     }
-    if (json && asprintf(&out, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-                               "Content-Length: %zu\r\n\r\n%s",
+    if (json && asprintf(&out,
+                         "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
                          cert || !json ? "200 OK" : "400 Bad Request", strlen(json), json) < 0)
         out = NULL;
     free(json);

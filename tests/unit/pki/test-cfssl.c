@@ -52,21 +52,26 @@ static void test_request_golden(void **state)
     char err[256];
     char *json = NULL;
     struct pki_sign_request w = {NODE_A, CLUSTER_B, PKI_ROLE_WORKER, 0};
-    assert_int_equal(pki_cfssl_sign_request("PEM\"q\\b\n\r\t\x01\x1f\x7f/<>", &w, NULL, &json,
-                                            err, sizeof(err)),
-                     0);
-    assert_string_equal(json, "{\"certificate_request\":\"PEM\\\"q\\\\b\\n\\r\\t\\u0001\\u001f"
-                              "\\u007f/<>\",\"hosts\":[\"swarm-worker\",\"" NODE_A "\"],"
-                              "\"subject\":{\"CN\":\"" NODE_A "\",\"names\":[{\"O\":\"" CLUSTER_B
-                              "\",\"OU\":\"swarm-worker\"}]}}");
+    assert_int_equal(
+        pki_cfssl_sign_request("PEM\"q\\b\n\r\t\x01\x1f\x7f/<>", &w, NULL, &json, err, sizeof(err)),
+        0);
+    assert_string_equal(json,
+                        "{\"certificate_request\":\"PEM\\\"q\\\\b\\n\\r\\t\\u0001\\u001f"
+                        "\\u007f/<>\",\"hosts\":[\"swarm-worker\",\"" NODE_A
+                        "\"],"
+                        "\"subject\":{\"CN\":\"" NODE_A "\",\"names\":[{\"O\":\"" CLUSTER_B
+                        "\",\"OU\":\"swarm-worker\"}]}}");
     free(json);
     json = NULL;
     struct pki_sign_request m = {NODE_A, CLUSTER_B, PKI_ROLE_MANAGER, 0};
     assert_int_equal(pki_cfssl_sign_request("x", &m, "node \"p\"", &json, err, sizeof(err)), 0);
-    assert_string_equal(json, "{\"certificate_request\":\"x\",\"hosts\":[\"swarm-manager\",\"" NODE_A
-                              "\",\"swarm-ca\"],\"subject\":{\"CN\":\"" NODE_A "\",\"names\":[{"
-                              "\"O\":\"" CLUSTER_B "\",\"OU\":\"swarm-manager\"}]},"
-                              "\"profile\":\"node \\\"p\\\"\"}");
+    assert_string_equal(json,
+                        "{\"certificate_request\":\"x\",\"hosts\":[\"swarm-manager\",\"" NODE_A
+                        "\",\"swarm-ca\"],\"subject\":{\"CN\":\"" NODE_A
+                        "\",\"names\":[{"
+                        "\"O\":\"" CLUSTER_B
+                        "\",\"OU\":\"swarm-manager\"}]},"
+                        "\"profile\":\"node \\\"p\\\"\"}");
     free(json);
 }
 
@@ -98,12 +103,14 @@ static void test_request_rejects(void **state)
     struct pki_sign_request bad_cluster = {NODE_A, "B", PKI_ROLE_WORKER, 0};
     struct pki_sign_request bad_role = {NODE_A, CLUSTER_B, (enum pki_role)7, 0};
     struct pki_sign_request ok = {NODE_A, CLUSTER_B, PKI_ROLE_WORKER, 0};
-    assert_int_equal(pki_cfssl_sign_request("x", &bad_node, NULL, &json, err, sizeof(err)), -EINVAL);
+    assert_int_equal(pki_cfssl_sign_request("x", &bad_node, NULL, &json, err, sizeof(err)),
+                     -EINVAL);
     assert_non_null(strstr(err, "node ID"));
     assert_int_equal(pki_cfssl_sign_request("x", &bad_cluster, NULL, &json, err, sizeof(err)),
                      -EINVAL);
     assert_non_null(strstr(err, "cluster ID"));
-    assert_int_equal(pki_cfssl_sign_request("x", &bad_role, NULL, &json, err, sizeof(err)), -EINVAL);
+    assert_int_equal(pki_cfssl_sign_request("x", &bad_role, NULL, &json, err, sizeof(err)),
+                     -EINVAL);
     assert_int_equal(pki_cfssl_sign_request("", &ok, NULL, &json, err, sizeof(err)), -EINVAL);
     assert_int_equal(pki_cfssl_sign_request("caf\xc3\xa9", &ok, NULL, &json, err, sizeof(err)),
                      -EINVAL);
@@ -132,8 +139,9 @@ static void test_parse_good(void **state)
     free(cert);
     free(body);
     /* cfssl's "bundle" and other keys are tolerated; messages may be absent. */
-    const char *extra = "{\"success\":true,\"result\":{\"certificate\":\"-----BEGIN CERTIFICATE-----"
-                        "\\n\",\"bundle\":{\"x\":1}},\"errors\":[]}";
+    const char *extra =
+        "{\"success\":true,\"result\":{\"certificate\":\"-----BEGIN CERTIFICATE-----"
+        "\\n\",\"bundle\":{\"x\":1}},\"errors\":[]}";
     cert = NULL;
     assert_int_equal(pki_cfssl_parse_response(extra, strlen(extra), &cert, err, sizeof(err)), 0);
     free(cert);
@@ -143,11 +151,13 @@ static void test_parse_refused(void **state)
 {
     char err[256];
     char *cert = NULL;
-    const char *b = "{\"success\":false,\"result\":null,\"errors\":[{\"code\":1003,"
-                    "\"message\":\"Failed to parse\\ninput\"}],\"messages\":[]}";
+    const char *b =
+        "{\"success\":false,\"result\":null,\"errors\":[{\"code\":1003,"
+        "\"message\":\"Failed to parse\\ninput\"}],\"messages\":[]}";
     assert_int_equal(pki_cfssl_parse_response(b, strlen(b), &cert, err, sizeof(err)), -EREMOTEIO);
-    assert_string_equal(err, "the external CA refused to sign: Failed to parse?input (cfssl code "
-                             "1003)");
+    assert_string_equal(err,
+                        "the external CA refused to sign: Failed to parse?input (cfssl code "
+                        "1003)");
     const char *none = "{\"success\":false,\"result\":null,\"errors\":[],\"messages\":[]}";
     assert_int_equal(pki_cfssl_parse_response(none, strlen(none), &cert, err, sizeof(err)),
                      -EREMOTEIO);
@@ -307,11 +317,9 @@ static char *url_for(const char *scheme, const char *host, int port, const char 
 static void test_http_bad_urls(void **state)
 {
     static const char *const bad[] = {
-        "ftp://127.0.0.1/",      "127.0.0.1:8888",           "http://",
-        "http://:80/",           "http://h:0/",              "http://h:65536/",
-        "http://h:80x/",         "http://user@h/",           "http://[::1/",
-        "http://h x/",           "http://h/p#frag",          "http://h\xc3\xa9/",
-        "http://h?x",            "HTTP://h/",
+        "ftp://127.0.0.1/", "127.0.0.1:8888",    "http://",        "http://:80/",  "http://h:0/",
+        "http://h:65536/",  "http://h:80x/",     "http://user@h/", "http://[::1/", "http://h x/",
+        "http://h/p#frag",  "http://h\xc3\xa9/", "http://h?x",     "HTTP://h/",
     };
     char err[256];
     int status = 0;
@@ -319,8 +327,8 @@ static void test_http_bad_urls(void **state)
     size_t len = 0;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        int r = pki_http_post(bad[i], "{}", NULL, NULL, NULL, 1000, 4096, &status, &body, &len,
-                              err, sizeof(err));
+        int r = pki_http_post(bad[i], "{}", NULL, NULL, NULL, 1000, 4096, &status, &body, &len, err,
+                              sizeof(err));
         if (r != -EINVAL || !strstr(err, "URL"))
             fail_msg("case %s: %d (%s)", bad[i], r, err);
     }
@@ -343,8 +351,8 @@ static void test_http_refused(void **state)
     int status = 0;
     char *body = NULL;
     size_t len = 0;
-    assert_int_equal(pki_http_post(u, "{}", NULL, NULL, NULL, 5000, 4096, &status, &body, &len,
-                                   err, sizeof(err)),
+    assert_int_equal(pki_http_post(u, "{}", NULL, NULL, NULL, 5000, 4096, &status, &body, &len, err,
+                                   sizeof(err)),
                      -ECONNREFUSED);
     char want[64];
     snprintf(want, sizeof(want), "127.0.0.1:%d: Connection refused", port);
@@ -363,8 +371,8 @@ static void test_http_silent(void **state)
     int status = 0;
     char *body = NULL;
     size_t len = 0;
-    int r = pki_http_post(u, "{}", NULL, NULL, NULL, 300, 4096, &status, &body, &len, err,
-                          sizeof(err));
+    int r =
+        pki_http_post(u, "{}", NULL, NULL, NULL, 300, 4096, &status, &body, &len, err, sizeof(err));
     close(fd);
     assert_int_equal(r, -ETIMEDOUT);
     assert_non_null(strstr(err, "did not answer in time"));
@@ -418,9 +426,10 @@ static void test_http_framing(void **state)
     body = NULL;
     /* Chunked, with an extension and a trailer, after a 100 Continue. */
     s = (struct srv){.mode = SRV_FIXED,
-                     .fixed = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad Request\r\n"
-                              "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\nA\r\n0123456789"
-                              "\r\n0\r\nX-T: 1\r\n\r\n"};
+                     .fixed =
+                         "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad Request\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\nA\r\n0123456789"
+                         "\r\n0\r\nX-T: 1\r\n\r\n"};
     assert_int_equal(post_to(&s, "http", NULL, NULL, 4096, &status, &body, &len, err), 0);
     assert_int_equal(status, 400);
     assert_string_equal(body, "abc0123456789");
@@ -466,8 +475,9 @@ static void test_http_oversized(void **state)
     s = (struct srv){.mode = SRV_ENDLESS};
     assert_int_equal(post_to(&s, "http", NULL, NULL, 100000, &status, &body, &len, err), -EFBIG);
     s = (struct srv){.mode = SRV_FIXED,
-                     .fixed = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "FFFFFF\r\nabc"};
+                     .fixed =
+                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "FFFFFF\r\nabc"};
     assert_int_equal(post_to(&s, "http", NULL, NULL, 100000, &status, &body, &len, err), -EFBIG);
     assert_null(body);
 }
@@ -548,9 +558,8 @@ static void test_https(void **state)
 
     /* Verified server, client certificate asked for and presented. */
     struct srv s = {.mode = SRV_FIXED, .fixed = ok, .tls = mtls};
-    assert_int_equal(post_to(&s, "https", pki_ca_cert_pem(ca), &client, 4096, &status, &body, &len,
-                             err),
-                     0);
+    assert_int_equal(
+        post_to(&s, "https", pki_ca_cert_pem(ca), &client, 4096, &status, &body, &len, err), 0);
     assert_true(s.client_had_cert);
     assert_string_equal(body, "ok");
     free(body);
@@ -563,9 +572,9 @@ static void test_https(void **state)
         fail_msg("%d: %s", r, err);
     /* Server certificate not from the bundle. */
     s = (struct srv){.mode = SRV_FIXED, .fixed = ok, .tls = plain};
-    assert_int_equal(post_to(&s, "https", pki_ca_cert_pem(other_ca), NULL, 4096, &status, &body,
-                             &len, err),
-                     -EPERM);
+    assert_int_equal(
+        post_to(&s, "https", pki_ca_cert_pem(other_ca), NULL, 4096, &status, &body, &len, err),
+        -EPERM);
     assert_non_null(strstr(err, "not trusted"));
     /* Right CA, wrong name (the certificate is for 127.0.0.1 only). */
     s = (struct srv){.mode = SRV_FIXED, .fixed = ok, .tls = plain};
