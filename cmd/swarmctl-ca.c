@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/swtime.h"
 
 #include "cmd/swarmctl.h"
@@ -22,6 +23,8 @@ static const char help_ca[] =
     "Options:\n"
     "      --rotate          Rotate the root CA (waits until every node moved, unless -d)\n"
     "      --cert-expiry D   With --rotate: validity of the node certificates from now on\n"
+    "      --ca-cert FILE    With --rotate and --ca-key: rotate to this root (PEM, ECDSA P-256)\n"
+    "      --ca-key FILE     …and its key (PEM); by default a new root is made\n"
     "  -d, --detach          With --rotate: return once the rotation has started\n"
     "      --format string   Output format: pretty (default: the PEM) or json (PEM, digest,\n"
     "                        expiry)\n"
@@ -44,9 +47,11 @@ static int get_cluster(struct ctl *ctl, Swarm__GetClusterResponse **ret)
 
 static int rotate(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_ROTATE = 0x100, OPT_EXPIRY };
+    enum { OPT_ROTATE = 0x100, OPT_EXPIRY, OPT_CA_CERT, OPT_CA_KEY };
     static const struct option opts[] = {
         {"rotate", no_argument, NULL, OPT_ROTATE},
+        {"ca-cert", required_argument, NULL, OPT_CA_CERT},
+        {"ca-key", required_argument, NULL, OPT_CA_KEY},
         {"cert-expiry", required_argument, NULL, OPT_EXPIRY},
         {"detach", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
@@ -54,6 +59,9 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     };
     Swarm__RotateCARequest req = SWARM__ROTATE_CAREQUEST__INIT;
     bool detach = false;
+    const char *cert_file = NULL, *key_file = NULL;
+    _cleanup_free_ char *cert = NULL, *key = NULL;
+    size_t key_len = 0;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":dh", opts, NULL)) != -1) {
@@ -72,6 +80,12 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
             case 'd':
                 detach = true;
                 break;
+            case OPT_CA_CERT:
+                cert_file = optarg;
+                break;
+            case OPT_CA_KEY:
+                key_file = optarg;
+                break;
             case 'h':
                 return ctl_print_help(help_ca);
             default:
@@ -80,6 +94,18 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(PROG, "ca", "\"swarmctl ca\" accepts no arguments");
+    if (!cert_file != !key_file)
+        return cli_usage_error(PROG, "ca", "--ca-cert and --ca-key go together");
+    if (cert_file && (sw_read_file(cert_file, 1 << 20, &cert, NULL) < 0 ||
+                      sw_read_file(key_file, 1 << 20, &key, &key_len) < 0)) {
+        fprintf(stderr, PROG ": cannot read %s or %s\n", cert_file, key_file);
+        return CLI_EXIT_FAILURE;
+    }
+    if (cert) {
+        req.ca_cert_pem = cert;
+        req.ca_key_pem.data = (uint8_t *)key;
+        req.ca_key_pem.len = key_len;
+    }
     int r = ctl_connect(ctl);
     if (r != CLI_EXIT_OK)
         return r;
@@ -88,6 +114,8 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     char error[ERRMSG_SIZE];
     r = ctl_call(ctl, "Control.RotateCA", &req.base, &swarm__get_cluster_response__descriptor, &m,
                  &status, error, sizeof(error));
+    if (key)
+        sw_erase(key, key_len);
     if (r != CALL_OK)
         return ctl_call_failure(r, error);
     protobuf_c_message_free_unpacked(m, NULL);

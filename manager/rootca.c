@@ -86,8 +86,15 @@ struct rotate_call {
     net_call *call;
     bool set_expiry;
     uint64_t expiry_ns;
+    pki_ca *given; /* --ca-cert/--ca-key, or NULL: a new root */
     char err[200];
 };
+
+static void rotate_call_free(struct rotate_call *rc)
+{
+    pki_ca_free(rc->given);
+    free(rc);
+}
 
 static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
 {
@@ -123,18 +130,25 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     }
     if ((r = pki_ca_load(old_cert, strlen(old_cert), (const char *)old_key, old_key_len, &old)) <
             0 ||
-        (r = pki_ca_create(&fresh)) < 0 ||
-        (r = pki_ca_cross_sign(old, pki_ca_cert_pem(fresh), &cross, rc->err, sizeof(rc->err))) <
-            0 ||
-        (r = pki_cert_key_id(pki_ca_cert_pem(fresh), strlen(pki_ca_cert_pem(fresh)), kid)) < 0 ||
-        (r = pki_key_to_pem(pki_ca_key(fresh), (char **)&new_key, &new_key_len)) < 0)
+        (!rc->given && (r = pki_ca_create(&fresh)) < 0))
         goto out;
-    size_t a = strlen(pki_ca_cert_pem(fresh)), b = strlen(old_cert);
+    const pki_ca *next = rc->given ? rc->given : fresh;
+    const char *next_pem = pki_ca_cert_pem(next);
+    if (strcmp(next_pem, old_cert) == 0) {
+        snprintf(rc->err, sizeof(rc->err), "the given root is the current one");
+        r = -EINVAL;
+        goto out;
+    }
+    if ((r = pki_ca_cross_sign(old, next_pem, &cross, rc->err, sizeof(rc->err))) < 0 ||
+        (r = pki_cert_key_id(next_pem, strlen(next_pem), kid)) < 0 ||
+        (r = pki_key_to_pem(pki_ca_key(next), (char **)&new_key, &new_key_len)) < 0)
+        goto out;
+    size_t a = strlen(next_pem), b = strlen(old_cert);
     if (!(bundle = malloc(a + b + 1))) {
         r = -ENOMEM;
         goto out;
     }
-    memcpy(bundle, pki_ca_cert_pem(fresh), a); /* the first signs */
+    memcpy(bundle, next_pem, a); /* the first signs */
     memcpy(bundle + a, old_cert, b + 1);
     if ((r = set_str(&ca->ca_cert_pem, bundle)) < 0 ||
         (r = set_str(&ca->cross_signed_pem, cross)) < 0 ||
@@ -192,10 +206,10 @@ static void rotate_committed(struct mgr *m, int status, void *userdata)
             net_call_reply(call, status, rc->err, NULL, 0);
         else
             mgr__reply_errno(call, status, "cannot start the root CA rotation");
-        free(rc);
+        rotate_call_free(rc);
         return;
     }
-    free(rc);
+    rotate_call_free(rc);
     int r = mgr__ca_reload(m);
     if (r < 0)
         log_warn("root CA: cannot load the new root: %s", strerror(-r));
@@ -224,14 +238,29 @@ static void h_rotate_ca(net_call *call, const uint8_t *payload, size_t len, void
     rc->call = call;
     rc->set_expiry = req->set_cert_expiry;
     rc->expiry_ns = req->cert_expiry_ns;
+    const char *bad = NULL;
+    if (req->ca_cert_pem[0] || req->ca_key_pem.len) {
+        /* bring your own root: a CA certificate valid an hour from now, with its P-256 key */
+        uint64_t na = 0;
+        if (pki_ca_load(req->ca_cert_pem, strlen(req->ca_cert_pem),
+                        (const char *)req->ca_key_pem.data, req->ca_key_pem.len, &rc->given) < 0)
+            bad = "the given root CA is not a CA certificate with its matching ECDSA P-256 key";
+        else if (pki_cert_not_after(req->ca_cert_pem, strlen(req->ca_cert_pem), &na) < 0 ||
+                 na <= sw_now_realtime_ns() + PKI_CERT_VALIDITY_MIN_NS)
+            bad = "the given root CA expires within the hour";
+    }
+    if (req->ca_key_pem.data)
+        sw_erase(req->ca_key_pem.data, req->ca_key_pem.len);
     swarm__rotate_carequest__free_unpacked(req, NULL);
-    if (rc->set_expiry && rc->expiry_ns < PKI_CERT_VALIDITY_MIN_NS) {
-        free(rc);
-        return net_call_reply(call, -EINVAL, "the certificate expiry must be at least 1h", NULL, 0);
+    if (!bad && rc->set_expiry && rc->expiry_ns < PKI_CERT_VALIDITY_MIN_NS)
+        bad = "the certificate expiry must be at least 1h";
+    if (bad) {
+        rotate_call_free(rc);
+        return net_call_reply(call, -EINVAL, bad, NULL, 0);
     }
     int r = mgr__cluster_update(m, rotate_mutate, rotate_committed, rc);
     if (r < 0) {
-        free(rc);
+        rotate_call_free(rc);
         mgr__reply_errno(call, r, "cannot start the root CA rotation");
     }
 }

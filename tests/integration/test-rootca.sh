@@ -75,5 +75,21 @@ OUT=$(timeout 20 "$SWARMD" --state-dir "$T/w2" 2>&1); RC=$?
 check "the removed node cannot come back as it is (exit 1)" bash -c "[ $RC != 0 ]"
 start_swarmd w2b join --state-dir "$T/w2b" --hostname rc-w2b "$(ctlm 1 join-token -q worker)" "$ADDR1"
 check "…it joins again with the new token" until_ok 20 node_ready rc-w2b
-check "the root CA key of the old root is in no state dir in clear" bash -c "! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' '$T'"
+# bring your own root
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/my.key" \
+    -out "$T/my.crt" -subj /CN=my-root -days 3650 \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/other.key" \
+    -out /dev/null -subj /CN=x 2>/dev/null
+OUT=$(ctlm 1 ca --rotate --ca-cert "$T/my.crt" --ca-key "$T/other.key" 2>&1); RC=$?
+check "a root with a key that is not its own is refused (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying so" has "$OUT" "matching"
+OUT=$(ctlm 1 ca --rotate --ca-cert "$T/my.crt" 2>&1); RC=$?
+check "--ca-cert without --ca-key is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+OUT=$(timeout 90 "$SWARMCTL" -H "unix://$(sock 1)" ca --rotate --ca-cert "$T/my.crt" --ca-key "$T/my.key" 2>/dev/null); RC=$?
+check "ca --rotate --ca-cert --ca-key completes" bash -c "[ $RC = 0 ]"
+check "…the swarm's root is the one given" bash -c "diff <('$SWARMCTL' -H unix://$(sock 1) ca) '$T/my.crt' >/dev/null"
+check "…every node moved to it" until_ok 20 bash -c "for d in m1 m2 m3 w1 w3 w2b; do openssl verify -CAfile '$T/my.crt' '$T/'\$d/certificates/swarm-node.crt >/dev/null || exit 1; done"
+check "…and writes go on" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 2) secret create after_byo - >/dev/null"
+check "no root CA key (old or new) is in any state dir in clear" bash -c "cd '$T' && ! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' m1 m2 m3 w1 w2 w3 w2b"
 finish
