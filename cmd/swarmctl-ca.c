@@ -13,6 +13,7 @@
 static const char help_ca[] =
     "Usage:  swarmctl ca [OPTIONS]\n"
     "        swarmctl ca --rotate [--cert-expiry DURATION] [-d]\n"
+    "        swarmctl ca --force-rotate\n"
     "\n"
     "Display the swarm's root CA certificate (PEM): what a node's trust is anchored to,\n"
     "and what the digest in join tokens is computed from. With --rotate: a new root,\n"
@@ -22,6 +23,7 @@ static const char help_ca[] =
     "\n"
     "Options:\n"
     "      --rotate          Rotate the root CA (waits until every node moved, unless -d)\n"
+    "      --force-rotate    Every node renews its certificate now (same root)\n"
     "      --cert-expiry D   With --rotate: validity of the node certificates from now on\n"
     "      --ca-cert FILE    With --rotate and --ca-key: rotate to this root (PEM, ECDSA P-256)\n"
     "      --ca-key FILE     …and its key (PEM); by default a new root is made\n"
@@ -50,6 +52,7 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     enum { OPT_ROTATE = 0x100, OPT_EXPIRY, OPT_CA_CERT, OPT_CA_KEY };
     static const struct option opts[] = {
         {"rotate", no_argument, NULL, OPT_ROTATE},
+        {"force-rotate", no_argument, NULL, 'f'},
         {"ca-cert", required_argument, NULL, OPT_CA_CERT},
         {"ca-key", required_argument, NULL, OPT_CA_KEY},
         {"cert-expiry", required_argument, NULL, OPT_EXPIRY},
@@ -79,6 +82,9 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
                 break;
             case 'd':
                 detach = true;
+                break;
+            case 'f':
+                req.force_renew = true;
                 break;
             case OPT_CA_CERT:
                 cert_file = optarg;
@@ -119,6 +125,10 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     if (r != CALL_OK)
         return ctl_call_failure(r, error);
     protobuf_c_message_free_unpacked(m, NULL);
+    if (req.force_renew) {
+        fprintf(stderr, "Every node renews its certificate now.\n");
+        return ctl_finish_output(CLI_EXIT_OK);
+    }
     fprintf(stderr, "Root CA rotation started: every node renews into the new root.\n");
     if (detach)
         return ctl_finish_output(CLI_EXIT_OK);
@@ -155,7 +165,7 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
 int ctl_cmd_ca(struct ctl *ctl, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--rotate") == 0)
+        if (strcmp(argv[i], "--rotate") == 0 || strcmp(argv[i], "--force-rotate") == 0)
             return rotate(ctl, argc, argv);
     Swarm__GetClusterRequest req = SWARM__GET_CLUSTER_REQUEST__INIT;
     const struct ctl_query q = {

@@ -197,6 +197,16 @@ static void renewals_asked(struct mgr *m, int status, void *userdata)
         log_warn("root CA: cannot ask the nodes to renew: %s", mgr__strerror(status));
 }
 
+static void renewals_forced(struct mgr *m, int status, void *userdata)
+{
+    net_call *call = userdata;
+    if (status < 0)
+        return mgr__reply_errno(call, status, "cannot ask the nodes to renew");
+    log_info("every node was asked to renew its certificate");
+    Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
+    mgr__reply_msg(call, &resp.base);
+}
+
 static void rotate_committed(struct mgr *m, int status, void *userdata)
 {
     struct rotate_call *rc = userdata;
@@ -251,12 +261,24 @@ static void h_rotate_ca(net_call *call, const uint8_t *payload, size_t len, void
     }
     if (req->ca_key_pem.data)
         sw_erase(req->ca_key_pem.data, req->ca_key_pem.len);
+    bool force_renew = req->force_renew;
     swarm__rotate_carequest__free_unpacked(req, NULL);
     if (!bad && rc->set_expiry && rc->expiry_ns < PKI_CERT_VALIDITY_MIN_NS)
         bad = "the certificate expiry must be at least 1h";
+    if (!bad && force_renew && (rc->given || rc->set_expiry))
+        bad =
+            "--force-rotate renews the certificates under the current root; it takes no root "
+            "or expiry";
     if (bad) {
         rotate_call_free(rc);
         return net_call_reply(call, -EINVAL, bad, NULL, 0);
+    }
+    if (force_renew) {
+        rotate_call_free(rc);
+        int r = mgr__batch_update(m, ask_all_to_renew, renewals_forced, call);
+        if (r < 0)
+            mgr__reply_errno(call, r, "cannot ask the nodes to renew");
+        return;
     }
     int r = mgr__cluster_update(m, rotate_mutate, rotate_committed, rc);
     if (r < 0) {

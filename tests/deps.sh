@@ -3,7 +3,8 @@
 # Usage: tests/deps.sh [--fuzz]   (--fuzz adds clang's libFuzzer runtime)
 set -euo pipefail
 pkgs=(gcc meson ninja-build pkg-config libssl-dev libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-      libraft-dev liblmdb-dev libseccomp-dev libcmocka-dev openssl python3 procps)
+      libraft-dev liblmdb-dev libseccomp-dev libcmocka-dev openssl python3 procps
+      golang-cfssl) # the external CA test signs through a real cfssl serve
 [ "${1:-}" = --fuzz ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

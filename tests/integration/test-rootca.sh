@@ -91,5 +91,12 @@ check "ca --rotate --ca-cert --ca-key completes" bash -c "[ $RC = 0 ]"
 check "…the swarm's root is the one given" bash -c "diff <('$SWARMCTL' -H unix://$(sock 1) ca) '$T/my.crt' >/dev/null"
 check "…every node moved to it" until_ok 20 bash -c "for d in m1 m2 m3 w1 w3 w2b; do openssl verify -CAfile '$T/my.crt' '$T/'\$d/certificates/swarm-node.crt >/dev/null || exit 1; done"
 check "…and writes go on" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 2) secret create after_byo - >/dev/null"
+# every node renews now, under the same root
+SERIAL=$(openssl x509 -in "$T/w1/certificates/swarm-node.crt" -noout -serial)
+check "ca --force-rotate" ctlm 1 ca --force-rotate
+check "…a worker gets a new certificate" until_ok 20 bash -c "[ \"\$(openssl x509 -in '$T/w1/certificates/swarm-node.crt' -noout -serial)\" != '$SERIAL' ]"
+check "…of the same root" openssl verify -CAfile "$T/my.crt" "$T/w1/certificates/swarm-node.crt"
+OUT=$(ctlm 1 ca --force-rotate --cert-expiry 2h 2>&1); RC=$?
+check "--force-rotate with an expiry is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "no root CA key (old or new) is in any state dir in clear" bash -c "cd '$T' && ! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' m1 m2 m3 w1 w2 w3 w2b"
 finish
