@@ -13,6 +13,15 @@
 #include "common/swtime.h"
 #include "proto/swarm.pb-c.h"
 
+/* A node renews at a random point between 50% and 80% of its certificate's validity (the
+ * agent's rule), or at once when asked (node update --force-rotate-cert, ca --rotate). */
+static void renewal_window(const Swarm__NodeCertificate *c, uint64_t *from, uint64_t *to)
+{
+    uint64_t span = c->not_after > c->not_before ? c->not_after - c->not_before : 0;
+    *from = c->not_before + span / 2;
+    *to = c->not_before + span / 2 + span / 10 * 3;
+}
+
 static const char help_node[] =
     "Usage:  swarmctl node COMMAND\n"
     "\n"
@@ -207,6 +216,12 @@ static void node_json(struct cli_json *j, const Swarm__Node *n, bool full)
         cli_json_kv_string(j, "serial", c->serial);
         ctl_json_time(j, "not_before", c->not_before);
         ctl_json_time(j, "not_after", c->not_after);
+        uint64_t from, to;
+        renewal_window(c, &from, &to);
+        ctl_json_time(j, "renewal_due_from", from);
+        ctl_json_time(j, "renewal_due_to", to);
+        cli_json_kv_bool(j, "renewal_asked", n->cert_rotate > n->cert_rotated);
+        cli_json_kv_string(j, "authority_key_id", c->authority_key_id ? c->authority_key_id : "");
         if (full)
             cli_json_kv_string(j, "pem", c->cert_pem);
         cli_json_end_object(j);
@@ -278,6 +293,15 @@ static void node_pretty(const Swarm__Node *n)
         printf(" Not Before:\t\t%s\n", t);
         ctl_fmt_time(n->certificate->not_after, t, sizeof(t));
         printf(" Not After:\t\t%s\n", t);
+        uint64_t from, to;
+        char t2[64];
+        renewal_window(n->certificate, &from, &to);
+        ctl_fmt_time(from, t, sizeof(t));
+        ctl_fmt_time(to, t2, sizeof(t2));
+        printf(" Renewal Due:\t\tbetween %s and %s%s\n", t, t2,
+               n->cert_rotate > n->cert_rotated ? " (asked for now)" : "");
+        if (n->certificate->authority_key_id && n->certificate->authority_key_id[0])
+            printf(" Authority Key ID:\t%s\n", n->certificate->authority_key_id);
     }
 }
 

@@ -53,6 +53,15 @@ check "cluster update --cert-expiry 2h" ctl cluster update --cert-expiry 2h
 
 # ---------------------------------------------------------------- a worker
 OLD=$(node_field rn-w1 serial)
+check "node inspect shows when renewal is due (50-80% of the validity)" bash -c "'$SWARMCTL' -H unix://$SOCK node inspect rn-w1 | python3 -c '
+import json, sys, datetime as d
+c = json.load(sys.stdin)[0][\"certificate\"]
+t = lambda k: d.datetime.fromisoformat(c[k].replace(\"Z\", \"+00:00\"))
+span = t(\"not_after\") - t(\"not_before\")
+assert abs((t(\"renewal_due_from\") - t(\"not_before\")) - span / 2) < d.timedelta(seconds=2)
+assert abs((t(\"renewal_due_to\") - t(\"not_before\")) - span * 8 / 10) < d.timedelta(seconds=2)
+assert c[\"renewal_asked\"] is False and len(c[\"authority_key_id\"]) == 40'"
+check "…and in the pretty form" bash -c "'$SWARMCTL' -H unix://$SOCK node inspect --pretty rn-w1 | grep -q 'Renewal Due:'"
 CRT=$T/w1/certificates/swarm-node.crt
 KEY=$T/w1/certificates/swarm-node.key
 CSUM=$(sum_of "$CRT"); KSUM=$(sum_of "$KEY")
