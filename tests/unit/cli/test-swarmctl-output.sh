@@ -84,7 +84,10 @@ json_check "node ls json" 'len(d) == 4 and d[0] == {
     "addr": "10.0.0.1:2377", "created_at": "2026-01-01T00:00:00Z",
     "updated_at": "2026-01-01T00:01:30Z",
     "certificate": {"issuer": "CN=swarm-ca", "serial": "0a1b2c",
-                    "not_before": "2025-12-31T23:00:00Z", "not_after": "2026-04-01T00:00:00Z"}}
+                    "not_before": "2025-12-31T23:00:00Z", "not_after": "2026-04-01T00:00:00Z",
+                    "renewal_due_from": "2026-02-14T23:30:00Z",
+                    "renewal_due_to": "2026-03-13T23:48:00Z",
+                    "renewal_asked": False, "authority_key_id": ""}}
     and d[1]["manager_status"] == "unreachable" and d[1]["status"] == "disconnected"
     and d[2]["hostname"] == "wrk-\"a\"" and d[2]["role"] == "worker"
     and d[2]["manager_status"] == "" and d[2]["availability"] == "pause"
@@ -136,6 +139,7 @@ TLS Info:
  Serial:		0a1b2c
  Not Before:		2025-12-31T23:00:00Z
  Not After:		2026-04-01T00:00:00Z
+ Renewal Due:		between 2026-02-14T23:30:00Z and 2026-03-13T23:48:00Z
 EOF
 
 # --- join-token
