@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "common/addr.h"
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "common/swtime.h"
 #include "config.h"
@@ -57,6 +58,12 @@ static const char usage_init[] =
     "Refuses a state directory that already holds a node.\n"
     "\n"
     "Options:\n"
+    "  --external-ca protocol=cfssl,url=URL\n"
+    "                             Node certificates come from this cfssl signer (its\n"
+    "                             /api/v1/cfssl/sign; https verified against the root given\n"
+    "                             with --external-ca-cert, this manager's certificate\n"
+    "                             presented); the profile must allow server and client auth\n"
+    "  --external-ca-cert FILE    The external CA's root certificate (PEM)\n"
     "  --autolock                 Lock the managers' keys under an unlock key (printed once);\n"
     "                             a restarted manager waits for 'swarmd unlock'\n"
     "  --cert-expiry DURATION     Validity of node certificates (default 2160h0m0s, at least 1h)\n"
@@ -438,6 +445,8 @@ enum {
     OPT_TIMEOUT,
     OPT_FORCE_NEW,
     OPT_AUTOLOCK,
+    OPT_EXTERNAL_CA,
+    OPT_EXTERNAL_CA_CERT,
     OPT_VERSION,
 };
 
@@ -454,12 +463,16 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"force-new-cluster", no_argument, NULL, OPT_FORCE_NEW},
         {"autolock", no_argument, NULL, OPT_AUTOLOCK},
+        {"external-ca", required_argument, NULL, OPT_EXTERNAL_CA},
+        {"external-ca-cert", required_argument, NULL, OPT_EXTERNAL_CA_CERT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
     };
     struct mgr_config cfg = {.state_dir = DEFAULT_STATE_DIR};
     const char *cert_expiry = NULL, *heartbeat = NULL, *timeout = NULL;
+    const char *external_ca = NULL, *external_ca_cert = NULL;
+    _cleanup_free_ char *external_url = NULL, *external_root = NULL;
     bool help = false;
     int c;
 
@@ -530,6 +543,12 @@ int main(int argc, char **argv)
             case OPT_AUTOLOCK:
                 cfg.autolock = true;
                 break;
+            case OPT_EXTERNAL_CA:
+                external_ca = optarg;
+                break;
+            case OPT_EXTERNAL_CA_CERT:
+                external_ca_cert = optarg;
+                break;
             case 'h':
                 help = true;
                 break;
@@ -581,6 +600,36 @@ int main(int argc, char **argv)
     }
     if (cfg.force_new_cluster && !init)
         return usage_error("--force-new-cluster applies to 'swarmd init' only");
+    if (external_ca || external_ca_cert) {
+        if (!init || cfg.force_new_cluster)
+            return usage_error("--external-ca applies to 'swarmd init' of a new swarm only");
+        if (!external_ca || !external_ca_cert)
+            return usage_error("--external-ca and --external-ca-cert go together");
+        const char *url = NULL;
+        bool cfssl = false;
+        _cleanup_free_ char *spec = strdup(external_ca);
+        for (char *f = spec, *next; f && *f; f = next) {
+            next = strchr(f, ',');
+            if (next)
+                *next++ = '\0';
+            if (strcmp(f, "protocol=cfssl") == 0)
+                cfssl = true;
+            else if (strncmp(f, "url=", 4) == 0 && f[4])
+                url = f + 4;
+            else
+                return usage_error("invalid --external-ca field '%s': protocol=cfssl,url=URL", f);
+        }
+        if (!cfssl || !url)
+            return usage_error("--external-ca needs protocol=cfssl and url=URL");
+        if (!(external_url = strdup(url)))
+            return 1;
+        if (sw_read_file(external_ca_cert, 1024 * 1024, &external_root, NULL) < 0) {
+            fprintf(stderr, "swarmd init: cannot read %s\n", external_ca_cert);
+            return 1;
+        }
+        cfg.external_ca_url = external_url;
+        cfg.external_ca_cert_pem = external_root;
+    }
     if (cfg.autolock && (!init || cfg.force_new_cluster))
         return usage_error(
             "--autolock applies to 'swarmd init' of a new swarm only (then: "

@@ -22,6 +22,18 @@ int mgr__ca_reload(struct mgr *m)
     if (r < 0)
         return r;
     const Swarm__RootCA *rc = c->root_ca;
+    if (rc->ca_key_pem.len == 0 && c->spec && c->spec->external_ca_url[0]) {
+        /* an external CA signs: no root key here */
+        char *url = strdup(c->spec->external_ca_url);
+        mgr__cluster_free(c);
+        if (!url)
+            return -ENOMEM;
+        free(m->external_ca_url);
+        m->external_ca_url = url;
+        pki_ca_free(m->ca);
+        m->ca = NULL;
+        return 0;
+    }
     r = pki_ca_load(rc->ca_cert_pem, strlen(rc->ca_cert_pem), (const char *)rc->ca_key_pem.data,
                     rc->ca_key_pem.len, &ca);
     if (r >= 0) /* during a root rotation leaves go out with the cross-signed new root */
@@ -54,6 +66,8 @@ struct issue_call {
     char node_id[SW_ID_LEN + 1];
     enum pki_role role;
     char *cert_pem;
+    char hostname[256];
+    char addr[80];
 };
 
 static void issue_committed(struct mgr *m, int status, void *userdata)
@@ -125,77 +139,20 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
     return 0;
 }
 
-/* Sign a node's CSR: subject from node_id and role, validity the cluster's current
- * cert expiry (a changed --cert-expiry applies from the next issuance on). */
-static int sign_for(struct mgr *m, const char *csr_pem, const char *node_id, enum pki_role role,
-                    char **ret_cert, char *err, size_t size)
+/* The node object of a new node (known, not yet connected), proposed with its
+ * certificate; issue_committed answers. */
+static void issue_signed(struct mgr *m, int status, char *cert_pem, const char *err, void *userdata)
 {
-    size_t csr_len = strlen(csr_pem);
-    if (csr_len == 0 || csr_len > CSR_MAX) {
-        snprintf(err, size, "a certificate signing request of at most %d bytes is required",
-                 CSR_MAX);
-        return -EINVAL;
-    }
-    Swarm__Cluster *c = NULL;
-    int r = mgr__get_cluster(m, &c);
-    if (r < 0) {
-        snprintf(err, size, "cannot read the cluster: %s", strerror(-r));
-        return r;
-    }
-    struct pki_sign_request sr = {.node_id = node_id,
-                                  .cluster_id = m->st.cluster_id,
-                                  .role = role,
-                                  .validity_ns = c->spec->cert_expiry_ns};
-    mgr__cluster_free(c);
-    return pki_ca_sign_csr(m->ca, csr_pem, csr_len, &sr, ret_cert, err, size);
-}
-
-static void h_issue_node_certificate(net_call *call, const uint8_t *payload, size_t len,
-                                     void *userdata)
-{
-    struct mgr *m = userdata;
-    char err[256] = "";
-    Swarm__Node *n = NULL;
+    struct issue_call *ic = userdata;
     _cleanup_free_ uint8_t *buf = NULL;
-    bool handed = false;
-    int r;
-
-    if (!m->serving || !m->ca)
-        return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
-    Swarm__IssueNodeCertificateRequest *req = (Swarm__IssueNodeCertificateRequest *)mgr__request(
-        call, &swarm__issue_node_certificate_request__descriptor, payload, len);
-    if (!req)
-        return;
-
-    struct issue_call *ic = calloc(1, sizeof(*ic));
-    if (!ic) {
-        r = -ENOMEM;
-        snprintf(err, sizeof(err), "out of memory");
+    Swarm__Node *n = NULL;
+    int r = status;
+    char why[256] = "";
+    ic->cert_pem = cert_pem;
+    if (r < 0) {
+        snprintf(why, sizeof(why), "%s", err && err[0] ? err : strerror(-r));
         goto out;
     }
-    ic->call = call;
-    r = token_role(m, req->token, &ic->role, err, sizeof(err));
-    if (r < 0)
-        goto out;
-    if (!sw_hostname_valid(req->hostname)) {
-        r = -EINVAL;
-        snprintf(err, sizeof(err), "invalid hostname");
-        goto out;
-    }
-    struct sw_addr addr;
-    if (req->addr[0] && sw_addr_parse(req->addr, 2377, 1, &addr) < 0) {
-        r = -EINVAL;
-        snprintf(err, sizeof(err), "invalid node address %.64s", req->addr);
-        goto out;
-    }
-    r = sw_id_generate(ic->node_id);
-    if (r < 0)
-        goto out;
-    r = sign_for(m, req->csr_pem, ic->node_id, ic->role, &ic->cert_pem, err, sizeof(err));
-    if (r < 0)
-        goto out;
-
-    /* the node object: known, not yet connected */
     n = calloc(1, sizeof(*n));
     Swarm__Meta *meta = calloc(1, sizeof(*meta));
     Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
@@ -215,11 +172,8 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
     n->id = strdup(ic->node_id);
     n->role = n->desired_role = ic->role == PKI_ROLE_MANAGER ? SWARM__NODE_ROLE__ROLE_MANAGER
                                                              : SWARM__NODE_ROLE__ROLE_WORKER;
-    n->hostname = strdup(req->hostname);
-    char abuf[80] = "";
-    if (req->addr[0])
-        sw_addr_format(&addr, abuf, sizeof(abuf));
-    n->addr = strdup(abuf);
+    n->hostname = strdup(ic->hostname);
+    n->addr = strdup(ic->addr);
     n->state = SWARM__NODE_STATE__NODE_UNKNOWN;
     mgr__fill_cert_info(cert, ic->cert_pem);
     n->certificate = cert;
@@ -235,24 +189,80 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
         .kind = STORE_CREATE, .table = STORE_NODES, .id = ic->node_id, .value = buf, .len = blen};
     r = mgr__propose(m, &a, 1, issue_committed, ic);
     if (r < 0) {
-        snprintf(err, sizeof(err), "cannot record the new node: %s", strerror(-r));
+        snprintf(why, sizeof(why), "cannot record the new node: %s", strerror(-r));
         goto out;
     }
-    handed = true; /* ic is owned by the proposal now */
+    ic = NULL; /* owned by the proposal now */
 out:
     if (n)
         swarm__node__free_unpacked(n, NULL);
+    if (ic) {
+        net_call_reply(ic->call, r, why[0] ? why : strerror(-r), NULL, 0);
+        free(ic->cert_pem);
+        free(ic);
+    }
+}
+
+static void h_issue_node_certificate(net_call *call, const uint8_t *payload, size_t len,
+                                     void *userdata)
+{
+    struct mgr *m = userdata;
+    char err[256] = "";
+    int r;
+
+    if (!m->serving || !mgr__can_sign(m))
+        return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
+    Swarm__IssueNodeCertificateRequest *req = (Swarm__IssueNodeCertificateRequest *)mgr__request(
+        call, &swarm__issue_node_certificate_request__descriptor, payload, len);
+    if (!req)
+        return;
+
+    struct issue_call *ic = calloc(1, sizeof(*ic));
+    if (!ic) {
+        r = -ENOMEM;
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    ic->call = call;
+    r = token_role(m, req->token, &ic->role, err, sizeof(err));
+    if (r < 0)
+        goto fail;
+    if (!sw_hostname_valid(req->hostname)) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "invalid hostname");
+        goto fail;
+    }
+    struct sw_addr addr;
+    if (req->addr[0] && sw_addr_parse(req->addr, 2377, 1, &addr) < 0) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "invalid node address %.64s", req->addr);
+        goto fail;
+    }
+    if (req->addr[0])
+        sw_addr_format(&addr, ic->addr, sizeof(ic->addr));
+    snprintf(ic->hostname, sizeof(ic->hostname), "%s", req->hostname);
+    r = sw_id_generate(ic->node_id);
+    if (r < 0)
+        goto fail;
+    if (req->token)
+        sw_erase(req->token, strlen(req->token));
+    char *csr = strdup(req->csr_pem);
+    swarm__issue_node_certificate_request__free_unpacked(req, NULL);
+    if (!csr) {
+        free(ic);
+        return net_call_reply(call, -ENOMEM, "out of memory", NULL, 0);
+    }
+    mgr__sign(m, csr, ic->node_id, ic->role, issue_signed, ic);
+    free(csr);
+    return;
+fail:
     if (req->token)
         sw_erase(req->token, strlen(req->token));
     swarm__issue_node_certificate_request__free_unpacked(req, NULL);
-    if (!handed) {
-        if (!err[0])
-            snprintf(err, sizeof(err), "%s", strerror(-r));
-        net_call_reply(call, r, err, NULL, 0);
-        if (ic)
-            free(ic->cert_pem);
-        free(ic);
-    }
+    if (!err[0])
+        snprintf(err, sizeof(err), "%s", strerror(-r));
+    net_call_reply(call, r, err, NULL, 0);
+    free(ic);
 }
 
 /* ------------------------------------------------------------------ renewal */
@@ -261,6 +271,7 @@ struct renew_call {
     net_call *call;
     enum pki_role role;
     char *cert_pem;
+    char node_id[SW_ID_LEN + 1];
 };
 
 static int record_cert(struct mgr *m, Swarm__Node *n, void *userdata)
@@ -309,6 +320,24 @@ static void renew_committed(struct mgr *m, int status, void *userdata)
 /* A node renews its certificate over its mTLS connection: no token, the node ID comes from
  * the certificate it connected with, the role from the store (the node may have been
  * promoted or demoted since its last certificate). */
+/* The renewed certificate goes into the node object (renew_committed answers). */
+static void renew_signed(struct mgr *m, int status, char *cert_pem, const char *err, void *userdata)
+{
+    struct renew_call *rc = userdata;
+    char why[256] = "";
+    rc->cert_pem = cert_pem;
+    int r = status;
+    if (r >= 0) {
+        r = mgr__node_update(m, rc->node_id, record_cert, renew_committed, rc);
+        if (r >= 0)
+            return; /* the update owns rc */
+        snprintf(why, sizeof(why), "cannot record the renewed certificate: %s", strerror(-r));
+    }
+    net_call_reply(rc->call, r, why[0] ? why : err && err[0] ? err : strerror(-r), NULL, 0);
+    free(rc->cert_pem);
+    free(rc);
+}
+
 static void h_renew_node_certificate(net_call *call, const uint8_t *payload, size_t len,
                                      void *userdata)
 {
@@ -321,7 +350,7 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
 
     if (!mgr__serving(m, call))
         return;
-    if (!m->ca)
+    if (!mgr__can_sign(m))
         return net_call_reply(call, -EAGAIN, "the manager is starting; try again", NULL, 0);
     if (peer->kind != NET_PEER_NODE)
         return net_call_reply(call, -EPERM, "only a node can renew its certificate", NULL, 0);
@@ -347,15 +376,9 @@ static void h_renew_node_certificate(net_call *call, const uint8_t *payload, siz
      * (then joins raft), a demoted one its worker certificate (after it left raft) */
     rc->role =
         n->desired_role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
-    r = sign_for(m, req->csr_pem, peer->id.node_id, rc->role, &rc->cert_pem, err, sizeof(err));
-    if (r < 0)
-        goto out;
-    r = mgr__node_update(m, peer->id.node_id, record_cert, renew_committed, rc);
-    if (r < 0) {
-        snprintf(err, sizeof(err), "cannot record the renewed certificate: %s", strerror(-r));
-        goto out;
-    }
-    rc = NULL; /* the update owns it */
+    snprintf(rc->node_id, sizeof(rc->node_id), "%s", peer->id.node_id);
+    mgr__sign(m, req->csr_pem, peer->id.node_id, rc->role, renew_signed, rc);
+    rc = NULL; /* renew_signed owns it */
 out:
     if (n)
         swarm__node__free_unpacked(n, NULL);

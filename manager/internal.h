@@ -122,6 +122,7 @@ struct mgr {
     bool snapshot_threshold_explicit;
 
     bool rootca_finishing; /* rootca.c: the end of a rotation is being committed */
+    char *external_ca_url; /* signer.c: certificates come from this cfssl signer (ca NULL) */
     char ca_digest[PKI_TOKEN_DIGEST_LEN + 1]; /* the root bundle m->ca was loaded for */
     /* autolock.c */
     bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */
@@ -215,6 +216,15 @@ void mgr__names_clear(struct mgr *m);
 
 #define MGR_TOMBSTONES_MAX 1000 /* removed node IDs the cluster object keeps */
 #define MGR_DATAKEY_DROP_NS (10ULL * 1000000000ULL) /* retired keys kept at least this long */
+
+/* signer.c: a node certificate from the root key (at once) or the external CA (on the thread
+ * pool); done gets 0 and the PEM (its own: free it) or an error with a one-line reason. */
+typedef void (*mgr_signed_fn)(struct mgr *m, int status, char *cert_pem, const char *err,
+                              void *userdata);
+void mgr__sign(struct mgr *m, const char *csr_pem, const char *node_id, enum pki_role role,
+               mgr_signed_fn done, void *userdata);
+/* A certificate is signed somewhere: the root key or the external CA is known. */
+bool mgr__can_sign(const struct mgr *m);
 
 /* rootca.c: root CA rotation */
 int mgr__rootca_register(struct mgr *m);

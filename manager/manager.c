@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/swtime.h"
 #include "manager/internal.h"
+#include "pki/cfssl.h"
 #include "proto/frame.h"
 
 #define LEADER_WAIT_MS 10000
@@ -257,6 +258,43 @@ static int choose_advertise(const struct sw_addr *listen, struct sw_addr *ret, c
     return 0;
 }
 
+/* init --external-ca: the given root, and this node's certificate from the signer. */
+static int prepare_external(struct mgr *m, const struct mgr_config *cfg, char *errmsg, size_t size)
+{
+    struct pki_node_state *st = &m->st;
+    _cleanup_free_ char *csr = NULL;
+    char err[512] = "";
+    const char *root = cfg->external_ca_cert_pem;
+    char kid[65];
+    if (!root || pki_cert_key_id(root, strlen(root), kid) < 0) {
+        snprintf(errmsg, size,
+                 "--external-ca-cert must be the signer's root CA certificate (PEM, "
+                 "with a subject key identifier)");
+        return -EINVAL;
+    }
+    int r = pki_key_generate(&st->node_key);
+    if (r >= 0)
+        r = pki_csr_create(st->node_key, &csr);
+    if (r < 0) {
+        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+        return r;
+    }
+    struct pki_sign_request req = {.node_id = st->node_id,
+                                   .cluster_id = st->cluster_id,
+                                   .role = PKI_ROLE_MANAGER,
+                                   .validity_ns = cfg->cert_expiry_ns};
+    r = pki_cfssl_sign(cfg->external_ca_url, NULL, NULL, NULL, NULL, 10000, csr, &req, root,
+                       &st->node_cert_pem, err, sizeof(err));
+    if (r < 0) {
+        snprintf(errmsg, size, "the external CA at %s did not sign this manager's certificate: %s",
+                 cfg->external_ca_url, err);
+        return r;
+    }
+    if (!(st->root_ca_pem = strdup(root)) || !(m->external_ca_url = strdup(cfg->external_ca_url)))
+        return -ENOMEM;
+    return 0;
+}
+
 /* Everything a new cluster needs, in memory: IDs, keys, root CA, this node's certificate. */
 static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg, size_t size)
 {
@@ -271,6 +309,8 @@ static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg
     }
     st->raft_id = mgr__raft_id_from_node_id(st->node_id);
     st->role = PKI_ROLE_MANAGER;
+    if (cfg->external_ca_url)
+        return prepare_external(m, cfg, errmsg, size);
     r = pki_ca_create(&m->ca);
     if (r < 0) {
         snprintf(errmsg, size, "cannot create the root CA: %s", strerror(-r));
@@ -313,7 +353,7 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
     Swarm__Node *node = NULL;
     int r;
 
-    if ((r = pki_key_to_pem(pki_ca_key(m->ca), &key_pem, &key_len)) < 0 ||
+    if ((m->ca && (r = pki_key_to_pem(pki_ca_key(m->ca), &key_pem, &key_len)) < 0) ||
         (r = pki_ca_digest(bundle, strlen(bundle), digest)) < 0 ||
         (r = pki_token_generate(bundle, strlen(bundle), wtok)) < 0 ||
         (r = pki_token_generate(bundle, strlen(bundle), mtok)) < 0)
@@ -329,6 +369,7 @@ static int propose_cluster(struct mgr *m, mgr_commit_fn cb)
         m->init_heartbeat_ns ? m->init_heartbeat_ns : MGR_HEARTBEAT_DEFAULT_NS;
     spec.snapshot_interval = m->snapshot_threshold;
     spec.task_history_limit = MGR_TASK_HISTORY_DEFAULT;
+    spec.external_ca_url = m->external_ca_url ? m->external_ca_url : "";
     Swarm__RootCA ca = SWARM__ROOT_CA__INIT;
     ca.ca_cert_pem = (char *)bundle;
     ca.ca_key_pem.data = (uint8_t *)key_pem;
@@ -969,6 +1010,7 @@ static void free_mgr(struct mgr *m)
     if (m->lock_fd >= 0)
         close(m->lock_fd);
     free(m->state_dir);
+    free(m->external_ca_url);
     m->state_dir = NULL;
     if (!mgr__raft_keep(m))
         free(m);

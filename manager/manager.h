@@ -23,6 +23,8 @@ struct mgr_config {
     bool force_new_cluster;       /* resume only: raft is recovered with this manager as its
                                      only voter (quorum lost), all data kept */
     bool autolock;                /* init only: lock the managers' keys under an unlock key */
+    const char *external_ca_url;  /* init only: certificates come from this cfssl signer */
+    const char *external_ca_cert_pem; /* ...and chain to this root (PEM) */
 };
 
 typedef struct mgr mgr;

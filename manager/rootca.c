@@ -107,6 +107,12 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     char kid[65];
     int r;
     bool again = ca->rotation_key_id[0] != '\0';
+    if (ca->ca_key_pem.len == 0) {
+        snprintf(rc->err, sizeof(rc->err),
+                 "an external CA signs for this swarm: its root is rotated by its owner, not by "
+                 "swarmd");
+        return -EOPNOTSUPP;
+    }
     /* the root being replaced: the one every node trusts from before (started again while
      * one runs: still that one, the last new root wins) */
     if (again) {
