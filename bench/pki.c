@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "common/ids.h"
+#include "pki/cfssl.h"
 #include "pki/pki.h"
 
 #define BENCH_SECONDS 2.0
@@ -224,6 +227,92 @@ static double bench_mtls(const pki_ca *ca, const char *cluster, long *ret_n, lon
     return (double)n / elapsed;
 }
 
+/* Issuance through an external CA: a real `cfssl serve` on loopback (started here, when
+ * cfssl is installed), one signing request at a time, each answer checked as the manager
+ * checks it. Returns signatures per second, or a negative value if cfssl is missing. */
+static double bench_external(const char *cluster)
+{
+    char dir[] = "/tmp/bench-pki-cfssl.XXXXXX", cmd[1024], url[64], *root = NULL;
+    if (system("command -v cfssl >/dev/null && command -v cfssljson >/dev/null") != 0 ||
+        !mkdtemp(dir))
+        return -1;
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && echo '{\"CN\":\"bench-root\",\"key\":{\"algo\":\"ecdsa\",\"size\":256}}' "
+             ">csr.json && cfssl gencert -initca csr.json 2>/dev/null | cfssljson -bare ca && "
+             "echo '{\"signing\":{\"default\":{\"expiry\":\"2160h\",\"usages\":[\"signing\","
+             "\"key encipherment\",\"server auth\",\"client auth\"]}}}' >cfg.json",
+             dir);
+    double rate = -1;
+    pid_t pid = -1;
+    if (system(cmd) != 0)
+        goto out;
+    int port = 20000 + (int)(getpid() % 20000);
+    pid = fork();
+    if (pid == 0) {
+        char p[16], ca[128], key[128], cfg[128];
+        snprintf(p, sizeof(p), "%d", port);
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        snprintf(key, sizeof(key), "%s/ca-key.pem", dir);
+        snprintf(cfg, sizeof(cfg), "%s/cfg.json", dir);
+        freopen("/dev/null", "w", stderr);
+        execlp("cfssl", "cfssl", "serve", "-address", "127.0.0.1", "-port", p, "-ca", ca, "-ca-key",
+               key, "-config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(cmd, sizeof(cmd), "%s/ca.pem", dir);
+    FILE *f = fopen(cmd, "r");
+    size_t cap = 0;
+    if (!f || getdelim(&root, &cap, '\0', f) < 0) {
+        if (f)
+            fclose(f);
+        goto out;
+    }
+    fclose(f);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    pki_key *k = NULL;
+    char *csr = NULL, id[SW_ID_LEN + 1], err[512];
+    if (pki_key_generate(&k) < 0 || pki_csr_create(k, &csr) < 0 || sw_id_generate(id) < 0)
+        die("key/CSR");
+    struct pki_sign_request req = {id, cluster, PKI_ROLE_WORKER, 0};
+    for (int i = 0; i < 100; i++) { /* until cfssl listens */
+        char *cert = NULL;
+        if (pki_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
+                           sizeof(err)) >= 0) {
+            free(cert);
+            break;
+        }
+        usleep(50000);
+    }
+    long n = 0;
+    double start = now_s(), elapsed;
+    do {
+        char *cert = NULL;
+        if (pki_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
+                           sizeof(err)) < 0) {
+            fprintf(stderr, "bench-pki: external CA: %s\n", err);
+            break;
+        }
+        free(cert);
+        n++;
+        elapsed = now_s() - start;
+    } while (elapsed < BENCH_SECONDS);
+    elapsed = now_s() - start;
+    if (n > 0)
+        rate = (double)n / elapsed;
+    free(csr);
+    pki_key_free(k);
+out:
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    free(root);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench-pki: cannot remove %s\n", dir);
+    return rate;
+}
+
 int main(void)
 {
     pki_ca *ca = NULL;
@@ -238,6 +327,18 @@ int main(void)
                sign / ref);
     else
         printf("pki: csr-sign %.0f/s   openssl ecdsap256 sign n/a (openssl CLI missing)\n", sign);
+    fflush(stdout);
+
+    double ext = bench_external(cluster);
+    if (ext > 0)
+        printf(
+            "pki: external-ca issuance %.0f/s (cfssl serve on loopback, http, one request at a "
+            "time, each answer checked)   local signer %.0f/s   ratio %.2f\n",
+            ext, sign, ext / sign);
+    else
+        printf(
+            "pki: external-ca issuance n/a (cfssl not installed: tests/deps.sh installs "
+            "golang-cfssl)\n");
     fflush(stdout);
 
     long n = 0, verified = 0;
