@@ -27,6 +27,9 @@ static const char help_ca[] =
     "      --cert-expiry D   With --rotate: validity of the node certificates from now on\n"
     "      --ca-cert FILE    With --rotate and --ca-key: rotate to this root (PEM, ECDSA P-256)\n"
     "      --ca-key FILE     …and its key (PEM); by default a new root is made\n"
+    "      --external-ca protocol=cfssl,url=URL\n"
+    "                        With --rotate and --ca-cert (the signer's root, no key): from\n"
+    "                        now on a cfssl signer issues the certificates\n"
     "  -d, --detach          With --rotate: return once the rotation has started\n"
     "      --format string   Output format: pretty (default: the PEM) or json (PEM, digest,\n"
     "                        expiry)\n"
@@ -49,12 +52,13 @@ static int get_cluster(struct ctl *ctl, Swarm__GetClusterResponse **ret)
 
 static int rotate(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_ROTATE = 0x100, OPT_EXPIRY, OPT_CA_CERT, OPT_CA_KEY };
+    enum { OPT_ROTATE = 0x100, OPT_EXPIRY, OPT_CA_CERT, OPT_CA_KEY, OPT_EXTERNAL };
     static const struct option opts[] = {
         {"rotate", no_argument, NULL, OPT_ROTATE},
         {"force-rotate", no_argument, NULL, 'f'},
         {"ca-cert", required_argument, NULL, OPT_CA_CERT},
         {"ca-key", required_argument, NULL, OPT_CA_KEY},
+        {"external-ca", required_argument, NULL, OPT_EXTERNAL},
         {"cert-expiry", required_argument, NULL, OPT_EXPIRY},
         {"detach", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
@@ -62,7 +66,8 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     };
     Swarm__RotateCARequest req = SWARM__ROTATE_CAREQUEST__INIT;
     bool detach = false;
-    const char *cert_file = NULL, *key_file = NULL;
+    const char *cert_file = NULL, *key_file = NULL, *external = NULL;
+    _cleanup_free_ char *url = NULL;
     _cleanup_free_ char *cert = NULL, *key = NULL;
     size_t key_len = 0;
     int c;
@@ -92,6 +97,9 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
             case OPT_CA_KEY:
                 key_file = optarg;
                 break;
+            case OPT_EXTERNAL:
+                external = optarg;
+                break;
             case 'h':
                 return ctl_print_help(help_ca);
             default:
@@ -100,11 +108,23 @@ static int rotate(struct ctl *ctl, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(PROG, "ca", "\"swarmctl ca\" accepts no arguments");
-    if (!cert_file != !key_file)
+    if (external) {
+        const char *u = strstr(external, "url=");
+        if (strncmp(external, "protocol=cfssl,", 15) != 0 || !u || !u[4] || strchr(u, ','))
+            return cli_usage_error(
+                PROG, "ca", "invalid --external-ca \"%s\": protocol=cfssl,url=URL", external);
+        if (!cert_file || key_file)
+            return cli_usage_error(PROG, "ca",
+                                   "--external-ca takes the signer's root with --ca-cert, no key");
+        if (!(url = strdup(u + 4)))
+            return CLI_EXIT_FAILURE;
+        req.external_ca_url = url;
+    } else if (!cert_file != !key_file)
         return cli_usage_error(PROG, "ca", "--ca-cert and --ca-key go together");
     if (cert_file && (sw_read_file(cert_file, 1 << 20, &cert, NULL) < 0 ||
-                      sw_read_file(key_file, 1 << 20, &key, &key_len) < 0)) {
-        fprintf(stderr, PROG ": cannot read %s or %s\n", cert_file, key_file);
+                      (key_file && sw_read_file(key_file, 1 << 20, &key, &key_len) < 0))) {
+        fprintf(stderr, PROG ": cannot read %s%s%s\n", cert_file, key_file ? " or " : "",
+                key_file ? key_file : "");
         return CLI_EXIT_FAILURE;
     }
     if (cert) {

@@ -25,11 +25,17 @@ int mgr__ca_reload(struct mgr *m)
     if (rc->ca_key_pem.len == 0 && c->spec && c->spec->external_ca_url[0]) {
         /* an external CA signs: no root key here */
         char *url = strdup(c->spec->external_ca_url);
+        char *chain = strdup(rc->cross_signed_pem); /* a rotation to it: sent after leaves */
         mgr__cluster_free(c);
-        if (!url)
+        if (!url || !chain) {
+            free(url);
+            free(chain);
             return -ENOMEM;
+        }
         free(m->external_ca_url);
         m->external_ca_url = url;
+        free(m->external_ca_chain);
+        m->external_ca_chain = chain;
         pki_ca_free(m->ca);
         m->ca = NULL;
         return 0;

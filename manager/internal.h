@@ -123,6 +123,7 @@ struct mgr {
 
     bool rootca_finishing; /* rootca.c: the end of a rotation is being committed */
     char *external_ca_url; /* signer.c: certificates come from this cfssl signer (ca NULL) */
+    char *external_ca_chain; /* ...with this after each leaf (a rotation's cross-signed root) */
     char ca_digest[PKI_TOKEN_DIGEST_LEN + 1]; /* the root bundle m->ca was loaded for */
     /* autolock.c */
     bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */

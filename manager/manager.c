@@ -1011,6 +1011,7 @@ static void free_mgr(struct mgr *m)
         close(m->lock_fd);
     free(m->state_dir);
     free(m->external_ca_url);
+    free(m->external_ca_chain);
     m->state_dir = NULL;
     if (!mgr__raft_keep(m))
         free(m);

@@ -86,13 +86,16 @@ struct rotate_call {
     net_call *call;
     bool set_expiry;
     uint64_t expiry_ns;
-    pki_ca *given; /* --ca-cert/--ca-key, or NULL: a new root */
+    pki_ca *given;                      /* --ca-cert/--ca-key, or NULL: a new root */
+    char *external_url, *external_root; /* --external-ca: the signer and its root */
     char err[200];
 };
 
 static void rotate_call_free(struct rotate_call *rc)
 {
     pki_ca_free(rc->given);
+    free(rc->external_url);
+    free(rc->external_root);
     free(rc);
 }
 
@@ -136,10 +139,10 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     }
     if ((r = pki_ca_load(old_cert, strlen(old_cert), (const char *)old_key, old_key_len, &old)) <
             0 ||
-        (!rc->given && (r = pki_ca_create(&fresh)) < 0))
+        (!rc->given && !rc->external_root && (r = pki_ca_create(&fresh)) < 0))
         goto out;
     const pki_ca *next = rc->given ? rc->given : fresh;
-    const char *next_pem = pki_ca_cert_pem(next);
+    const char *next_pem = next ? pki_ca_cert_pem(next) : rc->external_root;
     if (strcmp(next_pem, old_cert) == 0) {
         snprintf(rc->err, sizeof(rc->err), "the given root is the current one");
         r = -EINVAL;
@@ -147,7 +150,12 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     }
     if ((r = pki_ca_cross_sign(old, next_pem, &cross, rc->err, sizeof(rc->err))) < 0 ||
         (r = pki_cert_key_id(next_pem, strlen(next_pem), kid)) < 0 ||
-        (r = pki_key_to_pem(pki_ca_key(next), (char **)&new_key, &new_key_len)) < 0)
+        (next && (r = pki_key_to_pem(pki_ca_key(next), (char **)&new_key, &new_key_len)) < 0))
+        goto out;
+    /* to an external CA: no root key here, the signer signs (and its leaves get the
+     * cross-signed root appended until the rotation ends) */
+    if (rc->external_url && c->spec &&
+        (r = set_str(&c->spec->external_ca_url, rc->external_url)) < 0)
         goto out;
     size_t a = strlen(next_pem), b = strlen(old_cert);
     if (!(bundle = malloc(a + b + 1))) {
@@ -255,7 +263,22 @@ static void h_rotate_ca(net_call *call, const uint8_t *payload, size_t len, void
     rc->set_expiry = req->set_cert_expiry;
     rc->expiry_ns = req->cert_expiry_ns;
     const char *bad = NULL;
-    if (req->ca_cert_pem[0] || req->ca_key_pem.len) {
+    if (req->external_ca_url[0]) {
+        /* to an external CA: its root, no key */
+        uint64_t na = 0;
+        char kid[65];
+        if (!req->ca_cert_pem[0] || req->ca_key_pem.len)
+            bad = "--external-ca takes the signer's root certificate (--ca-cert) and no key";
+        else if (pki_cert_key_id(req->ca_cert_pem, strlen(req->ca_cert_pem), kid) < 0 ||
+                 pki_cert_not_after(req->ca_cert_pem, strlen(req->ca_cert_pem), &na) < 0 ||
+                 na <= sw_now_realtime_ns() + PKI_CERT_VALIDITY_MIN_NS)
+            bad =
+                "the external CA's root must be a CA certificate with a subject key id, valid "
+                "beyond the hour";
+        else if (!(rc->external_url = strdup(req->external_ca_url)) ||
+                 !(rc->external_root = strdup(req->ca_cert_pem)))
+            bad = "out of memory";
+    } else if (req->ca_cert_pem[0] || req->ca_key_pem.len) {
         /* bring your own root: a CA certificate valid an hour from now, with its P-256 key */
         uint64_t na = 0;
         if (pki_ca_load(req->ca_cert_pem, strlen(req->ca_cert_pem),
@@ -271,7 +294,7 @@ static void h_rotate_ca(net_call *call, const uint8_t *payload, size_t len, void
     swarm__rotate_carequest__free_unpacked(req, NULL);
     if (!bad && rc->set_expiry && rc->expiry_ns < PKI_CERT_VALIDITY_MIN_NS)
         bad = "the certificate expiry must be at least 1h";
-    if (!bad && force_renew && (rc->given || rc->set_expiry))
+    if (!bad && force_renew && (rc->given || rc->external_url || rc->set_expiry))
         bad =
             "--force-rotate renews the certificates under the current root; it takes no root "
             "or expiry";

@@ -25,7 +25,7 @@ struct sign_job {
     mgr_signed_fn done;
     void *userdata;
     /* inputs, owned: the thread touches nothing of m */
-    char *url, *root, *csr, *client_cert;
+    char *url, *root, *csr, *client_cert, *chain;
     pki_key *client_key;
     char node_id[SW_ID_LEN + 1], cluster_id[SW_ID_LEN + 1];
     enum pki_role role;
@@ -42,6 +42,7 @@ static void job_free(struct sign_job *j)
     free(j->root);
     free(j->csr);
     free(j->client_cert);
+    free(j->chain);
     pki_key_free(j->client_key);
     free(j->cert);
     free(j);
@@ -58,6 +59,18 @@ static void sign_work(uv_work_t *w)
     j->status =
         pki_cfssl_sign(j->url, NULL, j->client_cert, j->client_key, NULL, EXTERNAL_TIMEOUT_MS,
                        j->csr, &req, j->root, &j->cert, j->err, sizeof(j->err));
+    if (j->status >= 0 && j->chain && j->chain[0]) {
+        size_t a = strlen(j->cert), b = strlen(j->chain);
+        char *both = realloc(j->cert, a + b + 2);
+        if (!both) {
+            j->status = -ENOMEM;
+            return;
+        }
+        if (a && both[a - 1] != '\n')
+            both[a++] = '\n';
+        memcpy(both + a, j->chain, b + 1);
+        j->cert = both;
+    }
 }
 
 static void sign_done(uv_work_t *w, int status)
@@ -117,9 +130,10 @@ void mgr__sign(struct mgr *m, const char *csr_pem, const char *node_id, enum pki
         j->root = strdup(c->root_ca->ca_cert_pem);
         j->csr = strdup(csr_pem);
         j->client_cert = strdup(m->st.node_cert_pem);
+        j->chain = strdup(m->external_ca_chain ? m->external_ca_chain : "");
     }
     mgr__cluster_free(c);
-    if (!j || !j->url || !j->root || !j->csr || !j->client_cert ||
+    if (!j || !j->url || !j->root || !j->csr || !j->client_cert || !j->chain ||
         pki_key_dup(m->st.node_key, &j->client_key) < 0) {
         if (j)
             job_free(j);

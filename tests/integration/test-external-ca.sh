@@ -78,5 +78,24 @@ check "the right signer back" signer "$T/ca"
 start_swarmd w4 join --state-dir "$T/w4" --hostname xw4 "$WT" "$ADDR"
 check "…and joins work again" until_ok 20 bash -c "'$SWARMCTL' -H unix://$SOCK node ls | grep -q 'xw4 *Ready'"
 check "no node was added by the failed joins" bash -c "[ \$('$SWARMCTL' -H unix://$SOCK node ls -q | wc -l) = 3 ]"
+
+# a swarm with its own root moves to the external CA
+S2=$T/i/swarmd.sock
+start_swarmd i init --state-dir "$T/i" --listen-addr 127.0.0.1:0 --hostname im --dispatcher-heartbeat 1s
+IPID=$LAST_PID
+check "a swarm with its own root" wait_ready "$S2" "$IPID"
+A2=$(listen_addr "$T/i.log")
+start_swarmd iw join --state-dir "$T/iw" --hostname iw "$("$SWARMCTL" -H unix://$S2 join-token -q worker)" "$A2"
+check "…and a worker" until_ok 20 bash -c "'$SWARMCTL' -H unix://$S2 node ls | grep -q 'iw *Ready'"
+OUT=$(timeout 90 "$SWARMCTL" -H "unix://$S2" ca --rotate --external-ca "$URL" --ca-cert "$T/ca/ca.pem" 2>/dev/null); RC=$?
+check "ca --rotate --external-ca --ca-cert moves it to the external CA" bash -c "[ $RC = 0 ]"
+check "…its root is the external one" bash -c "diff <('$SWARMCTL' -H unix://$S2 ca) '$T/ca/ca.pem' >/dev/null"
+for d in i iw; do
+    check "…$d holds a certificate the external CA signed" until_ok 20 openssl verify -CAfile "$T/ca/ca.pem" "$T/$d/certificates/swarm-node.crt"
+done
+start_swarmd iw2 join --state-dir "$T/iw2" --hostname iw2 "$("$SWARMCTL" -H unix://$S2 join-token -q worker)" "$A2"
+check "…and a new worker joins through it" until_ok 20 bash -c "'$SWARMCTL' -H unix://$S2 node ls | grep -q 'iw2 *Ready'"
+OUT=$("$SWARMCTL" -H "unix://$S2" ca --rotate --external-ca "$URL" 2>&1); RC=$?
+check "--external-ca without the signer's root is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
 stop_signer
 finish
