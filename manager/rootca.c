@@ -205,6 +205,44 @@ static int ask_all_to_renew(struct mgr *m, struct mgr_batch *b, void *userdata)
     return r;
 }
 
+/* A rotation asks the nodes not yet on the new root to renew in batches: at most
+ * ROTATION_BATCH asked and not yet renewed at a time (the rest as those finish). */
+#define ROTATION_BATCH 100
+
+static int ask_next_batch(struct mgr *m, struct mgr_batch *b, void *userdata)
+{
+    Swarm__Cluster *c = NULL;
+    int r = mgr__get_cluster(m, &c);
+    if (r < 0)
+        return r;
+    char kid[65];
+    snprintf(kid, sizeof(kid), "%s", c->root_ca ? c->root_ca->rotation_key_id : "");
+    mgr__cluster_free(c);
+    if (!kid[0])
+        return 0;
+    struct mgr_objs nodes = {0};
+    r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes);
+    unsigned in_flight = 0;
+    for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
+        const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
+        bool moved = n->certificate && n->certificate->authority_key_id &&
+                     strcmp(n->certificate->authority_key_id, kid) == 0;
+        in_flight += !moved && n->cert_rotate > n->cert_rotated;
+    }
+    for (size_t i = 0; r >= 0 && i < nodes.n && in_flight < ROTATION_BATCH; i++) {
+        Swarm__Node *n = (Swarm__Node *)nodes.v[i];
+        bool moved = n->certificate && n->certificate->authority_key_id &&
+                     strcmp(n->certificate->authority_key_id, kid) == 0;
+        if (moved || n->cert_rotate > n->cert_rotated)
+            continue;
+        n->cert_rotate = n->cert_rotated + 1;
+        r = mgr__batch_add(b, STORE_UPDATE, STORE_NODES, n->id, &n->base);
+        in_flight++;
+    }
+    mgr__objs_free(&nodes);
+    return r;
+}
+
 static void renewals_asked(struct mgr *m, int status, void *userdata)
 {
     if (status < 0)
@@ -237,8 +275,9 @@ static void rotate_committed(struct mgr *m, int status, void *userdata)
     int r = mgr__ca_reload(m);
     if (r < 0)
         log_warn("root CA: cannot load the new root: %s", strerror(-r));
-    log_info("root CA rotation started: every node renews into the new root");
-    if (mgr__batch_update(m, ask_all_to_renew, renewals_asked, NULL) < 0)
+    log_info("root CA rotation started: every node renews into the new root, %d at a time",
+             ROTATION_BATCH);
+    if (mgr__batch_update(m, ask_next_batch, renewals_asked, NULL) < 0)
         log_warn("root CA: cannot ask the nodes to renew");
     Swarm__GetClusterResponse resp = SWARM__GET_CLUSTER_RESPONSE__INIT;
     resp.root_rotation = true;
@@ -390,6 +429,8 @@ void mgr__rootca_tick(struct mgr *m)
     }
     int r = mgr__rootca_progress(m, c, &done, &total);
     mgr__cluster_free(c);
+    if (r > 0 && done < total) /* the next nodes, as the earlier ones renewed */
+        (void)mgr__batch_update(m, ask_next_batch, renewals_asked, NULL);
     if (r <= 0 || done < total)
         return;
     m->rootca_finishing = true;

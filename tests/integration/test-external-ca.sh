@@ -41,6 +41,23 @@ check "--external-ca without its root is a usage error (exit 2)" bash -c "[ $RC 
 OUT=$("$SWARMD" init --state-dir "$T/x" --external-ca "protocol=acme,url=x" --external-ca-cert "$T/ca/ca.pem" 2>&1); RC=$?
 check "an unknown protocol is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
 
+# a signer that accepts and never answers: given up after the 10 s timeout, with the reason
+SLOW=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $SLOW)); s.listen(8); held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+" &
+PIDS+=($!)
+sleep 0.3
+OUT=$(timeout 30 "$SWARMD" init --state-dir "$T/slow" --listen-addr 127.0.0.1:0 \
+    --external-ca "protocol=cfssl,url=http://127.0.0.1:$SLOW" --external-ca-cert "$T/ca/ca.pem" 2>&1); RC=$?
+check "a signer that never answers: init fails (exit 1), not hangs" bash -c "[ $RC = 1 ]"
+echo "(slow signer: $OUT)"
+check "…saying the external CA did not answer in time" has "$OUT" "did not answer in time"
+
 start_swarmd m init --state-dir "$T/m" --listen-addr 127.0.0.1:0 --hostname xm \
     --external-ca "$URL" --external-ca-cert "$T/ca/ca.pem"
 MPID=$LAST_PID
