@@ -62,7 +62,7 @@ struct mgr_cluster_op {
 
 /* names.c: a table's names, a hash set (the leader's uniqueness checks) */
 struct mgr_names {
-    char **v;          /* cap slots: NULL empty, a name, or names.c's deleted mark */
+    char **v;            /* cap slots: NULL empty, a name, or names.c's deleted mark */
     size_t n, used, cap; /* names; slots not empty; slots (a power of two) */
     bool built;
 };
@@ -82,8 +82,8 @@ struct mgr {
     bool conf_changed;          /* resume with new addresses or hostname: rewrite node.conf */
     uint64_t cert_expiry_ns;    /* init only */
     uint64_t init_heartbeat_ns; /* init only */
-    bool init_autolock;                                /* init only */
-    char init_unlock_key[PKI_UNLOCK_KEY_LEN + 1];      /* init --autolock: shown once */
+    bool init_autolock;         /* init only */
+    char init_unlock_key[PKI_UNLOCK_KEY_LEN + 1]; /* init --autolock: shown once */
     unsigned snapshot_threshold, snapshot_trailing;
     struct pki_node_state st;
 
@@ -121,8 +121,8 @@ struct mgr {
     uint64_t seen_snapshot_interval; /* the cluster setting last seen */
     bool snapshot_threshold_explicit;
 
-    bool rootca_finishing; /* rootca.c: the end of a rotation is being committed */
-    char *external_ca_url; /* signer.c: certificates come from this cfssl signer (ca NULL) */
+    bool rootca_finishing;   /* rootca.c: the end of a rotation is being committed */
+    char *external_ca_url;   /* signer.c: certificates come from this cfssl signer (ca NULL) */
     char *external_ca_chain; /* ...with this after each leaf (a rotation's cross-signed root) */
     char ca_digest[PKI_TOKEN_DIGEST_LEN + 1]; /* the root bundle m->ca was loaded for */
     /* autolock.c */
@@ -137,7 +137,7 @@ struct mgr {
     uint64_t datakey_switch_ns;    /* and when (monotonic) */
     bool datakey_dirty;            /* keys/dek could not be written: again at the next tick */
     unsigned datakey_reseal_fails;
-    struct rotation *rotation;     /* the leader's rotation under way */
+    struct rotation *rotation; /* the leader's rotation under way */
     store_watch *datakey_watch;
 
     /* names.c */
@@ -215,7 +215,7 @@ void mgr__name_release(struct mgr *m, enum store_table t, const char *name);
 void mgr__names_event(struct mgr *m, const struct store_event *ev);
 void mgr__names_clear(struct mgr *m);
 
-#define MGR_TOMBSTONES_MAX 1000 /* removed node IDs the cluster object keeps */
+#define MGR_TOMBSTONES_MAX 1000                     /* removed node IDs the cluster object keeps */
 #define MGR_DATAKEY_DROP_NS (10ULL * 1000000000ULL) /* retired keys kept at least this long */
 
 /* signer.c: a node certificate from the root key (at once) or the external CA (on the thread

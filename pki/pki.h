@@ -282,8 +282,7 @@ int pki_node_state_save_deks(const char *dir, const char *cluster_id,
                              const struct pki_aead_key *current, const struct pki_aead_key *old,
                              const bool *retired, unsigned n_old, char *errmsg, size_t size);
 /* Replace the root CA bundle (a root rotation), durably. */
-int pki_node_state_replace_root(const char *dir, const char *bundle_pem, char *errmsg,
-                                size_t size);
+int pki_node_state_replace_root(const char *dir, const char *bundle_pem, char *errmsg, size_t size);
 /* Wipe keys and free. */
 void pki_node_state_finish(struct pki_node_state *st);
 /* Autolock. A manager's KEK file is either in clear or locked: sealed under a key derived
@@ -296,8 +295,8 @@ bool pki_node_state_unlock_key(struct pki_unlock_key *ret);
  * with a change of KEK left unfinished (keys/kek.new: the next load finishes it), 0 if not. */
 int pki_node_state_locked(const char *dir);
 /* 0 if k opens the node's KEK; -EKEYREJECTED (wrong key) or another error, with errmsg. */
-int pki_node_state_check_unlock_key(const char *dir, const struct pki_unlock_key *k,
-                                    char *errmsg, size_t size);
+int pki_node_state_check_unlock_key(const char *dir, const struct pki_unlock_key *k, char *errmsg,
+                                    size_t size);
 /* Lock the node's keys under k, or (k NULL) keep the KEK in clear. Going from clear to
  * locked makes a new KEK and re-encrypts the data key and the node key under it (the old
  * KEK sat on disk in clear); changing k re-seals the KEK only. Crash-safe: a new KEK goes

@@ -46,8 +46,8 @@ struct store {
     uint64_t retired_used; /* last raft index applied that a key other than dek sealed */
     char *mark_path;       /* rebuildable: the open mark, removed at a clean close */
     bool reset;            /* rebuildable: emptied at open (open when the machine went down) */
-    uint64_t applied;   /* last applied raft index, the open batch included */
-    uint64_t committed; /* applied index of the last commit */
+    uint64_t applied;      /* last applied raft index, the open batch included */
+    uint64_t committed;    /* applied index of the last commit */
 
     MDB_txn *batch;       /* the open batch's write transaction, or NULL */
     size_t batch_entries; /* proposals applied in it */

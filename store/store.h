@@ -159,8 +159,7 @@ void store_drop_next_keys(store *s);
 void store_current_key(const store *s, struct pki_aead_key *ret);
 /* The keys held besides the current one (up to max into out, and whether each is retired
  * into ret_retired, which may be NULL); returns how many there are. */
-unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_retired,
-                        unsigned max);
+unsigned store_old_keys(const store *s, struct pki_aead_key *out, bool *ret_retired, unsigned max);
 /* Re-seal every stored value (and the key check) that another key sealed under the current
  * one, in one write transaction (an open batch is committed first); returns how many values
  * changed. */

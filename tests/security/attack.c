@@ -98,11 +98,20 @@ static int do_join(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-            case 'n': pin = false; break;
-            case 'c': csr_path = optarg; break;
-            case 'k': key_path = optarg; break;
-            case 'h': hostname = optarg; break;
-            default: return 2;
+            case 'n':
+                pin = false;
+                break;
+            case 'c':
+                csr_path = optarg;
+                break;
+            case 'k':
+                key_path = optarg;
+                break;
+            case 'h':
+                hostname = optarg;
+                break;
+            default:
+                return 2;
         }
     }
     if (argc - optind != 3 || !csr_path != !key_path)
@@ -138,8 +147,8 @@ static int do_join(int argc, char **argv)
             return die("join", "CA digest mismatch: no CSR sent");
         /* pinned: the second connection verifies the manager against that root */
         pki_tls_ctx_free(ctx);
-        if (pki_tls_client_ctx(ca->ca_cert_pem, strlen(ca->ca_cert_pem), NULL, 0, NULL, &ctx,
-                               err, sizeof(err)) < 0)
+        if (pki_tls_client_ctx(ca->ca_cert_pem, strlen(ca->ca_cert_pem), NULL, 0, NULL, &ctx, err,
+                               sizeof(err)) < 0)
             return die("tls", err);
     }
 
@@ -216,28 +225,40 @@ static int client_ctx(const char *ca_path, const char *cert_path, const char *ke
 
 static int do_call(int argc, char **argv)
 {
-    static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"ca", required_argument, NULL, 'a'},
-                                         {"payload-size", required_argument, NULL, 'p'},
-                                         {"renew-csr", required_argument, NULL, 'r'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"pause", required_argument, NULL, 'w'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"cert", required_argument, NULL, 'c'},      {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},        {"payload-size", required_argument, NULL, 'p'},
+        {"renew-csr", required_argument, NULL, 'r'}, {"out", required_argument, NULL, 'o'},
+        {"pause", required_argument, NULL, 'w'},     {0}};
     const char *cert_path = NULL, *key_path = NULL, *ca_path = NULL, *renew = NULL, *outp = NULL;
     const char *pause = NULL;
     size_t payload_size = 0;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-            case 'c': cert_path = optarg; break;
-            case 'k': key_path = optarg; break;
-            case 'a': ca_path = optarg; break;
-            case 'p': payload_size = strtoul(optarg, NULL, 10); break;
-            case 'r': renew = optarg; break;
-            case 'o': outp = optarg; break;
-            case 'w': pause = optarg; break;
-            default: return 2;
+            case 'c':
+                cert_path = optarg;
+                break;
+            case 'k':
+                key_path = optarg;
+                break;
+            case 'a':
+                ca_path = optarg;
+                break;
+            case 'p':
+                payload_size = strtoul(optarg, NULL, 10);
+                break;
+            case 'r':
+                renew = optarg;
+                break;
+            case 'o':
+                outp = optarg;
+                break;
+            case 'w':
+                pause = optarg;
+                break;
+            default:
+                return 2;
         }
     }
     if (argc - optind < 2 || !cert_path != !key_path)
@@ -400,8 +421,7 @@ static void on_heartbeat_timer(uv_timer_t *t)
     size_t len;
     req.session_id = s->session_id;
     if (s->client && proto_pack(&req.base, &buf, &len) >= 0)
-        net_client_call(s->client, "Dispatcher.Heartbeat", buf, len, on_simple_reply, NULL,
-                        NULL);
+        net_client_call(s->client, "Dispatcher.Heartbeat", buf, len, on_simple_reply, NULL, NULL);
 }
 
 static void on_session(net_client *c, int status, const char *error, const uint8_t *payload,
@@ -479,9 +499,9 @@ static void on_deadline(uv_timer_t *t)
 
 static int parse_state(const char *name)
 {
-    static const char *names[] = {"new",     "pending",  "assigned", "accepted",
-                                  "starting", "running", "complete", "shutdown",
-                                  "failed",  "rejected", "orphaned"};
+    static const char *names[] = {"new",      "pending",  "assigned", "accepted",
+                                  "starting", "running",  "complete", "shutdown",
+                                  "failed",   "rejected", "orphaned"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(names[i], name) == 0)
             return (int)i;
@@ -490,15 +510,16 @@ static int parse_state(const char *name)
 
 static int do_session(int argc, char **argv)
 {
-    static const struct option opts[] = {{"seconds", required_argument, NULL, 's'},
-                                         {"report", required_argument, NULL, 'r'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"seconds", required_argument, NULL, 's'}, {"report", required_argument, NULL, 'r'}, {0}};
     struct sess s = {.rc = 0};
     unsigned seconds = 60;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-            case 's': seconds = (unsigned)strtoul(optarg, NULL, 10); break;
+            case 's':
+                seconds = (unsigned)strtoul(optarg, NULL, 10);
+                break;
             case 'r': {
                 char *colon = strchr(optarg, ':');
                 int st = colon ? parse_state(colon + 1) : -1;
@@ -512,7 +533,8 @@ static int do_session(int argc, char **argv)
                 s.reports[s.n_reports++] = (struct report){.task_id = optarg, .state = st};
                 break;
             }
-            default: return 2;
+            default:
+                return 2;
         }
     }
     if (argc - optind != 4)
@@ -522,8 +544,8 @@ static int do_session(int argc, char **argv)
         return die("session", "bad address");
     char err[512] = "";
     SSL_CTX *ctx = NULL;
-    if (client_ctx(argv[optind + 3], argv[optind + 1], argv[optind + 2], &ctx, err,
-                   sizeof(err)) < 0)
+    if (client_ctx(argv[optind + 3], argv[optind + 1], argv[optind + 2], &ctx, err, sizeof(err)) <
+        0)
         return die("tls", err);
     uv_loop_t loop;
     uv_loop_init(&loop);
