@@ -111,30 +111,27 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
 static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char *err, size_t size)
 {
     struct pki_token t;
-    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    Swarm__Cluster *c = NULL;
     int r = pki_token_parse(token, &t, err, size);
     if (r < 0)
         return -EINVAL;
-    _cleanup_free_ char *bundle = mgr__trust_bundle(m); /* the cluster's, after a rotation */
-    const char *b = bundle ? bundle : m->st.root_ca_pem;
-    r = pki_ca_digest(b, strlen(b), digest);
-    if (r < 0)
+    r = mgr__get_cluster(m, &c);
+    if (r < 0) {
+        sw_erase(&t, sizeof(t));
         return r;
-    if (strcmp(t.digest, digest) != 0) {
+    }
+    /* the digest of the cluster's trust bundle (it changes with a root rotation) */
+    bool digest_ok = strcmp(t.digest, c->root_ca->digest) == 0;
+    sw_erase(&t, sizeof(t));
+    bool is_worker = digest_ok && pki_token_equal(token, c->join_tokens->worker);
+    bool is_manager = digest_ok && pki_token_equal(token, c->join_tokens->manager);
+    mgr__cluster_free(c);
+    if (!digest_ok) {
         snprintf(err, size,
                  "the join token is for another swarm or an older root CA (CA digest mismatch); "
                  "get a current token with 'swarmctl join-token'");
-        sw_erase(&t, sizeof(t));
         return -EPERM;
     }
-    sw_erase(&t, sizeof(t));
-    Swarm__Cluster *c = NULL;
-    r = mgr__get_cluster(m, &c);
-    if (r < 0)
-        return r;
-    bool is_worker = pki_token_equal(token, c->join_tokens->worker);
-    bool is_manager = pki_token_equal(token, c->join_tokens->manager);
-    mgr__cluster_free(c);
     if (!is_worker && !is_manager) {
         snprintf(err, size,
                  "the join token is invalid or has been rotated; get a current token with "

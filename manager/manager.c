@@ -258,6 +258,17 @@ static int choose_advertise(const struct sw_addr *listen, struct sw_addr *ret, c
     return 0;
 }
 
+/* A new node key and its CSR. */
+static int new_node_key(struct pki_node_state *st, char **ret_csr, char *errmsg, size_t size)
+{
+    int r = pki_key_generate(&st->node_key);
+    if (r >= 0)
+        r = pki_csr_create(st->node_key, ret_csr);
+    if (r < 0)
+        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+    return r;
+}
+
 /* init --external-ca: the given root, and this node's certificate from the signer. */
 static int prepare_external(struct mgr *m, const struct mgr_config *cfg, char *errmsg, size_t size)
 {
@@ -272,13 +283,9 @@ static int prepare_external(struct mgr *m, const struct mgr_config *cfg, char *e
                  "with a subject key identifier)");
         return -EINVAL;
     }
-    int r = pki_key_generate(&st->node_key);
-    if (r >= 0)
-        r = pki_csr_create(st->node_key, &csr);
-    if (r < 0) {
-        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+    int r = new_node_key(st, &csr, errmsg, size);
+    if (r < 0)
         return r;
-    }
     struct pki_sign_request req = {.node_id = st->node_id,
                                    .cluster_id = st->cluster_id,
                                    .role = PKI_ROLE_MANAGER,
@@ -316,13 +323,9 @@ static int prepare_new(struct mgr *m, const struct mgr_config *cfg, char *errmsg
         snprintf(errmsg, size, "cannot create the root CA: %s", strerror(-r));
         return r;
     }
-    r = pki_key_generate(&st->node_key);
-    if (r >= 0)
-        r = pki_csr_create(st->node_key, &csr);
-    if (r < 0) {
-        snprintf(errmsg, size, "cannot create the node key: %s", strerror(-r));
+    r = new_node_key(st, &csr, errmsg, size);
+    if (r < 0)
         return r;
-    }
     struct pki_sign_request req = {.node_id = st->node_id,
                                    .cluster_id = st->cluster_id,
                                    .role = PKI_ROLE_MANAGER,
@@ -681,6 +684,18 @@ static int take_lock(struct mgr *m, char *errmsg, size_t size)
     return 0;
 }
 
+/* The store in dir with every data key keys/dek holds (the store is rebuildable: raft's
+ * snapshot and log hold all of it). */
+static int open_store(struct mgr *m, const char *dir, store **ret, char *err, size_t size)
+{
+    bool retired[PKI_DEK_OLD_MAX];
+    for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
+        retired[i] = i < m->st.n_dek_retired;
+    return store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
+                           SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX),
+                           STORE_OPEN_REBUILDABLE, ret, err, size);
+}
+
 /* This manager's certificate expired while it was down (longer than the validity): the other
  * nodes refuse it. With --force-new-cluster it re-issues its own from the cluster's CA key,
  * which its store holds; otherwise it says what to do. */
@@ -713,12 +728,7 @@ static int check_own_certificate(struct mgr *m, char *errmsg, size_t size)
     pki_key *key = NULL;
     char *csr = NULL, *newcert = NULL;
     snprintf(dir, sizeof(dir), "%s/%s", m->state_dir, MGR_STORE_DIR);
-    bool retired[PKI_DEK_OLD_MAX];
-    for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
-        retired[i] = i < m->st.n_dek_retired;
-    int r = store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
-                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX),
-                            STORE_OPEN_REBUILDABLE, &s, err, sizeof(err));
+    int r = open_store(m, dir, &s, err, sizeof(err));
     if (r >= 0) {
         m->store = s;
         r = mgr__get_cluster(m, &c);
@@ -901,12 +911,7 @@ int mgr_start(uv_loop_t *loop, const struct mgr_config *cfg, bool init, mgr_read
         }
     }
     {
-        bool retired[PKI_DEK_OLD_MAX];
-        for (unsigned i = 0; i < PKI_DEK_OLD_MAX; i++)
-            retired[i] = i < m->st.n_dek_retired;
-        r = store_open_keys(dir, m->st.cluster_id, &m->st.dek, m->st.dek_old, retired,
-                            SW_MIN(m->st.n_dek_old, (unsigned)PKI_DEK_OLD_MAX),
-                            STORE_OPEN_REBUILDABLE, &m->store, err, sizeof(err));
+        r = open_store(m, dir, &m->store, err, sizeof(err));
         if (r >= 0 && store_was_reset(m->store))
             log_warn(
                 "the store in %s was open when the machine went down: emptied, it is "

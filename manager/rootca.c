@@ -205,6 +205,13 @@ static int ask_all_to_renew(struct mgr *m, struct mgr_batch *b, void *userdata)
     return r;
 }
 
+/* The node holds a leaf the root with key id kid signed. */
+static bool on_root(const Swarm__Node *n, const char *kid)
+{
+    return n->certificate && n->certificate->authority_key_id &&
+           strcmp(n->certificate->authority_key_id, kid) == 0;
+}
+
 /* A rotation asks the nodes not yet on the new root to renew in batches: at most
  * ROTATION_BATCH asked and not yet renewed at a time (the rest as those finish). */
 #define ROTATION_BATCH 100
@@ -225,15 +232,11 @@ static int ask_next_batch(struct mgr *m, struct mgr_batch *b, void *userdata)
     unsigned in_flight = 0;
     for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
         const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
-        bool moved = n->certificate && n->certificate->authority_key_id &&
-                     strcmp(n->certificate->authority_key_id, kid) == 0;
-        in_flight += !moved && n->cert_rotate > n->cert_rotated;
+        in_flight += !on_root(n, kid) && n->cert_rotate > n->cert_rotated;
     }
     for (size_t i = 0; r >= 0 && i < nodes.n && in_flight < ROTATION_BATCH; i++) {
         Swarm__Node *n = (Swarm__Node *)nodes.v[i];
-        bool moved = n->certificate && n->certificate->authority_key_id &&
-                     strcmp(n->certificate->authority_key_id, kid) == 0;
-        if (moved || n->cert_rotate > n->cert_rotated)
+        if (on_root(n, kid) || n->cert_rotate > n->cert_rotated)
             continue;
         n->cert_rotate = n->cert_rotated + 1;
         r = mgr__batch_add(b, STORE_UPDATE, STORE_NODES, n->id, &n->base);
@@ -369,9 +372,7 @@ int mgr__rootca_progress(struct mgr *m, const Swarm__Cluster *c, unsigned *ret_d
     for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
         const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
         (*ret_total)++;
-        if (n->certificate && n->certificate->authority_key_id &&
-            strcmp(n->certificate->authority_key_id, kid) == 0)
-            (*ret_done)++;
+        *ret_done += on_root(n, kid);
     }
     mgr__objs_free(&nodes);
     return r < 0 ? r : 1;
