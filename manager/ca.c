@@ -12,7 +12,6 @@
 #include "manager/internal.h"
 #include "proto/frame.h"
 
-#define CSR_MAX 16384
 
 int mgr__ca_reload(struct mgr *m)
 {
