@@ -12,7 +12,6 @@
 #include "manager/internal.h"
 #include "proto/frame.h"
 
-
 int mgr__ca_reload(struct mgr *m)
 {
     Swarm__Cluster *c = NULL;
