@@ -70,6 +70,11 @@ static const char help_node_update[] =
     "other nodes, a paused node keeps its tasks but gets no new ones\n"
     "\n"
     "Options:\n"
+    "      --allow-rejoin          The node (a worker, down) may join again keeping its\n"
+    "                              ID: 'swarmd join --rejoin' in its state dir, with a\n"
+    "                              worker token (after a root CA rotation it missed, or\n"
+    "                              once its certificate expired); a root CA rotation no\n"
+    "                              longer waits for it\n"
     "      --availability string   active, pause or drain\n"
     "      --force-rotate-cert     The node renews its certificate now (a new key, the\n"
     "                              cluster's current --cert-expiry)\n"
@@ -179,6 +184,8 @@ static void node_json(struct cli_json *j, const Swarm__Node *n, bool full)
     if (full)
         cli_json_kv_string(j, "status_message", n->state_message);
     cli_json_kv_string(j, "availability", availability_str(n->availability, false));
+    if (n->rejoin_allowed) /* node update --allow-rejoin */
+        cli_json_kv_bool(j, "rejoin_allowed", true);
     cli_json_kv_string(j, "manager_status", manager_status_str(n, false));
     cli_json_kv_string(j, "addr", n->addr);
     if (full) {
@@ -302,6 +309,8 @@ static void node_pretty(const Swarm__Node *n)
                n->cert_rotate > n->cert_rotated ? " (asked for now)" : "");
         if (n->certificate->authority_key_id && n->certificate->authority_key_id[0])
             printf(" Authority Key ID:\t%s\n", n->certificate->authority_key_id);
+        if (n->rejoin_allowed)
+            printf(" Rejoin:\t\tallowed (swarmd join --rejoin keeps node ID %s)\n", n->id);
     }
 }
 
@@ -456,8 +465,16 @@ static int cmd_node_inspect(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
 {
-    enum { OPT_AVAILABILITY = 0x100, OPT_LABEL_ADD, OPT_LABEL_RM, OPT_ROTATE, OPT_ROLE };
+    enum {
+        OPT_AVAILABILITY = 0x100,
+        OPT_LABEL_ADD,
+        OPT_LABEL_RM,
+        OPT_ROTATE,
+        OPT_ROLE,
+        OPT_REJOIN
+    };
     static const struct option opts[] = {
+        {"allow-rejoin", no_argument, NULL, OPT_REJOIN},
         {"availability", required_argument, NULL, OPT_AVAILABILITY},
         {"role", required_argument, NULL, OPT_ROLE},
         {"force-rotate-cert", no_argument, NULL, OPT_ROTATE},
@@ -494,6 +511,9 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
             case OPT_ROTATE:
                 req.force_rotate_cert = true;
                 break;
+            case OPT_REJOIN:
+                req.allow_rejoin = true;
+                break;
             case OPT_ROLE:
                 if (strcmp(optarg, "manager") == 0)
                     req.role = SWARM__NODE_ROLE__ROLE_MANAGER;
@@ -522,10 +542,13 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a node name must not be empty");
     if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && !req.set_role &&
-        le.n_add == 0 && le.n_rm == 0)
+        !req.allow_rejoin && le.n_add == 0 && le.n_rm == 0)
         r = cli_usage_error(PROG, cmd,
                             "nothing to update: give --availability, --label-add, --label-rm, "
-                            "--role or --force-rotate-cert");
+                            "--role, --force-rotate-cert or --allow-rejoin");
+    if (r == CLI_EXIT_OK && req.allow_rejoin && (req.set_role || req.force_rotate_cert))
+        r = cli_usage_error(PROG, cmd,
+                            "--allow-rejoin goes without --role and --force-rotate-cert");
     if (r == CLI_EXIT_OK)
         r = ctl_label_edit_check(&le, cmd);
     if (r == CLI_EXIT_OK)

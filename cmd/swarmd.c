@@ -89,7 +89,7 @@ static const char usage_join[] =
     "root CA against the token's digest, obtain this node's certificate with the token,\n"
     "then keep a session with the manager. swarmd keeps running in the foreground;\n"
     "'swarmd --state-dir DIR' resumes the node later. Refuses a state directory that\n"
-    "already holds a node.\n"
+    "already holds a node (but see --rejoin).\n"
     "\n"
     "Options:\n"
     "  --state-dir DIR            Node state (default " DEFAULT_STATE_DIR
@@ -101,6 +101,10 @@ static const char usage_join[] =
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "  --timeout DURATION         Give up joining after this long, retries included\n"
     "                             (default 30s)\n"
+    "  --rejoin                   Join again as the worker DIR holds, keeping its node ID,\n"
+    "                             key, addresses and hostname (a root CA rotation it\n"
+    "                             missed, an expired certificate); a manager must allow it\n"
+    "                             first: 'swarmctl node update --allow-rejoin NODE'\n"
     "  -h, --help                 Show this help\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -376,7 +380,7 @@ static void on_agent_ready(wrk_agent *a, int status, const char *errmsg, void *u
 
 static void start_worker_agent(struct daemon *d)
 {
-    char errmsg[512];
+    char errmsg[1024];
     struct wrk_config wc = {.state_dir = d->state_dir,
                             .hostname = d->cfg.hostname,
                             .renewed = on_worker_renewed,
@@ -447,6 +451,7 @@ enum {
     OPT_AUTOLOCK,
     OPT_EXTERNAL_CA,
     OPT_EXTERNAL_CA_CERT,
+    OPT_REJOIN,
     OPT_VERSION,
 };
 
@@ -465,6 +470,7 @@ int main(int argc, char **argv)
         {"autolock", no_argument, NULL, OPT_AUTOLOCK},
         {"external-ca", required_argument, NULL, OPT_EXTERNAL_CA},
         {"external-ca-cert", required_argument, NULL, OPT_EXTERNAL_CA_CERT},
+        {"rejoin", no_argument, NULL, OPT_REJOIN},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
@@ -473,7 +479,7 @@ int main(int argc, char **argv)
     const char *cert_expiry = NULL, *heartbeat = NULL, *timeout = NULL;
     const char *external_ca = NULL, *external_ca_cert = NULL;
     _cleanup_free_ char *external_url = NULL, *external_root = NULL;
-    bool help = false;
+    bool help = false, rejoin = false;
     int c;
 
     sw_log_set_tag("swarmd");
@@ -548,6 +554,9 @@ int main(int argc, char **argv)
                 break;
             case OPT_EXTERNAL_CA_CERT:
                 external_ca_cert = optarg;
+                break;
+            case OPT_REJOIN:
+                rejoin = true;
                 break;
             case 'h':
                 help = true;
@@ -634,6 +643,12 @@ int main(int argc, char **argv)
         return usage_error(
             "--autolock applies to 'swarmd init' of a new swarm only (then: "
             "'swarmctl cluster update --autolock=true')");
+    if (rejoin && !join)
+        return usage_error("--rejoin applies to 'swarmd join' only");
+    if (rejoin && (cfg.listen_addr_set || cfg.advertise_addr_set || cfg.hostname))
+        return usage_error(
+            "--rejoin keeps the node's addresses and hostname: no --listen-addr, "
+            "--advertise-addr or --hostname");
     uint64_t join_timeout_ns = 0;
     if (timeout) {
         if (!join)
@@ -677,7 +692,8 @@ int main(int argc, char **argv)
                                       .advertise_addr = cfg.advertise_addr,
                                       .advertise_set = cfg.advertise_addr_set,
                                       .hostname = cfg.hostname,
-                                      .timeout_ms = join_timeout_ns / SW_NSEC_PER_MSEC};
+                                      .timeout_ms = join_timeout_ns / SW_NSEC_PER_MSEC,
+                                      .rejoin = rejoin};
         int r = wrk_join(&jr, node_id, &role, errmsg, sizeof(errmsg));
         if (r < 0) {
             fprintf(stderr, "swarmd join: %s\n", errmsg);
@@ -685,8 +701,11 @@ int main(int argc, char **argv)
             stop(&d, 1);
             goto run;
         }
-        printf("This node joined a swarm as a %s (node %s).\n",
-               role == PKI_ROLE_MANAGER ? "manager" : "worker", node_id);
+        if (rejoin)
+            printf("This node joined its swarm again as node %s.\n", node_id);
+        else
+            printf("This node joined a swarm as a %s (node %s).\n",
+                   role == PKI_ROLE_MANAGER ? "manager" : "worker", node_id);
         fflush(stdout);
         /* the addresses join chose (a free port for port 0) are in the state dir now */
         cfg.listen_addr_set = cfg.advertise_addr_set = false;

@@ -72,6 +72,7 @@ struct issue_call {
     char *cert_pem;
     char hostname[256];
     char addr[80];
+    bool rejoin; /* node_id is an existing node's, kept (swarmd join --rejoin) */
 };
 
 static void issue_committed(struct mgr *m, int status, void *userdata)
@@ -79,7 +80,8 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
     struct issue_call *ic = userdata;
     if (status < 0) {
         char err[256];
-        snprintf(err, sizeof(err), "cannot record the new node: %s", mgr__strerror(status));
+        snprintf(err, sizeof(err), "cannot record the %s: %s",
+                 ic->rejoin ? "node's new certificate" : "new node", mgr__strerror(status));
         net_call_reply(ic->call, status, err, NULL, 0);
     } else {
         Swarm__IssueNodeCertificateResponse resp = SWARM__ISSUE_NODE_CERTIFICATE_RESPONSE__INIT;
@@ -95,8 +97,12 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
         if (proto_pack(&resp.base, &buf, &n) < 0) {
             net_call_reply(ic->call, -ENOMEM, "out of memory", NULL, 0);
         } else {
-            log_info("issued a %s certificate to new node %s",
-                     ic->role == PKI_ROLE_MANAGER ? "manager" : "worker", ic->node_id);
+            if (ic->rejoin)
+                log_info("node %s joined again with its node ID (allowed by the operator)",
+                         ic->node_id);
+            else
+                log_info("issued a %s certificate to new node %s",
+                         ic->role == PKI_ROLE_MANAGER ? "manager" : "worker", ic->node_id);
             net_call_reply(ic->call, 0, NULL, buf, n);
             free(buf);
         }
@@ -140,8 +146,95 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
     return 0;
 }
 
+/* swarmd join --rejoin: a node keeps its ID if the operator allowed it (node update
+ * --allow-rejoin), it was a worker and joins with a worker token, and its CSR is signed with
+ * the key of the certificate the swarm last issued to it (expired or of a root no longer
+ * trusted: that is why it joins again). */
+static int rejoin_check(struct mgr *m, const Swarm__IssueNodeCertificateRequest *req,
+                        enum pki_role role, char *err, size_t size)
+{
+    const char *id = req->rejoin_node_id;
+    if (!sw_id_valid(id)) {
+        snprintf(err, size, "invalid node ID to rejoin as");
+        return -EINVAL;
+    }
+    if (role != PKI_ROLE_WORKER) {
+        snprintf(err, size,
+                 "a node joins again with its ID as the worker it was: use a worker token "
+                 "(promote it afterwards)");
+        return -EINVAL;
+    }
+    Swarm__Node *n = NULL;
+    int r = mgr__get_node(m, id, &n);
+    if (r < 0 || strcmp(n->id, id) != 0) {
+        if (n)
+            swarm__node__free_unpacked(n, NULL);
+        snprintf(err, size,
+                 "node %s is not in this swarm (removed?): join as a new node, without --rejoin",
+                 id);
+        return -ENOENT;
+    }
+    char why[200] = "";
+    if (n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
+        n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER) {
+        snprintf(err, size, "node %s is a manager: only a worker joins again with its ID", id);
+        r = -EPERM;
+    } else if (!n->rejoin_allowed) {
+        snprintf(err, size,
+                 "node %s may not join again with its ID: on a manager, run 'swarmctl node "
+                 "update --allow-rejoin %s' first",
+                 id, id);
+        r = -EPERM;
+    } else if (!n->certificate || !n->certificate->cert_pem[0]) {
+        snprintf(err, size, "the swarm holds no certificate of node %s", id);
+        r = -EPERM;
+    } else if ((r = pki_rejoin_check(req->csr_pem, strlen(req->csr_pem), req->rejoin_cert_pem,
+                                     strlen(req->rejoin_cert_pem), n->certificate->cert_pem,
+                                     strlen(n->certificate->cert_pem), why, sizeof(why))) < 0) {
+        snprintf(err, size, "cannot join again as node %s: %s", id, why);
+    }
+    swarm__node__free_unpacked(n, NULL);
+    return r;
+}
+
+/* The rejoined node's object: its new certificate, where it is now. */
+static int record_rejoin(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    struct issue_call *ic = userdata;
+    if (!n->rejoin_allowed || n->role != SWARM__NODE_ROLE__ROLE_WORKER)
+        return -EPERM; /* changed since the check */
+    Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
+    char *hostname = strdup(ic->hostname);
+    char *addr = ic->addr[0] ? strdup(ic->addr) : NULL;
+    if (!cert || !hostname || (ic->addr[0] && !addr)) {
+        free(cert);
+        free(hostname);
+        free(addr);
+        return -ENOMEM;
+    }
+    swarm__node_certificate__init(cert);
+    mgr__fill_cert_info(cert, ic->cert_pem);
+    if (!cert->cert_pem) {
+        swarm__node_certificate__free_unpacked(cert, NULL);
+        free(hostname);
+        free(addr);
+        return -ENOMEM;
+    }
+    if (n->certificate)
+        swarm__node_certificate__free_unpacked(n->certificate, NULL);
+    n->certificate = cert;
+    n->cert_rotated = n->cert_rotate;
+    free(n->hostname != protobuf_c_empty_string ? n->hostname : NULL);
+    n->hostname = hostname;
+    if (addr) {
+        free(n->addr != protobuf_c_empty_string ? n->addr : NULL);
+        n->addr = addr;
+    }
+    return 0;
+}
+
 /* The node object of a new node (known, not yet connected), proposed with its
- * certificate; issue_committed answers. */
+ * certificate; issue_committed answers. A rejoining node's object is updated instead. */
 static void issue_signed(struct mgr *m, int status, char *cert_pem, const char *err, void *userdata)
 {
     struct issue_call *ic = userdata;
@@ -152,6 +245,15 @@ static void issue_signed(struct mgr *m, int status, char *cert_pem, const char *
     ic->cert_pem = cert_pem;
     if (r < 0) {
         snprintf(why, sizeof(why), "%s", err && err[0] ? err : strerror(-r));
+        goto out;
+    }
+    if (ic->rejoin) {
+        r = mgr__node_update(m, ic->node_id, record_rejoin, issue_committed, ic);
+        if (r < 0) {
+            snprintf(why, sizeof(why), "cannot record the node: %s", strerror(-r));
+            goto out;
+        }
+        ic = NULL;
         goto out;
     }
     n = calloc(1, sizeof(*n));
@@ -242,9 +344,15 @@ static void h_issue_node_certificate(net_call *call, const uint8_t *payload, siz
     if (req->addr[0])
         sw_addr_format(&addr, ic->addr, sizeof(ic->addr));
     snprintf(ic->hostname, sizeof(ic->hostname), "%s", req->hostname);
-    r = sw_id_generate(ic->node_id);
-    if (r < 0)
+    if (req->rejoin_node_id[0]) {
+        r = rejoin_check(m, req, ic->role, err, sizeof(err));
+        if (r < 0)
+            goto fail;
+        snprintf(ic->node_id, sizeof(ic->node_id), "%s", req->rejoin_node_id);
+        ic->rejoin = true;
+    } else if ((r = sw_id_generate(ic->node_id)) < 0) {
         goto fail;
+    }
     if (req->token)
         sw_erase(req->token, strlen(req->token));
     char *csr = strdup(req->csr_pem);

@@ -93,6 +93,8 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
 {
     struct status_change *c = userdata;
     n->state = c->state;
+    if (c->state == SWARM__NODE_STATE__NODE_READY)
+        n->rejoin_allowed = false; /* back in session: it joined again (or never needed to) */
     free(n->state_message != protobuf_c_empty_string ? n->state_message : NULL);
     n->state_message = dup_str(c->message);
     if (!n->state_message)

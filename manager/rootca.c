@@ -232,11 +232,11 @@ static int ask_next_batch(struct mgr *m, struct mgr_batch *b, void *userdata)
     unsigned in_flight = 0;
     for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
         const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
-        in_flight += !on_root(n, kid) && n->cert_rotate > n->cert_rotated;
+        in_flight += !on_root(n, kid) && !n->rejoin_allowed && n->cert_rotate > n->cert_rotated;
     }
     for (size_t i = 0; r >= 0 && i < nodes.n && in_flight < ROTATION_BATCH; i++) {
         Swarm__Node *n = (Swarm__Node *)nodes.v[i];
-        if (on_root(n, kid) || n->cert_rotate > n->cert_rotated)
+        if (on_root(n, kid) || n->rejoin_allowed || n->cert_rotate > n->cert_rotated)
             continue;
         n->cert_rotate = n->cert_rotated + 1;
         r = mgr__batch_add(b, STORE_UPDATE, STORE_NODES, n->id, &n->base);
@@ -371,6 +371,8 @@ int mgr__rootca_progress(struct mgr *m, const Swarm__Cluster *c, unsigned *ret_d
     int r = mgr__list(m, STORE_NODES, &swarm__node__descriptor, &nodes);
     for (size_t i = 0; r >= 0 && i < nodes.n; i++) {
         const Swarm__Node *n = (const Swarm__Node *)nodes.v[i];
+        if (n->rejoin_allowed)
+            continue; /* down; it joins again on the new root (swarmd join --rejoin) */
         (*ret_total)++;
         *ret_done += on_root(n, kid);
     }

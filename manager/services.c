@@ -886,6 +886,12 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
     }
     if (rotate)
         n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
+    if (req->allow_rejoin) {
+        if (n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
+            n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
+            return -EPERM;
+        n->rejoin_allowed = true;
+    }
     return labels_edit(&n->labels, &n->n_labels, req->label_add, req->n_label_add, req->label_rm,
                        req->n_label_rm);
 }
@@ -894,7 +900,9 @@ static void node_edited(struct mgr *m, int status, void *userdata)
 {
     struct node_edit *e = userdata;
     Swarm__Node *n = NULL;
-    if (status < 0) {
+    if (status == -EPERM && e->req->allow_rejoin) {
+        net_call_reply(e->call, status, "the node became a manager meanwhile", NULL, 0);
+    } else if (status < 0) {
         mgr__reply_errno(e->call, status, "cannot update the node");
     } else if (mgr__get_node(m, e->req->id, &n) >= 0) {
         Swarm__GetNodeResponse resp = SWARM__GET_NODE_RESPONSE__INIT;
@@ -952,7 +960,7 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         target->role == SWARM__NODE_ROLE__ROLE_MANAGER) {
         /* demotion first leaves raft; the rest of the request waits for another call */
         bool only_role = !req->set_availability && !req->force_rotate_cert && !req->n_label_add &&
-                         !req->n_label_rm;
+                         !req->n_label_rm && !req->allow_rejoin;
         if (!only_role) {
             mgr__objs_free(&nodes);
             swarm__update_node_request__free_unpacked(req, NULL);
@@ -963,6 +971,25 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         mgr__objs_free(&nodes);
         swarm__update_node_request__free_unpacked(req, NULL);
         return;
+    }
+    if (req->allow_rejoin) {
+        const char *bad = NULL;
+        if (target->role != SWARM__NODE_ROLE__ROLE_WORKER ||
+            target->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
+            bad =
+                "is a manager: only a worker joins again with its ID (a manager down during "
+                "a root rotation is demoted or removed)";
+        else if (target->state == SWARM__NODE_STATE__NODE_READY)
+            bad = "is connected: it renews its certificate by itself (--force-rotate-cert)";
+        else if (req->set_role || req->force_rotate_cert)
+            bad = "--allow-rejoin goes without --role and --force-rotate-cert";
+        if (bad) {
+            snprintf(err, sizeof(err), "node %s %s", id, bad);
+            mgr__objs_free(&nodes);
+            swarm__update_node_request__free_unpacked(req, NULL);
+            return net_call_reply(call, -EINVAL, err, NULL, 0);
+        }
+        log_info("node %s may join again with its node ID (swarmd join --rejoin)", id);
     }
     if (req->set_role && req->role != SWARM__NODE_ROLE__ROLE_WORKER &&
         req->role != SWARM__NODE_ROLE__ROLE_MANAGER) {

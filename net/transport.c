@@ -176,12 +176,20 @@ static int flush_tls(struct net_transport *t)
     return write_raw(t, w);
 }
 
+/* A handshake that failed because the peer's certificate does not verify (not of a root this
+ * side trusts, expired, ...) closes with -EKEYREJECTED and says why; other failures -EPROTO. */
 static void tls_fail(struct net_transport *t, const char *what)
 {
     char e[200];
     pki_openssl_error(e, sizeof(e));
     flush_tls(t); /* let an alert reach the peer */
-    net__transport_close_flush(t, -EPROTO, "%s: %s", what, e[0] ? e : "protocol error");
+    long v = t->tls_done ? X509_V_OK : SSL_get_verify_result(t->ssl);
+    if (v != X509_V_OK)
+        net__transport_close_flush(t, -EKEYREJECTED,
+                                   "%s: the peer's certificate does not verify: %s", what,
+                                   X509_verify_cert_error_string(v));
+    else
+        net__transport_close_flush(t, -EPROTO, "%s: %s", what, e[0] ? e : "protocol error");
 }
 
 int net__transport_start_tls(struct net_transport *t, SSL_CTX *ctx, bool server)

@@ -272,3 +272,45 @@ bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key)
     ERR_clear_error();
     return ok;
 }
+
+int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *prev_pem, size_t prev_len,
+                     const char *issued_pem, size_t issued_len, char *errmsg, size_t errmsg_size)
+{
+    _cleanup_x509_ X509 *prev = NULL, *issued = NULL;
+    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024 || !prev_pem || !issued_pem) {
+        pki__errmsg(errmsg, errmsg_size,
+                    "a certificate request and the node's certificate are needed");
+        return -EINVAL;
+    }
+    if (pki__x509_from_pem(prev_pem, prev_len, &prev) < 0) {
+        pki__errmsg(errmsg, errmsg_size, "the node's certificate is not a PEM certificate");
+        return -EINVAL;
+    }
+    if (pki__x509_from_pem(issued_pem, issued_len, &issued) < 0 || X509_cmp(prev, issued) != 0) {
+        pki__errmsg(errmsg, errmsg_size,
+                    "the node's certificate is not the one the swarm last issued to it");
+        return -EPERM;
+    }
+    _cleanup_bio_ BIO *in = BIO_new_mem_buf(csr_pem, (int)csr_len);
+    if (!in)
+        return -ENOMEM;
+    X509_REQ *csr = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
+    if (!csr) {
+        ERR_clear_error();
+        pki__errmsg(errmsg, errmsg_size, "certificate request is not a PEM CSR");
+        return -EINVAL;
+    }
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
+    int r = 0;
+    if (!pub || X509_REQ_verify(csr, pub) != 1) {
+        pki__errmsg(errmsg, errmsg_size, "certificate request signature does not verify");
+        r = -EINVAL;
+    } else if (EVP_PKEY_eq(pub, X509_get0_pubkey(prev)) != 1) {
+        pki__errmsg(errmsg, errmsg_size,
+                    "the certificate request is not signed with the node's key");
+        r = -EPERM;
+    }
+    X509_REQ_free(csr);
+    ERR_clear_error();
+    return r;
+}

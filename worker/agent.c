@@ -146,10 +146,19 @@ static void fail_session(wrk_agent *a, int status, const char *why)
     drop_client(a);
     uv_timer_stop(&a->timer);
     a->state = AGENT_IDLE;
-    if (!a->ready_done && status == -EPERM) {
+    if (!a->ready_done && (status == -EPERM || status == -EKEYREJECTED)) {
         /* refused by the manager or not a manager of this cluster: no point waiting */
-        char msg[400];
-        snprintf(msg, sizeof(msg), "no session with a manager: %s", why);
+        char msg[900];
+        if (status == -EKEYREJECTED)
+            snprintf(msg, sizeof(msg),
+                     "no session with a manager: %s: the swarm's root CA was rotated while "
+                     "this node was down, or that is not a manager of its swarm. To come back as "
+                     "node %s: on a manager 'swarmctl node update --allow-rejoin %s', then here "
+                     "'swarmd join --rejoin --state-dir %s WORKER-TOKEN MANAGER'; or 'swarmctl "
+                     "node rm %s' and join as a new node",
+                     why, a->node_id, a->node_id, a->state_dir, a->node_id);
+        else
+            snprintf(msg, sizeof(msg), "no session with a manager: %s", why);
         report_ready(a, status, msg);
         if (!a->keep_trying)
             return;
@@ -778,9 +787,11 @@ int wrk_agent_start(uv_loop_t *loop, const struct wrk_config *cfg, wrk_ready_fn 
         sw_time_format(id.not_after_ns, when, sizeof(when));
         snprintf(errmsg, errmsg_size,
                  "this node's certificate expired on %s (it was down longer than its validity) "
-                 "and managers refuse it: join the swarm again with a worker token ('swarmd join "
-                 "--state-dir NEWDIR TOKEN MANAGER'; 'swarmctl node rm %s' removes the old node)",
-                 when, id.node_id);
+                 "and managers refuse it. To come back as node %s: on a manager 'swarmctl node "
+                 "update --allow-rejoin %s', then here 'swarmd join --rejoin --state-dir %s "
+                 "WORKER-TOKEN MANAGER'; or join as a new node ('swarmd join --state-dir NEWDIR "
+                 "TOKEN MANAGER', and 'swarmctl node rm %s' removes the old one)",
+                 when, id.node_id, id.node_id, cfg->state_dir, id.node_id);
         r = -EKEYEXPIRED;
         goto out;
     }

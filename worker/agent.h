@@ -19,6 +19,8 @@ struct wrk_join_request {
     bool advertise_set;            /* else the address this node reached the manager from */
     const char *hostname;          /* NULL: the machine's */
     uint64_t timeout_ms;           /* total, retries included; 0: 30 s */
+    bool rejoin; /* state_dir holds a worker: join again keeping its node ID and key (a manager
+                    allowed it: node update --allow-rejoin); its addresses and hostname stay */
 };
 
 /* Join: refuse a state dir that already holds a node; GetRootCA without trusting anyone,
@@ -28,6 +30,9 @@ struct wrk_join_request {
  * last). Retries with backoff while the manager is unreachable. Blocking (run before the
  * loop). On success *ret_role says what the token granted. Errors say which check failed
  * and what to do. */
+/* With req->rejoin the state dir must hold a worker node: the CSR is made with its key and
+ * carries its node ID and certificate; the new certificate and root bundle replace the old
+ * ones (the certificate first: a crash between the two is mended by running it again). */
 int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1],
              enum pki_role *ret_role, char *errmsg, size_t errmsg_size);
 

@@ -42,6 +42,7 @@ struct join {
     uint64_t deadline_ms;
     const char *cert; /* this node's certificate, and its cluster (for Raft.Join) */
     const char *cluster;
+    struct pki_node_state old; /* --rejoin: the node the state dir holds */
     /* a manager: what Raft.Join answered */
     struct pki_aead_key dek;
     struct pki_aead_key dek_old[PKI_DEK_OLD_MAX]; /* a data key rotation: retired first */
@@ -184,6 +185,10 @@ static int issue(struct join *j, const char *token, char *err, size_t errsize)
     req.csr_pem = j->csr;
     req.hostname = j->hostname;
     req.addr = j->advertise_s;
+    if (j->req->rejoin) {
+        req.rejoin_node_id = j->old.node_id;
+        req.rejoin_cert_pem = j->old.node_cert_pem;
+    }
     struct net_expect expect = {.manager = true};
     char serr[400] = "";
     r = call_once(j, ctx, &expect, "CA.IssueNodeCertificate", &req.base, &status, &out, &out_len,
@@ -436,6 +441,47 @@ out:
     return r;
 }
 
+/* --rejoin: the node the state dir holds, its addresses and hostname. */
+static int rejoin_load(struct join *j, char *errmsg, size_t size)
+{
+    const struct wrk_join_request *req = j->req;
+    char lerr[300] = "";
+    int r = pki_node_state_load(req->state_dir, &j->old, lerr, sizeof(lerr));
+    if (r < 0) {
+        snprintf(errmsg, size, "--rejoin: %s", lerr);
+        return r;
+    }
+    if (j->old.role != PKI_ROLE_WORKER) {
+        snprintf(errmsg, size,
+                 "--rejoin: %s holds node %s, a manager; only a worker joins again with its ID",
+                 req->state_dir, j->old.node_id);
+        return -EINVAL;
+    }
+    snprintf(j->hostname, sizeof(j->hostname), "%s", j->old.hostname);
+    j->listen = j->old.listen_addr;
+    j->advertise = j->old.advertise_addr;
+    sw_addr_format(&j->advertise, j->advertise_s, sizeof(j->advertise_s));
+    return 0;
+}
+
+/* --rejoin: the new certificate, then the root bundle it chains to (a crash between the
+ * two leaves a certificate the swarm records as this node's: running it again mends it). */
+static int rejoin_save(struct join *j, const struct pki_identity *id, char *errmsg, size_t size)
+{
+    const struct wrk_join_request *req = j->req;
+    if (strcmp(id->cluster_id, j->old.cluster_id) != 0) {
+        snprintf(errmsg, size, "--rejoin: %s answered for another swarm (cluster %s, not %s)",
+                 j->target, id->cluster_id, j->old.cluster_id);
+        return -EPROTO;
+    }
+    int r = pki_node_state_replace_cert(req->state_dir, j->issued->cert_pem, j->key, errmsg, size);
+    if (r >= 0)
+        r = pki_node_state_replace_root(req->state_dir, j->root_pem, errmsg, size);
+    if (r >= 0)
+        r = wrk__managers_save(req->state_dir, &req->manager, 1, errmsg, size);
+    return r;
+}
+
 static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_role *ret_role,
                     char *errmsg, size_t size)
 {
@@ -452,7 +498,12 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
         snprintf(errmsg, size, "state directory path too long");
         return r;
     }
-    if (sw_file_exists(path)) {
+    if (req->rejoin) {
+        if (!sw_file_exists(path)) {
+            snprintf(errmsg, size, "--rejoin: %s holds no node to join again as", req->state_dir);
+            return -ENOENT;
+        }
+    } else if (sw_file_exists(path)) {
         char id[SW_ID_LEN + 2];
         existing_node_id(path, id, sizeof(id));
         snprintf(errmsg, size, "%s already holds node %s; start it with 'swarmd --state-dir %s'",
@@ -467,19 +518,27 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
     }
     sw_addr_format(&req->manager, j->target, sizeof(j->target));
 
-    if (req->hostname) {
+    if (req->rejoin) {
+        r = rejoin_load(j, errmsg, size);
+        if (r < 0)
+            return r;
+    } else if (req->hostname) {
         snprintf(j->hostname, sizeof(j->hostname), "%s", req->hostname);
     } else if (gethostname(j->hostname, sizeof(j->hostname) - 1) < 0) {
         r = -errno;
         snprintf(errmsg, size, "cannot read the hostname: %s", strerror(errno));
         return r;
     }
-    if (!sw_hostname_valid(j->hostname)) {
+    if (req->rejoin) {
+        /* addresses: the node's, as node.conf has them */
+    } else if (!sw_hostname_valid(j->hostname)) {
         snprintf(errmsg, size, "invalid hostname '%.64s' (letters, digits, '.', '_', '-')",
                  j->hostname);
         return -EINVAL;
     }
-    if (req->advertise_set) {
+    if (req->rejoin) {
+        /* as recorded */
+    } else if (req->advertise_set) {
         j->advertise = req->advertise_addr;
     } else {
         r = local_addr_towards(&req->manager, &j->advertise);
@@ -491,7 +550,8 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
             return r;
         }
     }
-    j->listen = req->listen_addr;
+    if (!req->rejoin)
+        j->listen = req->listen_addr;
     if (j->listen.port == 0 && (r = free_port(&j->listen, &j->listen.port)) < 0) {
         snprintf(errmsg, size, "cannot find a free port on %s: %s", j->listen.host, strerror(-r));
         return r;
@@ -505,7 +565,10 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
     if (r < 0)
         return r;
 
-    r = pki_key_generate(&j->key);
+    if (req->rejoin) /* the node's own key: the proof it is that node */
+        r = pki_key_dup(j->old.node_key, &j->key);
+    else
+        r = pki_key_generate(&j->key);
     if (r >= 0)
         r = pki_csr_create(j->key, &j->csr);
     if (r < 0) {
@@ -529,6 +592,7 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
     enum pki_role want_role =
         is->role == SWARM__NODE_ROLE__ROLE_MANAGER ? PKI_ROLE_MANAGER : PKI_ROLE_WORKER;
     if (strcmp(id.node_id, is->node_id) != 0 || id.role != want_role ||
+        (req->rejoin && (strcmp(id.node_id, j->old.node_id) != 0 || id.role != PKI_ROLE_WORKER)) ||
         (is->cluster_id[0] && strcmp(id.cluster_id, is->cluster_id) != 0) ||
         !pki_cert_matches_key(is->cert_pem, strlen(is->cert_pem), j->key)) {
         snprintf(errmsg, size,
@@ -544,7 +608,7 @@ static int join_run(struct join *j, char ret_node_id[SW_ID_LEN + 1], enum pki_ro
         if (r < 0)
             return r;
     }
-    r = write_state(j, &id, errmsg, size);
+    r = req->rejoin ? rejoin_save(j, &id, errmsg, size) : write_state(j, &id, errmsg, size);
     if (r < 0)
         return r;
     memcpy(ret_node_id, id.node_id, SW_ID_LEN + 1);
@@ -563,6 +627,7 @@ int wrk_join(const struct wrk_join_request *req, char ret_node_id[SW_ID_LEN + 1]
     free(j.root_pem);
     pki_key_free(j.key);
     free(j.csr);
+    pki_node_state_finish(&j.old);
     if (j.issued)
         swarm__issue_node_certificate_response__free_unpacked(j.issued, NULL);
     return r;

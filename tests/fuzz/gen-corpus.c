@@ -222,6 +222,9 @@ int main(int argc, char **argv)
     Swarm__IssueNodeCertificateRequest in_live = SWARM__ISSUE_NODE_CERTIFICATE_REQUEST__INIT;
     in_live.hostname = "node-2"; /* even first char: worker token; empty csr: a real one */
     in_live.addr = "127.0.0.1";
+    Swarm__IssueNodeCertificateRequest in_rejoin = in_live; /* swarmd join --rejoin */
+    in_rejoin.rejoin_node_id = "0123456789abcdefghijklmno";
+    in_rejoin.rejoin_cert_pem = (char *)csr_stub;
     char *rm[] = {"env"};
     Swarm__UpdateNodeRequest un = SWARM__UPDATE_NODE_REQUEST__INIT;
     un.id = "fuzz-worker";
@@ -234,6 +237,9 @@ int main(int argc, char **argv)
     Swarm__UpdateNodeRequest un_active = SWARM__UPDATE_NODE_REQUEST__INIT;
     un_active.id = "fuzz-worker";
     un_active.set_availability = true;
+    Swarm__UpdateNodeRequest un_rejoin = SWARM__UPDATE_NODE_REQUEST__INIT;
+    un_rejoin.id = "fuzz-worker";
+    un_rejoin.allow_rejoin = true;
     Swarm__Resources res = SWARM__RESOURCES__INIT;
     res.nano_cpus = 4000000000;
     res.memory_bytes = 1 << 30;
@@ -389,9 +395,11 @@ int main(int argc, char **argv)
     emit(mgr_dir, "remove-secret", M_REMOVE_SECRET, &gsec.base, false);
     emit(mgr_dir, "update-node-drain", M_UPDATE_NODE, &un.base, true);
     emit(mgr_dir, "update-node-active", M_UPDATE_NODE, &un_active.base, false);
+    emit(mgr_dir, "update-node-rejoin", M_UPDATE_NODE, &un_rejoin.base, false);
     emit(mgr_dir, "root-ca", M_ROOT_CA, &empty.base, false);
     emit(mgr_dir, "issue-bad-token", M_ISSUE, &in.base, false);
     emit(mgr_dir, "issue-live", M_ISSUE | LIVE, &in_live.base, false);
+    emit(mgr_dir, "issue-rejoin", M_ISSUE | LIVE, &in_rejoin.base, false);
     emit(mgr_dir, "session", M_SESSION, &sr.base, false);
     emit(mgr_dir, "session-no-description", M_SESSION, &empty.base, false);
     emit(mgr_dir, "heartbeat-stale", M_HEARTBEAT, &hb.base, false);

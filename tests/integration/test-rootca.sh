@@ -2,8 +2,9 @@
 # Root CA rotation on 3 managers + 2 workers with a service running: swarmctl ca --rotate
 # makes a new root cross-signed by the old one, every node renews into it, then the new root
 # alone is trusted, both join tokens change, and no task restarts. A node down during the
-# rotation holds it until it is removed (then it joins again with a new token); a rotation
-# started again while one runs replaces it (the last one wins).
+# rotation holds it until it is removed (then it joins again with a new token), or until
+# the operator allows it to rejoin (then it comes back with its node ID: swarmd join
+# --rejoin); a rotation started again while one runs replaces it (the last one wins).
 . "$(dirname "$0")/lib.sh"
 
 node_ready() { ctlm 1 node ls 2>/dev/null | grep -q "$1 *Ready"; }
@@ -58,6 +59,7 @@ OUT=$("$SWARMD" join --state-dir "$T/w3old" "$WT0" "$ADDR1" 2>&1); RC=$?
 check "the old token is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "…saying the CA digest does not match" has "$OUT" "digest"
 start_swarmd w3 join --state-dir "$T/w3" --hostname rc-w3 "$WT1" "$ADDR1"
+W3PID=$LAST_PID
 check "a worker joins with the new token" until_ok 20 node_ready rc-w3
 
 # a node down during the rotation holds it; started again meanwhile, the last root wins
@@ -75,6 +77,21 @@ OUT=$(timeout 20 "$SWARMD" --state-dir "$T/w2" 2>&1); RC=$?
 check "the removed node cannot come back as it is (exit 1)" bash -c "[ $RC != 0 ]"
 start_swarmd w2b join --state-dir "$T/w2b" --hostname rc-w2b "$(ctlm 1 join-token -q worker)" "$ADDR1"
 check "…it joins again with the new token" until_ok 20 node_ready rc-w2b
+# a node down during a whole rotation keeps its node ID when the operator says so
+W3ID=$(ctlm 1 node ls --format json | python3 -c 'import json,sys; print([n["id"] for n in json.load(sys.stdin) if n["hostname"] == "rc-w3"][0])')
+stop_swarmd "$W3PID" 2>/dev/null
+check "rc-w3 down" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock 1) node ls | grep -q 'rc-w3 *Down'"
+check "node update --allow-rejoin rc-w3" ctlm 1 node update --allow-rejoin rc-w3
+OUT=$(timeout 90 "$SWARMCTL" -H "unix://$(sock 1)" ca --rotate 2>&1); RC=$?
+check "a rotation does not wait for a node allowed to rejoin (exit 0)" bash -c "[ $RC = 0 ]"
+OUT=$(timeout 20 "$SWARMD" --state-dir "$T/w3" 2>&1); RC=$?
+check "rc-w3 started as it is stops (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying the root CA was rotated and how to come back" has "$OUT" "root CA was rotated.*swarmd join --rejoin"
+start_swarmd w3b join --rejoin --state-dir "$T/w3" "$(ctlm 1 join-token -q worker)" "$ADDR1"
+check "swarmd join --rejoin: rc-w3 is back" until_ok 20 node_ready rc-w3
+check "…with its node ID" grep -q "joined its swarm again as node $W3ID" "$T/w3b.out"
+check "…on the new root" bash -c "ctl_root() { '$SWARMCTL' -H unix://$(sock 1) ca; }; openssl verify -CAfile <(ctl_root) '$T/w3/certificates/swarm-node.crt' >/dev/null"
+check "…trusting it alone" bash -c "[ \$(grep -c BEGIN '$T/w3/certificates/swarm-root-ca.crt') = 1 ]"
 # bring your own root
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/my.key" \
     -out "$T/my.crt" -subj /CN=my-root -days 3650 \

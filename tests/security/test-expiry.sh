@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Expiry and clock skew (issue 6): a node whose certificate expired while it was down gets a
-# clear line and a way back that keeps the cluster — a worker re-joins with a token, a
+# clear line and a way back that keeps the cluster — a worker re-joins with a token (keeping
+# its node ID when the operator allows it: node update --allow-rejoin, join --rejoin), a
 # manager starts with --force-new-cluster and re-issues its own certificate from the CA key
 # it holds; a node whose clock is off by more than the 1 h backdate is told so at join.
 . "$(dirname "$0")/lib-sec.sh"
@@ -29,7 +30,7 @@ check "the manager's own certificate has expired (real clock)" bash -c "[ $NA -l
 OUT=$(timeout 20 "$SWARMD" --state-dir "$T/w" 2>&1); RC=$?
 check "an expired worker stops (exit 1)" bash -c "[ $RC = 1 ]"
 echo "(worker: $OUT)"
-check "…saying its certificate expired and to join again with a token" has "$OUT" "certificate expired on .*join the swarm again with a worker token"
+check "…saying its certificate expired and how to join again, keeping its ID or not" has "$OUT" "certificate expired on .*--allow-rejoin.*swarmd join --rejoin.*join as a new node"
 
 # the manager on the real clock: refused by others, so it says how to come back
 OUT=$(timeout 20 "$SWARMD" --state-dir "$T/m" 2>&1); RC=$?
@@ -49,6 +50,12 @@ ctl cluster update --cert-expiry 2160h >/dev/null
 WT=$(ctl join-token -q worker)
 start_swarmd w2 join --state-dir "$T/w2" --hostname exp-w2 "$WT" "$A"
 check "a worker joins it again" until_ok 20 bash -c "'$SWARMCTL' -H unix://$SOCK node ls | grep -q 'exp-w2 *Ready'"
+WID=$(subject "$T/w/certificates/swarm-node.crt" | sed 's/.*CN=\([a-z0-9]*\).*/\1/')
+check "the expired worker is listed down" until_ok 40 bash -c "'$SWARMCTL' -H unix://$SOCK node ls | grep -q 'exp-w *Down'"
+check "the expired worker is allowed to rejoin with its ID" ctl node update --allow-rejoin exp-w
+start_swarmd w3 join --rejoin --state-dir "$T/w" "$WT" "$A"
+check "…swarmd join --rejoin brings it back as node $WID" until_ok 20 grep -q "joined its swarm again as node $WID" "$T/w3.out"
+check "…Ready" until_ok 20 bash -c "'$SWARMCTL' -H unix://$SOCK node ls | grep -q '^$WID *exp-w *Ready'"
 
 # clock skew at join: told plainly, before any certificate is asked for
 for off in $((3 * 3600)) $((-3 * 3600)); do

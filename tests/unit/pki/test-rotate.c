@@ -1,6 +1,7 @@
 /* pki/ root rotation: the old root cross-signs the new one; a leaf the new key signs, sent
  * with the cross-signed certificate, is trusted by nodes that trust only the old root, only
- * the new root, or both; without it, only by nodes that have the new root. */
+ * the new root, or both; without it, only by nodes that have the new root. A node that
+ * missed the rotation proves it is itself to join again (pki_rejoin_check). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,12 +122,50 @@ static void test_cross_is_not_a_node(void **state)
     free(n.cert);
 }
 
+/* swarmd join --rejoin after a rotation: the node presents the leaf of the old root the swarm
+ * last issued it (sent with a chain or not) and a CSR of its key; another key, another
+ * node's certificate or a malformed CSR are refused. */
+static void test_rejoin_check(void **state)
+{
+    struct fx *f = *state;
+    struct node n = {0}, other = {0};
+    char err[256] = "", *csr = NULL, *csr_other = NULL;
+    assert_int_equal(node_issue(f->old_ca, f->cluster, PKI_ROLE_WORKER, 0, &n), 0);
+    assert_int_equal(node_issue(f->old_ca, f->cluster, PKI_ROLE_WORKER, 0, &other), 0);
+    assert_int_equal(pki_csr_create(n.key, &csr), 0);
+    assert_int_equal(pki_csr_create(other.key, &csr_other), 0);
+    size_t cl = strlen(csr), nl = strlen(n.cert);
+    assert_int_equal(pki_rejoin_check(csr, cl, n.cert, nl, n.cert, nl, err, sizeof(err)), 0);
+    char *with_chain = concat(n.cert, pki_ca_cert_pem(f->old_ca)); /* the leaf is compared */
+    assert_int_equal(
+        pki_rejoin_check(csr, cl, n.cert, nl, with_chain, strlen(with_chain), err, sizeof(err)), 0);
+    assert_int_equal(
+        pki_rejoin_check(csr_other, strlen(csr_other), n.cert, nl, n.cert, nl, err, sizeof(err)),
+        -EPERM);
+    assert_non_null(strstr(err, "not signed with the node's key"));
+    assert_int_equal(
+        pki_rejoin_check(csr, cl, other.cert, strlen(other.cert), n.cert, nl, err, sizeof(err)),
+        -EPERM);
+    assert_non_null(strstr(err, "not the one the swarm last issued"));
+    assert_int_equal(pki_rejoin_check("junk", 4, n.cert, nl, n.cert, nl, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(pki_rejoin_check(csr, cl, "junk", 4, n.cert, nl, err, sizeof(err)), -EINVAL);
+    free(with_chain);
+    free(csr);
+    free(csr_other);
+    pki_key_free(n.key);
+    pki_key_free(other.key);
+    free(n.cert);
+    free(other.cert);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_leaf_chains_to_both_roots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_without_cross_only_new_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cross_is_not_a_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin_check, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
