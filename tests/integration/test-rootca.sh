@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Root CA rotation on 3 managers + 2 workers with a service running: swarmctl ca --rotate
+# Root CA rotation on 3 managers + 3 workers with a service running: swarmctl ca --rotate
 # makes a new root cross-signed by the old one, every node renews into it, then the new root
 # alone is trusted, both join tokens change, and no task restarts. A node down during the
 # rotation holds it until it is removed (then it joins again with a new token), or until
@@ -26,14 +26,14 @@ for i in 2 3; do
     PIDS_M[$i]=$LAST_PID
     check "manager $i joins" wait_ready "$(sock "$i")" "${PIDS_M[$i]}"
 done
-for w in w1 w2; do
+for w in w0 w1 w2; do
     start_swarmd "$w" join --state-dir "$T/$w" --hostname "rc-$w" "$WT0" "$ADDR1"
     PIDS_W[${w#w}]=$LAST_PID
 done
-check "two workers Ready" until_ok 20 bash -c "node_ready() { '$SWARMCTL' -H unix://$(sock 1) node ls | grep -q \"\$1 *Ready\"; }; node_ready rc-w1 && node_ready rc-w2"
+check "three workers Ready" until_ok 20 bash -c "node_ready() { '$SWARMCTL' -H unix://$(sock 1) node ls | grep -q \"\$1 *Ready\"; }; node_ready rc-w0 && node_ready rc-w1 && node_ready rc-w2"
 check "3 managers" until_ok 20 managers_ready 1 3
-check "a service with 4 tasks" bash -c "'$SWARMCTL' -H unix://$(sock 1) service create --name web --replicas 4 -- /bin/sleep 36$$ >/dev/null"
-check "…running" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock 1) service ls | grep -q '4/4'"
+check "a service with 6 tasks" bash -c "'$SWARMCTL' -H unix://$(sock 1) service create --name web --replicas 6 -- /bin/sleep 36$$ >/dev/null"
+check "…running" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock 1) service ls | grep -q '6/6'"
 TASKS0=$(ctlm 1 service ps -q web | sort | tr '\n' ' ')
 OLDROOT=$(ctlm 1 ca)
 printf '%s\n' "$OLDROOT" >"$T/old-root.pem"
@@ -41,17 +41,17 @@ printf '%s\n' "$OLDROOT" >"$T/old-root.pem"
 OUT=$(timeout 90 "$SWARMCTL" -H "unix://$(sock 2)" ca --rotate 2>"$T/rotate.err"); RC=$?
 check "ca --rotate (through a follower) completes (exit 0)" bash -c "[ $RC = 0 ]"
 cat "$T/rotate.err"
-check "…reporting progress" grep -q "of 5 nodes hold a certificate of the new root" "$T/rotate.err"
+check "…reporting progress" grep -q "of 6 nodes hold a certificate of the new root" "$T/rotate.err"
 printf '%s\n' "$OUT" >"$T/new-root.pem"
 check "…and printing the new root" bash -c "grep -q 'BEGIN CERTIFICATE' '$T/new-root.pem' && ! diff -q '$T/new-root.pem' '$T/old-root.pem' >/dev/null"
 check "swarmctl ca shows the new root" bash -c "diff <('$SWARMCTL' -H unix://$(sock 3) ca) '$T/new-root.pem' >/dev/null"
-for d in m1 m2 m3 w1 w2; do
+for d in m1 m2 m3 w0 w1 w2; do
     check "$d trusts the new root alone" until_ok 10 bash -c "[ \$(grep -c BEGIN '$T/$d/certificates/swarm-root-ca.crt') = 1 ] && diff -q '$T/$d/certificates/swarm-root-ca.crt' '$T/new-root.pem' >/dev/null"
     check "…its certificate chains to the new root" openssl verify -CAfile "$T/new-root.pem" "$T/$d/certificates/swarm-node.crt"
     check "…and not to the old one" bash -c "! openssl verify -CAfile '$T/old-root.pem' -partial_chain '$T/$d/certificates/swarm-node.crt' >/dev/null 2>&1"
 done
 check "no task restarted" bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) service ps -q web | sort | tr '\n' ' ')\" = '$TASKS0' ]"
-check "every node Ready after the rotation" until_ok 20 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) node ls | grep -c ' Ready ')\" = 5 ]"
+check "every node Ready after the rotation" until_ok 20 bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) node ls | grep -c ' Ready ')\" = 6 ]"
 check "writes go on through a follower" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 3) secret create after_rotation - >/dev/null"
 WT1=$(ctlm 1 join-token -q worker)
 check "the worker token changed (digest part)" bash -c "[ '${WT0:9:50}' != '${WT1:9:50}' ]"
@@ -66,11 +66,11 @@ check "a worker joins with the new token" until_ok 20 node_ready rc-w3
 stop_swarmd "${PIDS_W[2]}" 2>/dev/null
 check "rc-w2 down" until_ok 20 bash -c "'$SWARMCTL' -H unix://$(sock 1) node ls | grep -q 'rc-w2 *Down'"
 check "ca --rotate -d returns at once" ctlm 1 ca --rotate -d
-check "…the rotation waits for the down node (5 of 6 moved)" until_ok 20 progress_is 5/6
+check "…the rotation waits for the down node (6 of 7 moved)" until_ok 20 progress_is 6/7
 D1=$(ctlm 1 ca -q 2>/dev/null)
 check "ca --rotate again while it runs" ctlm 1 ca --rotate -d
 check "…a newer root (the last one wins)" bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 1) ca -q 2>/dev/null)\" != '$D1' ]"
-check "…the live nodes move to it" until_ok 20 progress_is 5/6
+check "…the live nodes move to it" until_ok 20 progress_is 6/7
 check "node rm of the down node" ctlm 1 node rm rc-w2
 check "…and the rotation completes" until_ok 30 not_rotating
 OUT=$(timeout 20 "$SWARMD" --state-dir "$T/w2" 2>&1); RC=$?
@@ -106,7 +106,7 @@ check "--ca-cert without --ca-key is a usage error (exit 2)" bash -c "[ $RC = 2 
 OUT=$(timeout 90 "$SWARMCTL" -H "unix://$(sock 1)" ca --rotate --ca-cert "$T/my.crt" --ca-key "$T/my.key" 2>/dev/null); RC=$?
 check "ca --rotate --ca-cert --ca-key completes" bash -c "[ $RC = 0 ]"
 check "…the swarm's root is the one given" bash -c "diff <('$SWARMCTL' -H unix://$(sock 1) ca) '$T/my.crt' >/dev/null"
-check "…every node moved to it" until_ok 20 bash -c "for d in m1 m2 m3 w1 w3 w2b; do openssl verify -CAfile '$T/my.crt' '$T/'\$d/certificates/swarm-node.crt >/dev/null || exit 1; done"
+check "…every node moved to it" until_ok 20 bash -c "for d in m1 m2 m3 w0 w1 w3 w2b; do openssl verify -CAfile '$T/my.crt' '$T/'\$d/certificates/swarm-node.crt >/dev/null || exit 1; done"
 check "…and writes go on" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 2) secret create after_byo - >/dev/null"
 # every node renews now, under the same root
 SERIAL=$(openssl x509 -in "$T/w1/certificates/swarm-node.crt" -noout -serial)
@@ -115,5 +115,5 @@ check "…a worker gets a new certificate" until_ok 20 bash -c "[ \"\$(openssl x
 check "…of the same root" openssl verify -CAfile "$T/my.crt" "$T/w1/certificates/swarm-node.crt"
 OUT=$(ctlm 1 ca --force-rotate --cert-expiry 2h 2>&1); RC=$?
 check "--force-rotate with an expiry is refused (exit 1)" bash -c "[ $RC = 1 ]"
-check "no root CA key (old or new) is in any state dir in clear" bash -c "cd '$T' && ! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' m1 m2 m3 w1 w2 w3 w2b"
+check "no root CA key (old or new) is in any state dir in clear" bash -c "cd '$T' && ! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' m1 m2 m3 w0 w1 w2 w3 w2b"
 finish
