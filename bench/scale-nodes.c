@@ -1,8 +1,10 @@
 /* bench-scale's simulated nodes: N lightweight agents on one libuv loop in one thread, each with
  * its own key and certificate (CA.IssueNodeCertificate with the join token), an mTLS
- * Dispatcher.Session, heartbeats at the period the manager gives (jittered), and every assigned
+ * Dispatcher.Session, heartbeats at the period the manager gives (jittered), every assigned
  * task answered as RUNNING with a fake pid (batched, as worker/agent.c does) without running
- * anything. */
+ * anything, and a certificate renewal whenever the session asks for one (a new key and CSR,
+ * CA.RenewNodeCertificate over the session's connection, then the new certificate and trust
+ * bundle from the next connection on, as worker/agent.c does). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,13 +47,20 @@ struct node {
     scale_nodes *s;
     unsigned idx;
     char hostname[32];
+    char node_id[SW_ID_LEN + 1];
     enum phase phase;
     bool ever_ready;
     unsigned tries;
     pki_key *key;
     char *csr;
-    char *cert;
-    SSL_CTX *ctx; /* with this node's certificate */
+    char *cert;   /* cert, bundle, digest, renewals: written under s->lock (the driver reads) */
+    char *bundle; /* the roots this node trusts */
+    char digest[PKI_TOKEN_DIGEST_LEN + 1]; /* of bundle */
+    unsigned renewals;
+    SSL_CTX *ctx;             /* with this node's certificate and bundle */
+    bool renew_due;           /* the manager asked; not renewed yet */
+    pki_key *renew_key;       /* the renewal in flight: its key */
+    net_client *renew_client; /* …and the connection it went on (NULL: none in flight) */
     net_client *client;
     char session_id[SW_ID_LEN + 8];
     uint64_t period_ns;
@@ -69,6 +78,7 @@ struct scale_nodes {
     char *token;
     uv_loop_t loop;
     uv_async_t stop;
+    uv_async_t reconnect;
     pthread_t thread;
     bool loop_ready; /* loop, stop and every node's timers initialized */
     bool thread_started;
@@ -76,6 +86,8 @@ struct scale_nodes {
     SSL_CTX *anon_ctx; /* joining: no certificate, server not verified (no pinning here) */
     char *root_pem;
     char cluster_id[SW_ID_LEN + 1];
+    char *first_cert; /* node 0's first certificate and key (scale_nodes_try_first_identity) */
+    pki_key *first_key;
     struct node *nodes;
     unsigned next, inflight;
     uint64_t rng;
@@ -83,18 +95,18 @@ struct scale_nodes {
     /* read by the driver thread */
     _Atomic uint64_t certs, ready, failed, last_cert_ns, last_ready_ns, sessions_lost, heartbeats,
         hb_late, hb_errors, assignments, running_acked, last_running_ns, status_calls,
-        status_errors;
-    pthread_mutex_t err_lock;
+        status_errors, sessions_opened, renew_asks, renewals, renew_errors, renew_pending;
+    pthread_mutex_t lock; /* last_error, and what the driver reads of the nodes */
     char last_error[256];
 };
 
 static void set_error(scale_nodes *s, const struct node *n, const char *what, int status,
                       const char *error)
 {
-    pthread_mutex_lock(&s->err_lock);
+    pthread_mutex_lock(&s->lock);
     snprintf(s->last_error, sizeof(s->last_error), "%s: %s: %s", n->hostname, what,
              error && error[0] ? error : strerror(status < 0 ? -status : EIO));
-    pthread_mutex_unlock(&s->err_lock);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* period_ms minus up to 20%, so that the nodes do not beat in step. */
@@ -163,6 +175,49 @@ static void retry(struct node *n, const char *what, int status, const char *erro
 
 /* ------------------------------------------------------------------ join */
 
+/* Take a certificate and the bundle it chains to: the TLS context of the next connections. */
+static int adopt(struct node *n, const char *cert_pem, const char *bundle, pki_key *key, char *err,
+                 size_t size)
+{
+    scale_nodes *s = n->s;
+    char digest[PKI_TOKEN_DIGEST_LEN + 1];
+    SSL_CTX *ctx = NULL;
+    int r = pki_ca_digest(bundle, strlen(bundle), digest);
+    if (r < 0) {
+        snprintf(err, size, "the trust bundle is not PEM");
+        return r;
+    }
+    char *cert = strdup(cert_pem), *b = strdup(bundle);
+    if (!cert || !b) {
+        free(cert);
+        free(b);
+        return -ENOMEM;
+    }
+    r = pki_tls_client_ctx(b, strlen(b), cert, strlen(cert), key, &ctx, err, size);
+    if (r < 0) {
+        free(cert);
+        free(b);
+        return r;
+    }
+    pki_key *old_key = n->key;
+    SSL_CTX *old_ctx = n->ctx;
+    pthread_mutex_lock(&s->lock);
+    char *old_cert = n->cert, *old_bundle = n->bundle;
+    n->cert = cert;
+    n->bundle = b;
+    memcpy(n->digest, digest, sizeof(n->digest));
+    pthread_mutex_unlock(&s->lock);
+    n->key = key;
+    n->ctx = ctx;
+    free(old_cert);
+    free(old_bundle);
+    if (old_key != key)
+        pki_key_free(old_key);
+    if (old_ctx)
+        pki_tls_ctx_free(old_ctx); /* an open connection keeps its own reference */
+    return 0;
+}
+
 static void on_issued(net_client *c, int status, const char *error, const uint8_t *payload,
                       size_t len, bool final, void *userdata)
 {
@@ -175,7 +230,8 @@ static void on_issued(net_client *c, int status, const char *error, const uint8_
         return retry(n, "join refused", status, error);
     Swarm__IssueNodeCertificateResponse *resp =
         swarm__issue_node_certificate_response__unpack(NULL, len, payload);
-    if (!resp || !resp->cert_pem[0] || (!s->root_pem && !resp->ca_cert_pem[0])) {
+    if (!resp || !resp->cert_pem[0] || !resp->ca_cert_pem[0] || !resp->node_id[0] ||
+        strlen(resp->node_id) > SW_ID_LEN || strlen(resp->cluster_id) > SW_ID_LEN) {
         if (resp)
             swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
         return retry(n, "join", -EPROTO, "malformed certificate answer");
@@ -186,14 +242,15 @@ static void on_issued(net_client *c, int status, const char *error, const uint8_
         snprintf(s->cluster_id, sizeof(s->cluster_id), "%s", resp->cluster_id);
         r = s->root_pem ? 0 : -ENOMEM;
     }
-    free(n->cert);
-    n->cert = r >= 0 ? strdup(resp->cert_pem) : NULL;
-    swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
-    if (!n->cert)
-        return retry(n, "join", -ENOMEM, NULL);
+    snprintf(n->node_id, sizeof(n->node_id), "%s", resp->node_id);
     char err[256] = "";
-    r = pki_tls_client_ctx(s->root_pem, strlen(s->root_pem), n->cert, strlen(n->cert), n->key,
-                           &n->ctx, err, sizeof(err));
+    if (r >= 0)
+        r = adopt(n, resp->cert_pem, resp->ca_cert_pem, n->key, err, sizeof(err));
+    if (r >= 0 && n->idx == 0 && !s->first_cert) {
+        s->first_cert = strdup(n->cert);
+        r = s->first_cert ? pki_key_dup(n->key, &s->first_key) : -ENOMEM;
+    }
+    swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
     if (r < 0)
         return retry(n, "TLS context", r, err);
     atomic_fetch_add(&s->certs, 1);
@@ -242,6 +299,104 @@ static void pump(scale_nodes *s)
     }
 }
 
+/* ------------------------------------------------------------------ certificate renewal */
+
+static void renew_failed(struct node *n, const char *what, int status, const char *error)
+{
+    atomic_fetch_add(&n->s->renew_errors, 1);
+    set_error(n->s, n, what, status, error);
+    /* still due: tried again at the next heartbeat answer or session */
+}
+
+static void on_renew(net_client *c, int status, const char *error, const uint8_t *payload,
+                     size_t len, bool final, void *userdata)
+{
+    struct node *n = userdata;
+    scale_nodes *s = n->s;
+    if (c != n->renew_client || !final)
+        return;
+    n->renew_client = NULL;
+    pki_key *key = n->renew_key;
+    n->renew_key = NULL;
+    if (s->stopping) {
+        pki_key_free(key);
+        return;
+    }
+    if (status < 0) {
+        pki_key_free(key);
+        return renew_failed(n, "renewal refused", status, error);
+    }
+    Swarm__IssueNodeCertificateResponse *resp =
+        swarm__issue_node_certificate_response__unpack(NULL, len, payload);
+    char err[256] = "";
+    int r = resp && resp->cert_pem[0] ? 0 : -EPROTO;
+    if (r < 0)
+        snprintf(err, sizeof(err), "malformed renewal answer");
+    /* a root rotation: the bundle comes with the certificate, which must chain to it */
+    const char *bundle = r >= 0 && resp->ca_cert_pem[0] ? resp->ca_cert_pem : n->bundle;
+    struct pki_identity id;
+    if (r >= 0)
+        r = pki_verify_cert(bundle, strlen(bundle), resp->cert_pem, strlen(resp->cert_pem), &id,
+                            err, sizeof(err));
+    if (r >= 0 && (strcmp(id.node_id, n->node_id) != 0 || strcmp(id.cluster_id, s->cluster_id) ||
+                   !pki_cert_matches_key(resp->cert_pem, strlen(resp->cert_pem), key))) {
+        snprintf(err, sizeof(err), "the manager issued a certificate for another node or key");
+        r = -EPROTO;
+    }
+    if (r >= 0)
+        r = adopt(n, resp->cert_pem, bundle, key, err, sizeof(err));
+    if (resp)
+        swarm__issue_node_certificate_response__free_unpacked(resp, NULL);
+    if (r < 0) {
+        pki_key_free(key);
+        return renew_failed(n, "renewal", r, err);
+    }
+    pthread_mutex_lock(&s->lock);
+    n->renewals++;
+    pthread_mutex_unlock(&s->lock);
+    n->renew_due = false;
+    atomic_fetch_add(&s->renewals, 1);
+    atomic_fetch_sub(&s->renew_pending, 1);
+}
+
+/* Renew if asked and a session is up: a new key and CSR over the session's connection. */
+static void renew_try(struct node *n)
+{
+    if (!n->renew_due || n->renew_client || n->phase != PH_ACTIVE || !n->client || n->s->stopping)
+        return;
+    _cleanup_free_ char *csr = NULL;
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len = 0;
+    pki_key *key = NULL;
+    int r = pki_key_generate(&key);
+    if (r >= 0)
+        r = pki_csr_create(key, &csr);
+    if (r >= 0) {
+        Swarm__RenewNodeCertificateRequest req = SWARM__RENEW_NODE_CERTIFICATE_REQUEST__INIT;
+        req.csr_pem = csr;
+        r = proto_pack(&req.base, &buf, &len);
+    }
+    if (r >= 0)
+        r = net_client_call(n->client, "CA.RenewNodeCertificate", buf, len, on_renew, n, NULL);
+    if (r < 0) {
+        pki_key_free(key);
+        return renew_failed(n, "renewal", r, NULL);
+    }
+    n->renew_key = key;
+    n->renew_client = n->client;
+}
+
+/* The session says: renew now. */
+static void renew_asked(struct node *n)
+{
+    atomic_fetch_add(&n->s->renew_asks, 1);
+    if (!n->renew_due) {
+        n->renew_due = true;
+        atomic_fetch_add(&n->s->renew_pending, 1);
+    }
+    renew_try(n);
+}
+
 /* ------------------------------------------------------------------ heartbeats */
 
 static void heartbeat_send(struct node *n);
@@ -278,6 +433,7 @@ static void on_heartbeat(net_client *c, int status, const char *error, const uin
         n->period_ns = resp->period_ns;
     if (resp)
         swarm__heartbeat_response__free_unpacked(resp, NULL);
+    renew_try(n); /* one that failed before */
 }
 
 static void heartbeat_send(struct node *n)
@@ -476,6 +632,7 @@ static void on_session(net_client *c, int status, const char *error, const uint8
         n->tries = 0;
         uv_timer_stop(&n->timer);
         uv_timer_start(&n->timer, timer_heartbeat, jitter_ms(s, n->period_ns / 1000000), 0);
+        atomic_fetch_add(&s->sessions_opened, 1);
         if (!n->ever_ready) {
             n->ever_ready = true;
             atomic_fetch_add(&s->ready, 1);
@@ -485,7 +642,12 @@ static void on_session(net_client *c, int status, const char *error, const uint8
     }
     for (size_t i = 0; i < m->n_assignments; i++)
         apply(n, m->assignments[i]);
+    bool renew = m->renew_certificate;
     swarm__session_message__free_unpacked(m, NULL);
+    if (renew)
+        renew_asked(n);
+    else
+        renew_try(n); /* asked before this session */
     if (n->nq && !n->sent && !uv_is_active((uv_handle_t *)&n->status_timer))
         status_flush(n); /* what a lost session did not get answered */
 }
@@ -531,6 +693,23 @@ static void session_connect(struct node *n)
 
 /* ------------------------------------------------------------------ lifecycle */
 
+/* Every session ends here and opens again with the node's current TLS context. */
+static void on_reconnect(uv_async_t *a)
+{
+    scale_nodes *s = a->data;
+    for (unsigned i = 0; i < s->cfg.n && !s->stopping; i++) {
+        struct node *n = &s->nodes[i];
+        if (n->phase != PH_ACTIVE)
+            continue;
+        drop_client(n);
+        uv_timer_stop(&n->timer);
+        uv_timer_stop(&n->status_timer);
+        n->hb_in_flight = false;
+        n->sent = 0;
+        session_connect(n);
+    }
+}
+
 static void on_stop(uv_async_t *a)
 {
     scale_nodes *s = a->data;
@@ -542,6 +721,7 @@ static void on_stop(uv_async_t *a)
         uv_close((uv_handle_t *)&n->status_timer, NULL);
     }
     uv_close((uv_handle_t *)&s->stop, NULL);
+    uv_close((uv_handle_t *)&s->reconnect, NULL);
 }
 
 static void *thread_main(void *userdata)
@@ -559,7 +739,7 @@ int scale_nodes_create(const struct scale_nodes_config *cfg, scale_nodes **ret, 
     if (!s)
         return -ENOMEM;
     s->cfg = *cfg;
-    pthread_mutex_init(&s->err_lock, NULL);
+    pthread_mutex_init(&s->lock, NULL);
     s->next_pid = FAKE_PID_BASE;
     s->rng = sw_now_monotonic_ns() | 1;
     s->token = strdup(cfg->token);
@@ -567,6 +747,10 @@ int scale_nodes_create(const struct scale_nodes_config *cfg, scale_nodes **ret, 
     int r = s->token && s->nodes ? 0 : -ENOMEM;
     if (r >= 0 && (r = uv_loop_init(&s->loop)) >= 0) {
         r = uv_async_init(&s->loop, &s->stop, on_stop);
+        if (r >= 0 && (r = uv_async_init(&s->loop, &s->reconnect, on_reconnect)) < 0) {
+            uv_close((uv_handle_t *)&s->stop, NULL);
+            uv_run(&s->loop, UV_RUN_DEFAULT);
+        }
         if (r < 0)
             uv_loop_close(&s->loop);
     }
@@ -575,7 +759,7 @@ int scale_nodes_create(const struct scale_nodes_config *cfg, scale_nodes **ret, 
         scale_nodes_destroy(s);
         return r;
     }
-    s->stop.data = s;
+    s->stop.data = s->reconnect.data = s;
     for (unsigned i = 0; i < cfg->n; i++) {
         struct node *n = &s->nodes[i];
         n->s = s;
@@ -628,9 +812,14 @@ void scale_nodes_stats(scale_nodes *s, struct scale_stats *ret)
     ret->last_running_ns = atomic_load(&s->last_running_ns);
     ret->status_calls = atomic_load(&s->status_calls);
     ret->status_errors = atomic_load(&s->status_errors);
-    pthread_mutex_lock(&s->err_lock);
+    ret->sessions_opened = atomic_load(&s->sessions_opened);
+    ret->renew_asks = atomic_load(&s->renew_asks);
+    ret->renewals = atomic_load(&s->renewals);
+    ret->renew_errors = atomic_load(&s->renew_errors);
+    ret->renew_pending = atomic_load(&s->renew_pending);
+    pthread_mutex_lock(&s->lock);
     memcpy(ret->last_error, s->last_error, sizeof(ret->last_error));
-    pthread_mutex_unlock(&s->err_lock);
+    pthread_mutex_unlock(&s->lock);
 }
 
 void scale_nodes_destroy(scale_nodes *s)
@@ -653,6 +842,8 @@ void scale_nodes_destroy(scale_nodes *s)
         pki_key_free(n->key);
         free(n->csr);
         free(n->cert);
+        free(n->bundle);
+        pki_key_free(n->renew_key);
         if (n->ctx)
             pki_tls_ctx_free(n->ctx);
         free(n->tasks);
@@ -665,7 +856,66 @@ void scale_nodes_destroy(scale_nodes *s)
         free(s->token);
     }
     free(s->root_pem);
+    free(s->first_cert);
+    pki_key_free(s->first_key);
     free(s->nodes);
-    pthread_mutex_destroy(&s->err_lock);
+    pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+void scale_nodes_reconnect(scale_nodes *s)
+{
+    uv_async_send(&s->reconnect);
+}
+
+unsigned scale_nodes_count_trusting(scale_nodes *s, const char *digest)
+{
+    unsigned k = 0;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->cfg.n; i++)
+        k += strcmp(s->nodes[i].digest, digest) == 0;
+    pthread_mutex_unlock(&s->lock);
+    return k;
+}
+
+void scale_nodes_check_trust(scale_nodes *s, const char *bundle, struct scale_trust *ret)
+{
+    char digest[PKI_TOKEN_DIGEST_LEN + 1] = "";
+    struct scale_trust t = {.renew_min = UINT32_MAX};
+    (void)pki_ca_digest(bundle, strlen(bundle), digest);
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->cfg.n; i++) {
+        const struct node *n = &s->nodes[i];
+        char err[64];
+        t.trusting += digest[0] && strcmp(n->digest, digest) == 0;
+        t.chained += n->cert && pki_verify_cert(bundle, strlen(bundle), n->cert, strlen(n->cert),
+                                                NULL, err, sizeof(err)) >= 0;
+        t.renew_min = SW_MIN(t.renew_min, n->renewals);
+        t.renew_max = SW_MAX(t.renew_max, n->renewals);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!s->cfg.n)
+        t.renew_min = 0;
+    *ret = t;
+}
+
+int scale_nodes_try_first_identity(scale_nodes *s, const char *bundle, char *errmsg,
+                                   size_t errmsg_size)
+{
+    if (!s->first_cert || !s->first_key) {
+        snprintf(errmsg, errmsg_size, "node 0 never had a certificate");
+        return -ENOENT;
+    }
+    SSL_CTX *ctx = NULL;
+    int r = pki_tls_client_ctx(bundle, strlen(bundle), s->first_cert, strlen(s->first_cert),
+                               s->first_key, &ctx, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
+    struct net_expect expect = {.cluster_id = s->cluster_id, .manager = true};
+    net_sync *c = NULL;
+    r = net_sync_connect_tcp_expect(&s->cfg.manager, ctx, &expect, 10000, &c, errmsg, errmsg_size);
+    if (c)
+        net_sync_close(c);
+    pki_tls_ctx_free(ctx);
+    return r;
 }
