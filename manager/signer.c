@@ -9,7 +9,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "manager/internal.h"
-#include "pki/cfssl.h"
+#include "net/cfssl-client.h"
 
 #define CSR_MAX (16 * 1024)
 #define EXTERNAL_TIMEOUT_MS 10000u
@@ -57,7 +57,7 @@ static void sign_work(uv_work_t *w)
                                    .validity_ns = j->validity_ns};
     /* the manager's own certificate for a signer that asks for one (mTLS) */
     j->status =
-        pki_cfssl_sign(j->url, NULL, j->client_cert, j->client_key, NULL, EXTERNAL_TIMEOUT_MS,
+        net_cfssl_sign(j->url, NULL, j->client_cert, j->client_key, NULL, EXTERNAL_TIMEOUT_MS,
                        j->csr, &req, j->root, &j->cert, j->err, sizeof(j->err));
     if (j->status >= 0 && j->chain && j->chain[0]) {
         size_t a = strlen(j->cert), b = strlen(j->chain);

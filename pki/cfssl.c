@@ -1,5 +1,6 @@
 /* External CA (cfssl): the sign request's JSON, the strict reading of the answer, the
- * check of the returned certificate, and the one-call sign used by the manager. */
+ * check of the returned certificate, and the TLS context for an https signer. No network
+ * I/O: the HTTP exchange and the one-call sign are net/http.c and net/cfssl-client.c. */
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "common/cleanup.h"
@@ -402,68 +404,63 @@ int pki_cfssl_check(const char *cert_pem, const char *root_pem, const char *csr_
     return 0;
 }
 
-/* ------------------------------------------------------------------ one call */
+/* ------------------------------------------------------------------ TLS to the signer */
 
-static int sign_url(const char *url, char **ret)
-{
-    size_t n = strlen(url), p = strlen(PKI_CFSSL_SIGN_PATH);
-    if (n >= p && strcmp(url + n - p, PKI_CFSSL_SIGN_PATH) == 0) {
-        *ret = strdup(url);
-        return *ret ? 0 : -ENOMEM;
-    }
-    while (n > 0 && url[n - 1] == '/')
-        n--;
-    char *s = malloc(n + p + 1);
-    if (!s)
-        return -ENOMEM;
-    memcpy(s, url, n);
-    memcpy(s + n, PKI_CFSSL_SIGN_PATH, p + 1);
-    *ret = s;
-    return 0;
-}
+SW_DEFINE_FREEP(SSL_CTX, SSL_CTX_free)
 
-int pki_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_pem,
-                   const pki_key *client_key, const char *profile, uint64_t timeout_ms,
-                   const char *csr_pem, const struct pki_sign_request *req, const char *root_pem,
-                   char **ret_cert_pem, char *errmsg, size_t size)
+int pki_cfssl_tls_ctx(const char *ca_pem, const char *client_cert_pem, const pki_key *client_key,
+                      SSL_CTX **ret, char *errmsg, size_t size)
 {
-    if (!url || !ret_cert_pem || !root_pem) {
-        pki__errmsg(errmsg, size, "internal error: missing signer URL or root");
+    if (!ca_pem || !ret || (client_cert_pem != NULL) != (client_key != NULL)) {
+        pki__errmsg(errmsg, size, "internal error: bad TLS material for the external CA");
         return -EINVAL;
     }
-    _cleanup_free_ char *json = NULL;
-    int r = pki_cfssl_sign_request(csr_pem, req, profile, &json, errmsg, size);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *full = NULL;
-    r = sign_url(url, &full);
-    if (r < 0)
-        return r;
-    bool https = strncmp(full, "https://", 8) == 0;
-    int status = 0;
-    _cleanup_free_ char *body = NULL;
-    size_t len = 0;
-    r = pki_http_post(full, json, https ? (ca_pem ? ca_pem : root_pem) : NULL,
-                      https ? client_cert_pem : NULL, https ? client_key : NULL, timeout_ms,
-                      PKI_CFSSL_MAX_RESPONSE, &status, &body, &len, errmsg, size);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *cert = NULL;
-    r = pki_cfssl_parse_response(body, len, &cert, errmsg, size);
-    if (r < 0 && status != 200 && r != -EREMOTEIO) {
-        pki__errmsg(errmsg, size, "the external CA answered HTTP %d without a cfssl answer",
-                    status);
-        return -EREMOTEIO;
+    _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        pki__errmsg_ssl(errmsg, size, "cannot create a TLS context");
+        return -ENOMEM;
     }
-    if (r < 0)
-        return r;
-    if (status != 200) {
-        pki__errmsg(errmsg, size, "the external CA answered HTTP %d", status);
-        return -EREMOTEIO;
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+        pki__errmsg_ssl(errmsg, size, "cannot configure TLS");
+        return -EINVAL;
     }
-    r = pki_cfssl_check(cert, root_pem, csr_pem, req, errmsg, size);
-    if (r < 0)
-        return r;
-    *ret_cert_pem = TAKE_PTR(cert);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (pki__store_add_bundle(SSL_CTX_get_cert_store(ctx), ca_pem, strlen(ca_pem)) < 0) {
+        ERR_clear_error();
+        pki__errmsg(errmsg, size, "the external CA's trust bundle holds no certificate");
+        return -EINVAL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (client_cert_pem) {
+        size_t len = strlen(client_cert_pem);
+        if (len > INT_MAX)
+            return -EINVAL;
+        _cleanup_bio_ BIO *bio = BIO_new_mem_buf(client_cert_pem, (int)len);
+        if (!bio)
+            return -ENOMEM;
+        X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (!leaf || !SSL_CTX_use_certificate(ctx, leaf)) {
+            X509_free(leaf);
+            pki__errmsg_ssl(errmsg, size, "cannot use the client certificate");
+            return -EINVAL;
+        }
+        X509_free(leaf);
+        X509 *extra;
+        while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+            if (!SSL_CTX_add0_chain_cert(ctx, extra)) {
+                X509_free(extra);
+                pki__errmsg_ssl(errmsg, size, "cannot add a client chain certificate");
+                return -EINVAL;
+            }
+        ERR_clear_error();
+        if (!client_key->pkey || !SSL_CTX_use_PrivateKey(ctx, client_key->pkey) ||
+            !SSL_CTX_check_private_key(ctx)) {
+            pki__errmsg_ssl(errmsg, size, "the client key does not match its certificate");
+            return -EINVAL;
+        }
+    }
+    ERR_clear_error();
+    *ret = TAKE_PTR(ctx);
     return 0;
 }

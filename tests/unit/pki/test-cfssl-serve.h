@@ -1,6 +1,7 @@
 /* Test helpers for the external CA tests: a one-connection local HTTP(S) server in a thread
  * (a mini cfssl signer, a fixed answer, an endless one), TLS server certificates with an IP
- * SAN, cfssl answer JSON, and files. Header-only: included by test-cfssl*.c. */
+ * SAN, cfssl answer JSON, and files. Header-only: included by tests/unit/pki/test-cfssl.c and
+ * tests/unit/net/test-cfssl-*.c. */
 #pragma once
 
 #include <errno.h>

@@ -20,10 +20,11 @@
 
 #include "common/cleanup.h"
 #include "common/ids.h"
-#include "helpers.h"
+#include "../pki/helpers.h"
+#include "net/cfssl-client.h"
 #include "pki/cfssl.h"
 #include "pki/pki.h"
-#include "test-cfssl-serve.h"
+#include "../pki/test-cfssl-serve.h"
 
 #define MAX_SIGNERS 4
 
@@ -258,7 +259,7 @@ static void test_http_sign(void **state)
     for (int role = 0; role < 2; role++) {
         struct pki_sign_request req = {c.id, cluster, (enum pki_role)role, 0};
         char *cert = NULL;
-        int r = pki_cfssl_sign(u, NULL, NULL, NULL, role ? "node" : NULL, 10000, c.pem, &req,
+        int r = net_cfssl_sign(u, NULL, NULL, NULL, role ? "node" : NULL, 10000, c.pem, &req,
                                pki_ca_cert_pem(ca), &cert, err, sizeof(err));
         if (r < 0)
             fail_msg("%d: %s", r, err);
@@ -284,12 +285,12 @@ static void test_http_sign(void **state)
     /* A profile without server auth: the certificate is refused by the check. */
     struct pki_sign_request req = {c.id, cluster, PKI_ROLE_WORKER, 0};
     char *cert = NULL;
-    assert_int_equal(pki_cfssl_sign(u, NULL, NULL, NULL, "clientonly", 10000, c.pem, &req,
+    assert_int_equal(net_cfssl_sign(u, NULL, NULL, NULL, "clientonly", 10000, c.pem, &req,
                                     pki_ca_cert_pem(ca), &cert, err, sizeof(err)),
                      -EPERM);
     assert_non_null(strstr(err, "server auth"));
     /* cfssl refuses a broken CSR: its message comes back. */
-    assert_int_equal(pki_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000,
+    assert_int_equal(net_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000,
                                     "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END "
                                     "CERTIFICATE REQUEST-----\n",
                                     &req, pki_ca_cert_pem(ca), &cert, err, sizeof(err)),
@@ -298,7 +299,7 @@ static void test_http_sign(void **state)
     assert_null(cert);
     kill_signers();
     /* Signer down now: connection refused, named. */
-    assert_int_equal(pki_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req,
+    assert_int_equal(net_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req,
                                     pki_ca_cert_pem(ca), &cert, err, sizeof(err)),
                      -ECONNREFUSED);
     assert_non_null(strstr(err, "Connection refused"));
@@ -315,19 +316,19 @@ static void test_https_mtls(void **state)
     csr_new(&c);
     struct pki_sign_request req = {c.id, cluster, PKI_ROLE_WORKER, 0};
     char *cert = NULL;
-    int r = pki_cfssl_sign(u, NULL, manager.cert, manager.key, NULL, 10000, c.pem, &req,
+    int r = net_cfssl_sign(u, NULL, manager.cert, manager.key, NULL, 10000, c.pem, &req,
                            pki_ca_cert_pem(ca), &cert, err, sizeof(err));
     if (r < 0)
         fail_msg("%d: %s", r, err);
     free(cert);
     cert = NULL;
     /* No client certificate: the signer refuses the connection. */
-    r = pki_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req, pki_ca_cert_pem(ca), &cert,
+    r = net_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req, pki_ca_cert_pem(ca), &cert,
                        err, sizeof(err));
     assert_true(r < 0);
     assert_non_null(strstr(err, "127.0.0.1"));
     /* A bundle that does not hold the signer's issuer. */
-    r = pki_cfssl_sign(u, pki_ca_cert_pem(other_ca), manager.cert, manager.key, NULL, 10000, c.pem,
+    r = net_cfssl_sign(u, pki_ca_cert_pem(other_ca), manager.cert, manager.key, NULL, 10000, c.pem,
                        &req, pki_ca_cert_pem(ca), &cert, err, sizeof(err));
     assert_int_equal(r, -EPERM);
     assert_non_null(strstr(err, "not trusted"));
@@ -346,7 +347,7 @@ static void test_wrong_ca(void **state)
     csr_new(&c);
     struct pki_sign_request req = {c.id, cluster, PKI_ROLE_MANAGER, 0};
     char *cert = NULL;
-    assert_int_equal(pki_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req,
+    assert_int_equal(net_cfssl_sign(u, NULL, NULL, NULL, NULL, 10000, c.pem, &req,
                                     pki_ca_cert_pem(ca), &cert, err, sizeof(err)),
                      -EPERM);
     assert_non_null(strstr(err, "does not chain to the declared root"));

@@ -1,7 +1,9 @@
-/* A small blocking HTTP/1.1 POST client for the external CA: URL parsing, connect and
- * total deadline, optional TLS (OpenSSL over memory BIOs, so no SIGPIPE and one poll loop),
- * Content-Length, chunked or read-until-close bodies with a size cap. No global state. */
+/* net HTTP client: a small blocking HTTP/1.1 POST for the external CA — URL parsing, connect
+ * and total deadline, optional TLS (OpenSSL over memory BIOs, so no SIGPIPE and one poll
+ * loop; the context comes from pki_cfssl_tls_ctx), Content-Length, chunked or
+ * read-until-close bodies with a size cap. No global state. */
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -15,16 +17,55 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "common/cleanup.h"
+#include "net/http.h"
 #include "pki/cfssl.h"
-#include "pki/internal.h"
 
 #define HTTP_MAX_HEADERS (16 * 1024)
 #define HTTP_IO_CHUNK (16 * 1024)
+
+/* ------------------------------------------------------------------ messages */
+
+/* Write a formatted one-line message into errmsg (may be NULL). */
+__attribute__((format(printf, 3, 4))) static void http_err(char *errmsg, size_t size,
+                                                           const char *fmt, ...)
+{
+    if (!errmsg || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errmsg, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        errmsg[0] = '\0';
+}
+
+/* Like http_err, with ": <openssl error queue>" appended (the queue is drained). */
+__attribute__((format(printf, 3, 4))) static void http_err_ssl(char *errmsg, size_t size,
+                                                               const char *fmt, ...)
+{
+    if (!errmsg || size == 0) {
+        ERR_clear_error();
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errmsg, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        errmsg[0] = '\0';
+    size_t off = strlen(errmsg);
+    if (off + 3 < size && ERR_peek_error() != 0) {
+        memcpy(errmsg + off, ": ", 3);
+        off += 2;
+        pki_openssl_error(errmsg + off, size - off);
+    } else {
+        ERR_clear_error();
+    }
+}
 
 /* ------------------------------------------------------------------ URL */
 
@@ -47,7 +88,7 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
     memset(u, 0, sizeof(*u));
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
-            pki__errmsg(errmsg, size, "external CA URL holds a space or a non-ASCII byte");
+            http_err(errmsg, size, "external CA URL holds a space or a non-ASCII byte");
             return -EINVAL;
         }
     const char *p;
@@ -57,7 +98,7 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
         u->https = true;
         p = s + 8;
     } else {
-        pki__errmsg(errmsg, size, "external CA URL must start with http:// or https://");
+        http_err(errmsg, size, "external CA URL must start with http:// or https://");
         return -EINVAL;
     }
     const char *h = p, *he;
@@ -66,13 +107,13 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
         while (*p && *p != ']')
             p++;
         if (*p != ']' || p == h) {
-            pki__errmsg(errmsg, size, "external CA URL has an unterminated [IPv6] host");
+            http_err(errmsg, size, "external CA URL has an unterminated [IPv6] host");
             return -EINVAL;
         }
         he = p++;
         for (const char *q = h; q < he; q++)
             if (!(is_name_char(*q) || *q == ':') || *q == '-') {
-                pki__errmsg(errmsg, size, "external CA URL has a bad [IPv6] host");
+                http_err(errmsg, size, "external CA URL has a bad [IPv6] host");
                 return -EINVAL;
             }
         u->ipv6 = true;
@@ -81,12 +122,12 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
             p++;
         he = p;
         if (*p == '@') {
-            pki__errmsg(errmsg, size, "external CA URL must not carry user info");
+            http_err(errmsg, size, "external CA URL must not carry user info");
             return -EINVAL;
         }
     }
     if (he == h || (size_t)(he - h) >= sizeof(u->host)) {
-        pki__errmsg(errmsg, size, "external CA URL has no host or a host too long");
+        http_err(errmsg, size, "external CA URL has no host or a host too long");
         return -EINVAL;
     }
     memcpy(u->host, h, (size_t)(he - h));
@@ -97,7 +138,7 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
         while (*p >= '0' && *p <= '9' && p - ps < 6)
             port = port * 10 + (unsigned long)(*p++ - '0');
         if (p == ps || port == 0 || port > 65535 || (*p >= '0' && *p <= '9')) {
-            pki__errmsg(errmsg, size, "external CA URL has a bad port (1-65535)");
+            http_err(errmsg, size, "external CA URL has a bad port (1-65535)");
             return -EINVAL;
         }
         snprintf(u->port, sizeof(u->port), "%lu", port);
@@ -105,11 +146,11 @@ static int url_parse(const char *s, struct url *u, char *errmsg, size_t size)
         memcpy(u->port, u->https ? "443" : "80", u->https ? 4 : 3);
     }
     if (*p && *p != '/') {
-        pki__errmsg(errmsg, size, "external CA URL: unexpected '%c' after the host", *p);
+        http_err(errmsg, size, "external CA URL: unexpected '%c' after the host", *p);
         return -EINVAL;
     }
     if (strchr(p, '#')) {
-        pki__errmsg(errmsg, size, "external CA URL must not carry a #fragment");
+        http_err(errmsg, size, "external CA URL must not carry a #fragment");
         return -EINVAL;
     }
     u->path = p;
@@ -150,12 +191,12 @@ static int wait_fd(struct conn *c, short events)
             return 0;
         if (n < 0 && errno != EINTR) {
             int e = errno;
-            pki__errmsg(c->errmsg, c->size, "poll on %s: %s", c->who, strerror(e));
+            http_err(c->errmsg, c->size, "poll on %s: %s", c->who, strerror(e));
             return -e;
         }
     }
 timeout:
-    pki__errmsg(c->errmsg, c->size, "external CA %s did not answer in time", c->who);
+    http_err(c->errmsg, c->size, "external CA %s did not answer in time", c->who);
     return -ETIMEDOUT;
 }
 
@@ -177,7 +218,7 @@ static int send_all(struct conn *c, const char *data, size_t len)
             continue;
         }
         int e = n < 0 ? errno : EPIPE;
-        pki__errmsg(c->errmsg, c->size, "sending to external CA %s: %s", c->who, strerror(e));
+        http_err(c->errmsg, c->size, "sending to external CA %s: %s", c->who, strerror(e));
         return -e;
     }
     return 0;
@@ -199,7 +240,7 @@ static int recv_some(struct conn *c, char *buf, size_t len)
             continue;
         }
         int e = errno;
-        pki__errmsg(c->errmsg, c->size, "reading from external CA %s: %s", c->who, strerror(e));
+        http_err(c->errmsg, c->size, "reading from external CA %s: %s", c->who, strerror(e));
         return -e;
     }
 }
@@ -214,8 +255,8 @@ static int conn_open(struct conn *c, const struct url *u)
     struct addrinfo *res = NULL;
     int g = getaddrinfo(u->host, u->port, &hints, &res);
     if (g != 0) {
-        pki__errmsg(c->errmsg, c->size, "cannot resolve external CA host %s: %s", u->host,
-                    gai_strerror(g));
+        http_err(c->errmsg, c->size, "cannot resolve external CA host %s: %s", u->host,
+                 gai_strerror(g));
         return g == EAI_MEMORY ? -ENOMEM : -EHOSTUNREACH;
     }
     int r = -EHOSTUNREACH;
@@ -252,10 +293,9 @@ static int conn_open(struct conn *c, const struct url *u)
     }
     freeaddrinfo(res);
     if (r == -ETIMEDOUT)
-        pki__errmsg(c->errmsg, c->size, "cannot connect to external CA %s: timed out", c->who);
+        http_err(c->errmsg, c->size, "cannot connect to external CA %s: timed out", c->who);
     else if (r < 0)
-        pki__errmsg(c->errmsg, c->size, "cannot connect to external CA %s: %s", c->who,
-                    strerror(-r));
+        http_err(c->errmsg, c->size, "cannot connect to external CA %s: %s", c->who, strerror(-r));
     return r;
 }
 
@@ -323,75 +363,21 @@ static int tls_run(struct conn *c, enum tls_op op, void *buf, int len)
         if (op == TLS_CONNECT && SSL_get_verify_result(c->ssl) != X509_V_OK) {
             long v = SSL_get_verify_result(c->ssl);
             ERR_clear_error();
-            pki__errmsg(c->errmsg, c->size,
-                        "external CA %s presented a certificate that is not trusted: %s", c->who,
-                        X509_verify_cert_error_string(v));
+            http_err(c->errmsg, c->size,
+                     "external CA %s presented a certificate that is not trusted: %s", c->who,
+                     X509_verify_cert_error_string(v));
             return -EPERM;
         }
         if (c->eof)
-            pki__errmsg(c->errmsg, c->size, "external CA %s closed the TLS connection early",
-                        c->who);
+            http_err(c->errmsg, c->size, "external CA %s closed the TLS connection early", c->who);
         else
-            pki__errmsg_ssl(c->errmsg, c->size, "TLS with external CA %s failed", c->who);
+            http_err_ssl(c->errmsg, c->size, "TLS with external CA %s failed", c->who);
         ERR_clear_error();
         return -EPROTO;
     }
 }
 
 SW_DEFINE_FREEP(SSL_CTX, SSL_CTX_free)
-
-static int tls_ctx(const char *ca_pem, const char *cert_pem, const pki_key *key, SSL_CTX **ret,
-                   char *errmsg, size_t size)
-{
-    _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        pki__errmsg_ssl(errmsg, size, "cannot create a TLS context");
-        return -ENOMEM;
-    }
-    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
-        pki__errmsg_ssl(errmsg, size, "cannot configure TLS");
-        return -EINVAL;
-    }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (pki__store_add_bundle(SSL_CTX_get_cert_store(ctx), ca_pem, strlen(ca_pem)) < 0) {
-        ERR_clear_error();
-        pki__errmsg(errmsg, size, "the external CA's trust bundle holds no certificate");
-        return -EINVAL;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (cert_pem) {
-        size_t len = strlen(cert_pem);
-        if (len > INT_MAX)
-            return -EINVAL;
-        _cleanup_bio_ BIO *bio = BIO_new_mem_buf(cert_pem, (int)len);
-        if (!bio)
-            return -ENOMEM;
-        X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-        if (!leaf || !SSL_CTX_use_certificate(ctx, leaf)) {
-            X509_free(leaf);
-            pki__errmsg_ssl(errmsg, size, "cannot use the client certificate");
-            return -EINVAL;
-        }
-        X509_free(leaf);
-        X509 *extra;
-        while ((extra = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-            if (!SSL_CTX_add0_chain_cert(ctx, extra)) {
-                X509_free(extra);
-                pki__errmsg_ssl(errmsg, size, "cannot add a client chain certificate");
-                return -EINVAL;
-            }
-        ERR_clear_error();
-        if (!key->pkey || !SSL_CTX_use_PrivateKey(ctx, key->pkey) ||
-            !SSL_CTX_check_private_key(ctx)) {
-            pki__errmsg_ssl(errmsg, size, "the client key does not match its certificate");
-            return -EINVAL;
-        }
-    }
-    ERR_clear_error();
-    *ret = TAKE_PTR(ctx);
-    return 0;
-}
 
 static int tls_start(struct conn *c, SSL_CTX *ctx, const struct url *u)
 {
@@ -410,7 +396,7 @@ static int tls_start(struct conn *c, SSL_CTX *ctx, const struct url *u)
         if (!SSL_set1_host(c->ssl, u->host) || !SSL_set_tlsext_host_name(c->ssl, u->host))
             return -ENOMEM;
     } else if (u->ipv6 && X509_VERIFY_PARAM_set1_ip_asc(param, u->host) != 1) {
-        pki__errmsg(c->errmsg, c->size, "external CA URL has a bad IPv6 address");
+        http_err(c->errmsg, c->size, "external CA URL has a bad IPv6 address");
         return -EINVAL;
     }
     SSL_set_connect_state(c->ssl);
@@ -478,7 +464,7 @@ static int head_parse(const char *raw, size_t end, size_t max_body, struct head 
     if (!eol || eol - p < 12 || strncmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || p[9] < '1' ||
         p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
         (eol - p > 12 && p[12] != ' ')) {
-        pki__errmsg(errmsg, size, "external CA %s did not answer HTTP/1.x", who);
+        http_err(errmsg, size, "external CA %s did not answer HTTP/1.x", who);
         return -EPROTO;
     }
     h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
@@ -510,8 +496,8 @@ static int head_parse(const char *raw, size_t end, size_t max_body, struct head 
             h->content_length = n;
         } else if (token_eq(p, (size_t)(colon - p), "transfer-encoding")) {
             if (!token_eq(v, (size_t)(ve - v), "chunked") || h->chunked) {
-                pki__errmsg(errmsg, size,
-                            "external CA %s used a transfer encoding other than chunked", who);
+                http_err(errmsg, size, "external CA %s used a transfer encoding other than chunked",
+                         who);
                 return -EPROTO;
             }
             h->chunked = true;
@@ -521,13 +507,13 @@ static int head_parse(const char *raw, size_t end, size_t max_body, struct head 
     if (h->chunked && h->has_length)
         goto bad;
     if (h->has_length && h->content_length > max_body) {
-        pki__errmsg(errmsg, size, "external CA %s answered %zu bytes, more than the %zu allowed",
-                    who, h->content_length, max_body);
+        http_err(errmsg, size, "external CA %s answered %zu bytes, more than the %zu allowed", who,
+                 h->content_length, max_body);
         return -EFBIG;
     }
     return 0;
 bad:
-    pki__errmsg(errmsg, size, "external CA %s sent malformed HTTP headers", who);
+    http_err(errmsg, size, "external CA %s sent malformed HTTP headers", who);
     return -EPROTO;
 }
 
@@ -614,8 +600,8 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
             alloc = na;
         }
         if (len >= cap) {
-            pki__errmsg(c->errmsg, c->size, "external CA %s answered more than %zu bytes", c->who,
-                        max_body);
+            http_err(c->errmsg, c->size, "external CA %s answered more than %zu bytes", c->who,
+                     max_body);
             return -EFBIG;
         }
         int n = conn_read(c, raw + len, SW_MIN(alloc - 1 - len, (size_t)HTTP_IO_CHUNK));
@@ -627,8 +613,8 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
             const char *blank = find_blank_line(raw, len);
             if (!blank) {
                 if (len > HTTP_MAX_HEADERS) {
-                    pki__errmsg(c->errmsg, c->size, "external CA %s sent headers over %d bytes",
-                                c->who, HTTP_MAX_HEADERS);
+                    http_err(c->errmsg, c->size, "external CA %s sent headers over %d bytes",
+                             c->who, HTTP_MAX_HEADERS);
                     return -EPROTO;
                 }
                 break;
@@ -657,13 +643,12 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
             } else if (h.chunked) {
                 int r = dechunk(b, blen, max_body, NULL, NULL);
                 if (r == -EFBIG) {
-                    pki__errmsg(c->errmsg, c->size, "external CA %s answered more than %zu bytes",
-                                c->who, max_body);
+                    http_err(c->errmsg, c->size, "external CA %s answered more than %zu bytes",
+                             c->who, max_body);
                     return r;
                 }
                 if (r < 0) {
-                    pki__errmsg(c->errmsg, c->size, "external CA %s sent a bad chunked body",
-                                c->who);
+                    http_err(c->errmsg, c->size, "external CA %s sent a bad chunked body", c->who);
                     return r;
                 }
                 if (r == 1) {
@@ -679,8 +664,8 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
                 want = blen;
                 done = true;
             } else if (blen > max_body) {
-                pki__errmsg(c->errmsg, c->size, "external CA %s answered more than %zu bytes",
-                            c->who, max_body);
+                http_err(c->errmsg, c->size, "external CA %s answered more than %zu bytes", c->who,
+                         max_body);
                 return -EFBIG;
             }
             if (done) {
@@ -697,8 +682,7 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
             }
         }
         if (n == 0) {
-            pki__errmsg(c->errmsg, c->size, "external CA %s closed the connection mid-answer",
-                        c->who);
+            http_err(c->errmsg, c->size, "external CA %s closed the connection mid-answer", c->who);
             return -EPROTO;
         }
     }
@@ -706,14 +690,14 @@ static int read_response(struct conn *c, size_t max_body, int *ret_status, char 
 
 /* ------------------------------------------------------------------ POST */
 
-int pki_http_post(const char *url, const char *body, const char *ca_pem,
+int net_http_post(const char *url, const char *body, const char *ca_pem,
                   const char *client_cert_pem, const pki_key *client_key, uint64_t timeout_ms,
                   size_t max_response, int *ret_status, char **ret_body, size_t *ret_len,
                   char *errmsg, size_t size)
 {
     if (!url || !body || !ret_status || !ret_body || !ret_len || max_response == 0 ||
         max_response > SIZE_MAX / 4) {
-        pki__errmsg(errmsg, size, "internal error: bad HTTP request arguments");
+        http_err(errmsg, size, "internal error: bad HTTP request arguments");
         return -EINVAL;
     }
     struct url u;
@@ -721,15 +705,15 @@ int pki_http_post(const char *url, const char *body, const char *ca_pem,
     if (r < 0)
         return r;
     if (u.https && !ca_pem) {
-        pki__errmsg(errmsg, size, "https external CA needs a CA bundle to verify it");
+        http_err(errmsg, size, "https external CA needs a CA bundle to verify it");
         return -EINVAL;
     }
     if (!u.https && (ca_pem || client_cert_pem || client_key)) {
-        pki__errmsg(errmsg, size, "TLS material given for an http:// external CA: use https://");
+        http_err(errmsg, size, "TLS material given for an http:// external CA: use https://");
         return -EINVAL;
     }
     if ((client_cert_pem != NULL) != (client_key != NULL)) {
-        pki__errmsg(errmsg, size, "client certificate and key must be given together");
+        http_err(errmsg, size, "client certificate and key must be given together");
         return -EINVAL;
     }
     char who[sizeof(u.host) + 10];
@@ -751,12 +735,12 @@ int pki_http_post(const char *url, const char *body, const char *ca_pem,
     }
     _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
     if (u.https) {
-        r = tls_ctx(ca_pem, client_cert_pem, client_key, &ctx, errmsg, size);
+        r = pki_cfssl_tls_ctx(ca_pem, client_cert_pem, client_key, &ctx, errmsg, size);
         if (r < 0)
             return r;
     }
     if (timeout_ms == 0)
-        timeout_ms = PKI_CFSSL_TIMEOUT_MS_DEFAULT;
+        timeout_ms = NET_HTTP_TIMEOUT_MS_DEFAULT;
     struct conn c = {.fd = -1, .who = who, .errmsg = errmsg, .size = size};
     c.deadline_ms = now_ms() + SW_MIN(timeout_ms, (uint64_t)UINT32_MAX * 1000);
     r = conn_open(&c, &u);
