@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # ca.sh: root CA rotation time (swarmctl ca --rotate until every node moved and the old root
 # is gone) on real clusters on loopback: 3 managers + 3 workers, and 1 manager + N workers;
-# plus forced renewal of every node (ca --force-rotate) on the larger one.
-#   bench/ca.sh [--workers N] [--runs R] [--swarmd PATH] [--swarmctl PATH] [--keep]
-# swarmd/swarmctl: --swarmd/--swarmctl, $SWARMD/$SWARMCTL, else build-bench/cmd/ of this tree.
+# plus forced renewal of every node (ca --force-rotate) on the larger one; then the rotation
+# across simulated nodes (bench-ca-sim: 100 and 1000 lightweight agents in one process).
+#   bench/ca.sh [--workers N] [--runs R] [--sim-nodes "100 1000"] [--sim-only] [--swarmd PATH]
+#               [--swarmctl PATH] [--keep]
+# swarmd/swarmctl: --swarmd/--swarmctl, $SWARMD/$SWARMCTL, else build-bench/cmd/ of this tree;
+# bench-ca-sim: $CA_SIM, else bench/bench-ca-sim beside that cmd/.
 # Everything started is stopped and the temp dir removed on every exit path.
 set -u
 set -o pipefail
@@ -12,6 +15,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 WORKERS=50
 RUNS=3
 KEEP=0
+SIM_NODES="100 1000"
+SIM_ONLY=0
 SWARMD=${SWARMD:-$HERE/../build-bench/cmd/swarmd}
 SWARMCTL=${SWARMCTL:-}
 while [ $# -gt 0 ]; do
@@ -20,14 +25,18 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=$2; shift ;;
     --swarmd) SWARMD=$2; shift ;;
     --swarmctl) SWARMCTL=$2; shift ;;
+    --sim-nodes) SIM_NODES=$2; shift ;;
+    --sim-only) SIM_ONLY=1 ;;
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '4,5s/^# *//p' "$0" >&2; exit 2 ;;
+    -h | --help) sed -n '6,9s/^# *//p' "$0" >&2; exit 2 ;;
     *) echo "ca: unknown argument '$1'" >&2; exit 2 ;;
     esac
     shift
 done
 [ -n "$SWARMCTL" ] || SWARMCTL=$(dirname "$SWARMD")/swarmctl
 [ -x "$SWARMD" ] && [ -x "$SWARMCTL" ] || { echo "ca: no swarmd/swarmctl at $SWARMD" >&2; exit 2; }
+CA_SIM=${CA_SIM:-$(dirname "$SWARMD")/../bench/bench-ca-sim}
+[ -z "$SIM_NODES" ] || [ -x "$CA_SIM" ] || { echo "ca: no bench-ca-sim at $CA_SIM" >&2; exit 2; }
 
 T=$(mktemp -d /tmp/swarmd-bench-ca.XXXXXX)
 PIDS=()
@@ -102,6 +111,19 @@ measure() { # measure NAME MANAGERS WORKERS
     echo "ca: rotation managers=$2 workers=$3 nodes=$(($2 + $3)) median=$(printf '%s\n' "${all[@]}" | median) ms runs=${all[*]} (from the call to completion: every node holds a leaf of the new root, the old root and key are gone, the tokens changed)"
 }
 
+# simulated NODES: one rotation across that many simulated nodes on one manager; its line
+simulated() {
+    local out
+    out=$("$CA_SIM" -n "$1" --swarmd "$SWARMD" --swarmctl "$SWARMCTL" 2>"$T/sim-$1.err")
+    local rc=$?
+    grep '^ca: ' <<<"$out"
+    [ $rc = 0 ] || { echo "ca: bench-ca-sim -n $1 failed:" >&2; grep -v '^ca: ' <<<"$out" >&2; cat "$T/sim-$1.err" >&2; return 1; }
+}
+
+if [ "$SIM_ONLY" = 1 ]; then
+    for n in $SIM_NODES; do simulated "$n" || exit 1; done
+    exit 0
+fi
 measure small 3 3 || exit 1
 measure big 1 "$WORKERS" || exit 1
 SER=$(openssl x509 -in "$T/big/w1/certificates/swarm-node.crt" -noout -serial)
@@ -116,4 +138,5 @@ for _ in $(seq 600); do
     sleep 0.05
 done
 echo "ca: force-rotate workers=$WORKERS every node renewed after $(($(now_ms) - t0)) ms (heartbeat period 1 s: nodes learn it at their next heartbeat)"
+for n in $SIM_NODES; do simulated "$n" || exit 1; done
 echo "ca: no peer: Docker Swarm (see PEERS.md) is not measured by this script"
