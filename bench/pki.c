@@ -19,7 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "common/ids.h"
-#include "pki/cfssl.h"
+#include "net/cfssl-client.h"
 #include "pki/pki.h"
 
 #define BENCH_SECONDS 2.0
@@ -276,7 +276,7 @@ static double bench_external(const char *cluster)
     struct pki_sign_request req = {id, cluster, PKI_ROLE_WORKER, 0};
     for (int i = 0; i < 100; i++) { /* until cfssl listens */
         char *cert = NULL;
-        if (pki_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
+        if (net_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
                            sizeof(err)) >= 0) {
             free(cert);
             break;
@@ -287,7 +287,7 @@ static double bench_external(const char *cluster)
     double start = now_s(), elapsed;
     do {
         char *cert = NULL;
-        if (pki_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
+        if (net_cfssl_sign(url, NULL, NULL, NULL, NULL, 2000, csr, &req, root, &cert, err,
                            sizeof(err)) < 0) {
             fprintf(stderr, "bench-pki: external CA: %s\n", err);
             break;

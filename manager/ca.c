@@ -177,7 +177,10 @@ static int rejoin_check(struct mgr *m, const Swarm__IssueNodeCertificateRequest 
     char why[200] = "";
     if (n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
         n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER) {
-        snprintf(err, size, "node %s is a manager: only a worker joins again with its ID", id);
+        snprintf(err, size,
+                 "node %s is a manager: only a worker joins again with its ID (demote it "
+                 "first: 'swarmctl node demote %s')",
+                 id, id);
         r = -EPERM;
     } else if (!n->rejoin_allowed) {
         snprintf(err, size,
@@ -421,6 +424,7 @@ static void renew_committed(struct mgr *m, int status, void *userdata)
         resp.ca_cert_pem = bundle ? bundle : m->st.root_ca_pem;
         log_debug("renewed the certificate of node %s", peer->id.node_id);
         mgr__reply_msg(rc->call, &resp.base);
+        mgr__rootca_renewed(m);
     }
     free(rc->cert_pem);
     free(rc);

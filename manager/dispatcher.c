@@ -27,6 +27,7 @@ struct mgr_session {
     bool ready;              /* the first message went out */
     char runtime_error[RUNTIME_ERROR_MAX + 1]; /* what the node last said of its runtime */
     Swarm__NodeDescription *desc;
+    struct pki_identity cert;       /* the certificate the node opened the session with */
     char (*secrets)[SW_ID_LEN + 1]; /* secret ids this node holds (sent, not removed) */
     size_t n_secrets;
     struct mgr_session *next;
@@ -82,7 +83,41 @@ struct status_change {
     struct mgr_session *session;  /* READY: answered after the commit, if still open */
     char session_id[SW_ID_LEN + 1];
     char node_id[SW_ID_LEN + 1];
+    struct pki_identity cert; /* READY: the certificate the node presents */
+    bool has_cert;
 };
+
+/* The node opened its session with another certificate than the one recorded (a renewal
+ * committed whose answer never reached it): record what it holds, so that a root rotation
+ * does not count it as moved, and ask it to renew again. */
+static int reconcile_cert(Swarm__Node *n, const struct pki_identity *id)
+{
+    Swarm__NodeCertificate *c = n->certificate;
+    if (!c || !c->serial || strcmp(c->serial, id->serial) == 0)
+        return 0;
+    log_debug("node %s presents certificate %s, not %s (recorded): asking it to renew", n->id,
+              id->serial, c->serial);
+    char *pem = strdup(""), *issuer = strdup(id->issuer), *serial = strdup(id->serial),
+         *aki = strdup(id->authority_key_id);
+    if (!pem || !issuer || !serial || !aki) {
+        free(pem);
+        free(issuer);
+        free(serial);
+        free(aki);
+        return -ENOMEM;
+    }
+    char **slots[] = {&c->cert_pem, &c->issuer, &c->serial, &c->authority_key_id};
+    char *vals[] = {pem, issuer, serial, aki};
+    for (size_t i = 0; i < SW_ARRAY_SIZE(slots); i++) {
+        if (*slots[i] != protobuf_c_empty_string)
+            free(*slots[i]);
+        *slots[i] = vals[i];
+    }
+    c->not_before = id->not_before_ns;
+    c->not_after = id->not_after_ns;
+    n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
+    return 0;
+}
 
 static char *dup_str(const char *s)
 {
@@ -95,6 +130,11 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
     n->state = c->state;
     if (c->state == SWARM__NODE_STATE__NODE_READY)
         n->rejoin_allowed = false; /* back in session: it joined again (or never needed to) */
+    if (c->has_cert) {
+        int r = reconcile_cert(n, &c->cert);
+        if (r < 0)
+            return r;
+    }
     free(n->state_message != protobuf_c_empty_string ? n->state_message : NULL);
     n->state_message = dup_str(c->message);
     if (!n->state_message)
@@ -397,6 +437,10 @@ static int change_status(struct mgr *m, const char *node_id, Swarm__NodeState st
         memcpy(c->session_id, s->session_id, sizeof(c->session_id));
         c->desc = s->desc; /* the session has no further use for it */
         s->desc = NULL;
+        if (state == SWARM__NODE_STATE__NODE_READY) {
+            c->cert = s->cert;
+            c->has_cert = s->cert.serial[0] != '\0';
+        }
     }
     int r = mgr__node_update(m, node_id, set_status, status_committed, c);
     if (r < 0) {
@@ -473,6 +517,7 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
     s->m = m;
     s->call = call;
     memcpy(s->node_id, peer->id.node_id, SW_ID_LEN + 1);
+    s->cert = peer->id;
     sw_id_generate(s->session_id);
     s->last_seen_ns = sw_now_monotonic_ns();
     snprintf(s->runtime_error, sizeof(s->runtime_error), "%s", req->description->runtime_error);

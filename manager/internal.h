@@ -121,9 +121,13 @@ struct mgr {
     uint64_t seen_snapshot_interval; /* the cluster setting last seen */
     bool snapshot_threshold_explicit;
 
-    bool rootca_finishing;   /* rootca.c: the end of a rotation is being committed */
-    char *external_ca_url;   /* signer.c: certificates come from this cfssl signer (ca NULL) */
-    char *external_ca_chain; /* ...with this after each leaf (a rotation's cross-signed root) */
+    bool rootca_finishing;    /* rootca.c: the end of a rotation is being committed */
+    unsigned rootca_renewed;  /* renewals since the last batch was asked (the leader's) */
+    bool rootca_asking;       /* a batch is being asked */
+    bool raft_peer_untrusted; /* transport.c: a manager's certificate did not verify here (the
+                                 root rotated while this one was down) */
+    char *external_ca_url;    /* signer.c: certificates come from this cfssl signer (ca NULL) */
+    char *external_ca_chain;  /* ...with this after each leaf (a rotation's cross-signed root) */
     char ca_digest[PKI_TOKEN_DIGEST_LEN + 1]; /* the root bundle m->ca was loaded for */
     /* autolock.c */
     bool autolock_check; /* the cluster object changed: is the KEK sealed as it wants? */
@@ -189,7 +193,7 @@ struct mgr {
     unsigned pending_closes;
 
     uint64_t next_request_id;
-    char errmsg[256];
+    char errmsg[1024];
 };
 
 /* objects.c */
@@ -236,6 +240,9 @@ int mgr__rootca_progress(struct mgr *m, const Swarm__Cluster *c, unsigned *ret_d
                          unsigned *ret_total);
 /* Leader, from the role timer: every node moved over? then the old root goes. */
 void mgr__rootca_tick(struct mgr *m);
+/* A node's renewal committed: a rotation asks the next nodes once half a batch moved (not
+ * only at the next tick). */
+void mgr__rootca_renewed(struct mgr *m);
 
 /* autolock.c */
 int mgr__autolock_register(struct mgr *m);

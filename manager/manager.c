@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "common/swtime.h"
 #include "manager/internal.h"
-#include "pki/cfssl.h"
+#include "net/cfssl-client.h"
 #include "proto/frame.h"
 
 #define LEADER_WAIT_MS 10000
@@ -290,7 +290,7 @@ static int prepare_external(struct mgr *m, const struct mgr_config *cfg, char *e
                                    .cluster_id = st->cluster_id,
                                    .role = PKI_ROLE_MANAGER,
                                    .validity_ns = cfg->cert_expiry_ns};
-    r = pki_cfssl_sign(cfg->external_ca_url, NULL, NULL, NULL, NULL, 10000, csr, &req, root,
+    r = net_cfssl_sign(cfg->external_ca_url, NULL, NULL, NULL, NULL, 10000, csr, &req, root,
                        &st->node_cert_pem, err, sizeof(err));
     if (r < 0) {
         snprintf(errmsg, size, "the external CA at %s did not sign this manager's certificate: %s",
@@ -572,10 +572,20 @@ static void leader_timer_cb(uv_timer_t *t)
     }
     if (sw_now_monotonic_ns() - m->leader_wait_start > LEADER_WAIT_MS * SW_NSEC_PER_MSEC) {
         uv_timer_stop(t);
-        fail(m, -ETIMEDOUT,
-             "no raft leader within %d s (this manager was not elected, and none of the others "
-             "is reachable with this node's data)",
-             LEADER_WAIT_MS / 1000);
+        if (m->raft_peer_untrusted)
+            fail(m, -EKEYREJECTED,
+                 "no raft leader within %d s: the other managers' certificates do not verify "
+                 "against this node's root CA (the swarm's root CA was rotated while it was "
+                 "down). To bring node %s back with its ID: on a manager 'swarmctl node demote "
+                 "%s' and 'swarmctl node update --allow-rejoin %s', then here 'swarmd join "
+                 "--rejoin --state-dir %s WORKER-TOKEN MANAGER' (it comes back as a worker; "
+                 "promote it afterwards)",
+                 LEADER_WAIT_MS / 1000, m->st.node_id, m->st.node_id, m->st.node_id, m->state_dir);
+        else
+            fail(m, -ETIMEDOUT,
+                 "no raft leader within %d s (this manager was not elected, and none of the "
+                 "others is reachable with this node's data)",
+                 LEADER_WAIT_MS / 1000);
     }
 }
 

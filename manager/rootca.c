@@ -218,6 +218,7 @@ static bool on_root(const Swarm__Node *n, const char *kid)
 
 static int ask_next_batch(struct mgr *m, struct mgr_batch *b, void *userdata)
 {
+    m->rootca_renewed = 0;
     Swarm__Cluster *c = NULL;
     int r = mgr__get_cluster(m, &c);
     if (r < 0)
@@ -250,6 +251,21 @@ static void renewals_asked(struct mgr *m, int status, void *userdata)
 {
     if (status < 0)
         log_warn("root CA: cannot ask the nodes to renew: %s", mgr__strerror(status));
+}
+
+static void next_asked(struct mgr *m, int status, void *userdata)
+{
+    m->rootca_asking = false;
+    renewals_asked(m, status, userdata);
+}
+
+void mgr__rootca_renewed(struct mgr *m)
+{
+    if (!m->leading || m->rootca_asking || ++m->rootca_renewed < ROTATION_BATCH / 2)
+        return;
+    m->rootca_asking = true; /* ask_next_batch finds nothing to do outside a rotation */
+    if (mgr__batch_update(m, ask_next_batch, next_asked, NULL) < 0)
+        m->rootca_asking = false;
 }
 
 static void renewals_forced(struct mgr *m, int status, void *userdata)

@@ -977,8 +977,8 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         if (target->role != SWARM__NODE_ROLE__ROLE_WORKER ||
             target->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
             bad =
-                "is a manager: only a worker joins again with its ID (a manager down during "
-                "a root rotation is demoted or removed)";
+                "is a manager: only a worker joins again with its ID (demote it first: it "
+                "comes back as a worker)";
         else if (target->state == SWARM__NODE_STATE__NODE_READY)
             bad = "is connected: it renews its certificate by itself (--force-rotate-cert)";
         else if (req->set_role || req->force_rotate_cert)

@@ -290,6 +290,8 @@ static void on_connected(net_client *c, int status, const char *error, void *use
     if (status < 0) {
         log_debug("raft: cannot connect to %llu at %s: %s", (unsigned long long)l->id, l->address,
                   error ? error : "");
+        if (status == -EKEYREJECTED)
+            m->raft_peer_untrusted = true;
         link_close(l, RAFT_NOCONNECTION);
         return;
     }

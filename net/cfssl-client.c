@@ -88,13 +88,3 @@ int net_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_
     *ret_cert_pem = TAKE_PTR(cert);
     return 0;
 }
-
-/* Transitional (declared in pki/cfssl.h): the old name, for callers not yet moved over. */
-int pki_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_pem,
-                   const pki_key *client_key, const char *profile, uint64_t timeout_ms,
-                   const char *csr_pem, const struct pki_sign_request *req, const char *root_pem,
-                   char **ret_cert_pem, char *errmsg, size_t size)
-{
-    return net_cfssl_sign(url, ca_pem, client_cert_pem, client_key, profile, timeout_ms, csr_pem,
-                          req, root_pem, ret_cert_pem, errmsg, size);
-}

@@ -43,11 +43,3 @@ int pki_cfssl_check(const char *cert_pem, const char *root_pem, const char *csr_
  * Free with pki_tls_ctx_free. */
 int pki_cfssl_tls_ctx(const char *ca_pem, const char *client_cert_pem, const pki_key *client_key,
                       SSL_CTX **ret, char *errmsg, size_t size);
-
-/* Transitional: the one-call sign moved to net/ as net_cfssl_sign (net/cfssl-client.h); this
- * name is defined there too (link swnet), for callers not yet moved over (manager/manager.c,
- * bench/pki.c). pki/ itself does not define or call it. New code: net_cfssl_sign. */
-int pki_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_pem,
-                   const pki_key *client_key, const char *profile, uint64_t timeout_ms,
-                   const char *csr_pem, const struct pki_sign_request *req, const char *root_pem,
-                   char **ret_cert_pem, char *errmsg, size_t size);

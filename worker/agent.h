@@ -19,8 +19,9 @@ struct wrk_join_request {
     bool advertise_set;            /* else the address this node reached the manager from */
     const char *hostname;          /* NULL: the machine's */
     uint64_t timeout_ms;           /* total, retries included; 0: 30 s */
-    bool rejoin; /* state_dir holds a worker: join again keeping its node ID and key (a manager
-                    allowed it: node update --allow-rejoin); its addresses and hostname stay */
+    bool rejoin; /* state_dir holds a node (a worker, or a manager the swarm demoted): join
+                    again as a worker keeping its node ID and key (a manager allowed it: node
+                    update --allow-rejoin); its addresses and hostname stay */
 };
 
 /* Join: refuse a state dir that already holds a node; GetRootCA without trusting anyone,

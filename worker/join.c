@@ -451,12 +451,8 @@ static int rejoin_load(struct join *j, char *errmsg, size_t size)
         snprintf(errmsg, size, "--rejoin: %s", lerr);
         return r;
     }
-    if (j->old.role != PKI_ROLE_WORKER) {
-        snprintf(errmsg, size,
-                 "--rejoin: %s holds node %s, a manager; only a worker joins again with its ID",
-                 req->state_dir, j->old.node_id);
-        return -EINVAL;
-    }
+    /* a manager's state dir too: the swarm must have demoted it (the manager checks), and
+     * the node comes back as a worker */
     snprintf(j->hostname, sizeof(j->hostname), "%s", j->old.hostname);
     j->listen = j->old.listen_addr;
     j->advertise = j->old.advertise_addr;
@@ -477,6 +473,8 @@ static int rejoin_save(struct join *j, const struct pki_identity *id, char *errm
     int r = pki_node_state_replace_cert(req->state_dir, j->issued->cert_pem, j->key, errmsg, size);
     if (r >= 0)
         r = pki_node_state_replace_root(req->state_dir, j->root_pem, errmsg, size);
+    if (r >= 0 && j->old.role == PKI_ROLE_MANAGER) /* demoted while it was down */
+        return wrk_become_worker(req->state_dir, &req->manager, errmsg, size);
     if (r >= 0)
         r = wrk__managers_save(req->state_dir, &req->manager, 1, errmsg, size);
     return r;

@@ -4,7 +4,8 @@
 # alone is trusted, both join tokens change, and no task restarts. A node down during the
 # rotation holds it until it is removed (then it joins again with a new token), or until
 # the operator allows it to rejoin (then it comes back with its node ID: swarmd join
-# --rejoin); a rotation started again while one runs replaces it (the last one wins).
+# --rejoin; a manager is demoted first and promoted again); a rotation started again while
+# one runs replaces it (the last one wins).
 . "$(dirname "$0")/lib.sh"
 
 node_ready() { ctlm 1 node ls 2>/dev/null | grep -q "$1 *Ready"; }
@@ -116,4 +117,23 @@ check "…of the same root" openssl verify -CAfile "$T/my.crt" "$T/w1/certificat
 OUT=$(ctlm 1 ca --force-rotate --cert-expiry 2h 2>&1); RC=$?
 check "--force-rotate with an expiry is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "no root CA key (old or new) is in any state dir in clear" bash -c "cd '$T' && ! grep -rqa 'BEGIN PRIVATE KEY\|BEGIN EC PRIVATE KEY' m1 m2 m3 w0 w1 w2 w3 w2b"
+# a manager down during a whole rotation: demoted and allowed to rejoin, it comes back as a
+# worker with its node ID and is promoted again
+M3ID=$(ctlm 1 node ls --format json | python3 -c 'import json,sys; print([n["id"] for n in json.load(sys.stdin) if n["hostname"] == "rc-m3"][0])')
+stop_swarmd "${PIDS_M[3]}" 2>/dev/null
+check "rc-m3 down" until_ok 30 bash -c "'$SWARMCTL' -H unix://$(sock 1) node ls | grep -q 'rc-m3 *\(Down\|Unknown\)'"
+check "ca --rotate -d with a manager down" ctlm 1 ca --rotate -d
+check "node demote of the down manager" ctlm 1 node demote rc-m3
+check "…allowed to rejoin" ctlm 1 node update --allow-rejoin rc-m3
+check "…and the rotation completes" until_ok 30 not_rotating
+OUT=$(timeout 30 "$SWARMD" --state-dir "$T/m3" 2>&1); RC=$?
+check "rc-m3 started as it is stops (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying the root CA was rotated and how to come back" has "$OUT" "root CA was rotated.*swarmd join --rejoin"
+start_swarmd m3b join --rejoin --state-dir "$T/m3" "$(ctlm 1 join-token -q worker)" "$ADDR1"
+check "swarmd join --rejoin: rc-m3 is back as a worker with its node ID" until_ok 20 grep -q "joined its swarm again as node $M3ID" "$T/m3b.out"
+check "…Ready" until_ok 20 node_ready rc-m3
+check "…its manager data is gone" bash -c "[ ! -e '$T/m3/raft' ] && [ ! -e '$T/m3/store' ]"
+check "node promote rc-m3" ctlm 1 node promote rc-m3
+check "…3 managers again" until_ok 30 managers_ready 1 3
+check "…and writes go on through it" until_ok 20 bash -c "printf x | '$SWARMCTL' -H unix://$(sock 1) secret create after_m3 - >/dev/null"
 finish
