@@ -168,6 +168,7 @@ struct conn {
     const char *who; /* host:port for messages */
     char *errmsg;
     size_t size;
+    bool cert_requested; /* the server asked for a client certificate we do not have */
 };
 
 static uint64_t now_ms(void)
@@ -379,11 +380,21 @@ static int tls_run(struct conn *c, enum tls_op op, void *buf, int len)
 
 SW_DEFINE_FREEP(SSL_CTX, SSL_CTX_free)
 
+/* Without a client certificate: note that the server asked for one, and go on without. */
+static int cert_requested(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    struct conn *c = SSL_get_app_data(ssl);
+    if (c)
+        c->cert_requested = true;
+    return 0;
+}
+
 static int tls_start(struct conn *c, SSL_CTX *ctx, const struct url *u)
 {
     c->ssl = SSL_new(ctx);
     if (!c->ssl)
         return -ENOMEM;
+    SSL_set_app_data(c->ssl, c);
     BIO *inner = NULL;
     if (!BIO_new_bio_pair(&inner, 64 * 1024, &c->net, 64 * 1024))
         return -ENOMEM;
@@ -738,6 +749,8 @@ int net_http_post(const char *url, const char *body, const char *ca_pem,
         r = pki_cfssl_tls_ctx(ca_pem, client_cert_pem, client_key, &ctx, errmsg, size);
         if (r < 0)
             return r;
+        if (!client_cert_pem)
+            SSL_CTX_set_client_cert_cb(ctx, cert_requested);
     }
     if (timeout_ms == 0)
         timeout_ms = NET_HTTP_TIMEOUT_MS_DEFAULT;
@@ -757,6 +770,12 @@ int net_http_post(const char *url, const char *body, const char *ca_pem,
         r = read_response(&c, max_response, &status, &resp, &resp_len);
     conn_close(&c);
     ERR_clear_error();
+    if (r < 0 && c.cert_requested && r != -ETIMEDOUT)
+        http_err(errmsg, size,
+                 "external CA %s asks for a client certificate (mutual TLS) and none was "
+                 "given (a first manager has none before the CA signs one: let the signer "
+                 "take that request without)",
+                 who);
     if (r < 0)
         return r;
     *ret_status = status;

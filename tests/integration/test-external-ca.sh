@@ -2,7 +2,9 @@
 # External CA (issue 6): swarmd init --external-ca protocol=cfssl,url=... signs every node
 # certificate through a real `cfssl serve` on loopback (started here): the manager's own,
 # a joining worker's, a renewal; a signer that is down or holds another CA is refused with a
-# clear error and the manager keeps serving; the root of an external CA is not rotated here.
+# clear error and the manager keeps serving; the root of an external CA is not rotated here;
+# over https the signer's certificate is verified against the external root, and a signer
+# asking for mutual TLS gets the manager's certificate.
 . "$(dirname "$0")/lib.sh"
 if ! command -v cfssl >/dev/null || ! command -v cfssljson >/dev/null; then
     echo "skip: cfssl is not installed (tests/deps.sh installs golang-cfssl)"
@@ -114,5 +116,51 @@ start_swarmd iw2 join --state-dir "$T/iw2" --hostname iw2 "$("$SWARMCTL" -H unix
 check "…and a new worker joins through it" until_ok 20 bash -c "'$SWARMCTL' -H unix://$S2 node ls | grep -q 'iw2 *Ready'"
 OUT=$("$SWARMCTL" -H "unix://$S2" ca --rotate --external-ca "$URL" 2>&1); RC=$?
 check "--external-ca without the signer's root is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+stop_signer
+
+# https: the signer's TLS certificate is verified against the external root; a signer that
+# asks for a client certificate (mutual TLS) gets the manager's
+echo '{"CN":"127.0.0.1","hosts":["127.0.0.1"],"key":{"algo":"ecdsa","size":256}}' >"$T/tls.json"
+(cd "$T" && cfssl gencert -ca ca/ca.pem -ca-key ca/ca-key.pem -config ca/cfg.json tls.json 2>/dev/null | cfssljson -bare tls)
+(cd "$T" && cfssl gencert -ca other/ca.pem -ca-key other/ca-key.pem -config other/cfg.json tls.json 2>/dev/null | cfssljson -bare tlsother)
+# tls_signer CERT KEY [ARGS...]: cfssl serve over TLS on $PORT with the external CA
+tls_signer() {
+    local cert=$1 key=$2; shift 2
+    cfssl serve -address 127.0.0.1 -port "$PORT" -ca "$T/ca/ca.pem" -ca-key "$T/ca/ca-key.pem" \
+        -config "$T/ca/cfg.json" -tls-cert "$cert" -tls-key "$key" "$@" >"$T/cfssl-tls.log" 2>&1 &
+    CFSSL_PID=$!
+    PIDS+=("$CFSSL_PID")
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+HURL="protocol=cfssl,url=https://127.0.0.1:$PORT"
+check "cfssl serve over https" tls_signer "$T/tls.pem" "$T/tls-key.pem"
+S3=$T/h/swarmd.sock
+start_swarmd h init --state-dir "$T/h" --listen-addr 127.0.0.1:0 --hostname hm --external-ca "$HURL" --external-ca-cert "$T/ca/ca.pem"
+HPID=$LAST_PID
+check "init --external-ca https://… serves" wait_ready "$S3" "$HPID"
+check "…its certificate came from the signer" openssl verify -CAfile "$T/ca/ca.pem" "$T/h/certificates/swarm-node.crt"
+A3=$(listen_addr "$T/h.log")
+HWT=$("$SWARMCTL" -H unix://$S3 join-token -q worker)
+start_swarmd hw1 join --state-dir "$T/hw1" --hostname hw1 "$HWT" "$A3"
+check "…a worker joins through it" until_ok 20 bash -c "'$SWARMCTL' -H unix://$S3 node ls | grep -q 'hw1 *Ready'"
+stop_signer
+check "a signer asking for a client certificate (mutual TLS)" tls_signer "$T/tls.pem" "$T/tls-key.pem" -mutual-tls-ca "$T/ca/ca.pem"
+start_swarmd hw2 join --state-dir "$T/hw2" --hostname hw2 "$HWT" "$A3"
+check "…a worker joins: the manager presented its certificate" until_ok 20 bash -c "'$SWARMCTL' -H unix://$S3 node ls | grep -q 'hw2 *Ready'"
+OUT=$("$SWARMD" init --state-dir "$T/h2" --listen-addr 127.0.0.1:0 --external-ca "$HURL" --external-ca-cert "$T/ca/ca.pem" 2>&1); RC=$?
+check "…init cannot (no certificate yet to present): refused (exit 1)" bash -c "[ $RC = 1 ]"
+echo "(mutual TLS at init: $OUT)"
+check "…saying the signer asks for a client certificate" has "$OUT" "asks for a client certificate"
+stop_signer
+check "a signer whose TLS certificate is of another CA" tls_signer "$T/tlsother.pem" "$T/tlsother-key.pem"
+OUT=$("$SWARMD" join --timeout 5s --state-dir "$T/hw3" "$HWT" "$A3" 2>&1); RC=$?
+check "…a join fails (exit 1)" bash -c "[ $RC = 1 ]"
+echo "(signer with a foreign TLS certificate: $OUT)"
+check "…saying the signer's certificate is not trusted" has "$OUT" "external CA did not sign.*not trusted"
+check "…the manager keeps serving" "$SWARMCTL" -H "unix://$S3" node ls -q
 stop_signer
 finish
