@@ -89,3 +89,15 @@ int sw_log_errno(enum sw_log_level level, int r, const char *fmt, ...)
     errno = saved;
     return r;
 }
+
+void sw_errmsg(char *errmsg, size_t size, const char *fmt, ...)
+{
+    if (!errmsg || size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(errmsg, size, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        errmsg[0] = '\0';
+}

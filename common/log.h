@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum sw_log_level {
     SW_LOG_DEBUG = 0,
@@ -20,6 +21,11 @@ void sw_log_set_tag(const char *tag);
 void sw_log(enum sw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs "fmt: strerror(-r)" and returns r (negative errno), systemd's log_error_errno. */
 int sw_log_errno(enum sw_log_level level, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Write a formatted one-line message into an errmsg buffer (errmsg may be NULL or size 0:
+ * nothing is written); a formatting failure leaves it empty. */
+void sw_errmsg(char *errmsg, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define log_debug(...) sw_log(SW_LOG_DEBUG, __VA_ARGS__)

@@ -1,29 +1,16 @@
 /* External CA client: the one blocking "sign over HTTP(S)" call — request (pki/cfssl.c),
  * POST (net/http.c), strict parse and check of the answer (pki/cfssl.c). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "net/cfssl-client.h"
 #include "net/http.h"
 #include "pki/cfssl.h"
-
-__attribute__((format(printf, 3, 4))) static void sign_err(char *errmsg, size_t size,
-                                                           const char *fmt, ...)
-{
-    if (!errmsg || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(errmsg, size, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        errmsg[0] = '\0';
-}
 
 /* url with the sign path appended, unless it already ends with it. */
 static int sign_url(const char *url, char **ret)
@@ -50,7 +37,7 @@ int net_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_
                    char **ret_cert_pem, char *errmsg, size_t size)
 {
     if (!url || !ret_cert_pem || !root_pem) {
-        sign_err(errmsg, size, "internal error: missing signer URL or root");
+        sw_errmsg(errmsg, size, "internal error: missing signer URL or root");
         return -EINVAL;
     }
     _cleanup_free_ char *json = NULL;
@@ -73,13 +60,13 @@ int net_cfssl_sign(const char *url, const char *ca_pem, const char *client_cert_
     _cleanup_free_ char *cert = NULL;
     r = pki_cfssl_parse_response(body, len, &cert, errmsg, size);
     if (r < 0 && status != 200 && r != -EREMOTEIO) {
-        sign_err(errmsg, size, "the external CA answered HTTP %d without a cfssl answer", status);
+        sw_errmsg(errmsg, size, "the external CA answered HTTP %d without a cfssl answer", status);
         return -EREMOTEIO;
     }
     if (r < 0)
         return r;
     if (status != 200) {
-        sign_err(errmsg, size, "the external CA answered HTTP %d", status);
+        sw_errmsg(errmsg, size, "the external CA answered HTTP %d", status);
         return -EREMOTEIO;
     }
     r = pki_cfssl_check(cert, root_pem, csr_pem, req, errmsg, size);

@@ -3,7 +3,6 @@
  * loop; the context comes from pki_cfssl_tls_ctx), Content-Length, chunked or
  * read-until-close bodies with a size cap. No global state. */
 #include <errno.h>
-#include <stdarg.h>
 #include <limits.h>
 #include <netdb.h>
 #include <poll.h>
@@ -21,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "net/http.h"
 #include "pki/cfssl.h"
 
@@ -29,43 +29,9 @@
 
 /* ------------------------------------------------------------------ messages */
 
-/* Write a formatted one-line message into errmsg (may be NULL). */
-__attribute__((format(printf, 3, 4))) static void http_err(char *errmsg, size_t size,
-                                                           const char *fmt, ...)
-{
-    if (!errmsg || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(errmsg, size, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        errmsg[0] = '\0';
-}
-
-/* Like http_err, with ": <openssl error queue>" appended (the queue is drained). */
-__attribute__((format(printf, 3, 4))) static void http_err_ssl(char *errmsg, size_t size,
-                                                               const char *fmt, ...)
-{
-    if (!errmsg || size == 0) {
-        ERR_clear_error();
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(errmsg, size, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        errmsg[0] = '\0';
-    size_t off = strlen(errmsg);
-    if (off + 3 < size && ERR_peek_error() != 0) {
-        memcpy(errmsg + off, ": ", 3);
-        off += 2;
-        pki_openssl_error(errmsg + off, size - off);
-    } else {
-        ERR_clear_error();
-    }
-}
+/* errmsg: sw_errmsg, and pki_errmsg_ssl with the OpenSSL error queue */
+#define http_err sw_errmsg
+#define http_err_ssl pki_errmsg_ssl
 
 /* ------------------------------------------------------------------ URL */
 

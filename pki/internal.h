@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "common/log.h"
 #include "pki/pki.h"
 
 struct pki_key {
@@ -23,12 +24,10 @@ struct pki_ca {
     char *chain_pem; /* sent after every leaf it signs (a rotation's cross-signed root) */
 };
 
-/* Write a formatted one-line message into errmsg (may be NULL). */
-void pki__errmsg(char *errmsg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Like pki__errmsg, with ": <openssl error queue>" appended (the queue is drained). */
-void pki__errmsg_ssl(char *errmsg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Write a formatted one-line message into errmsg (may be NULL): sw_errmsg, and
+ * pki_errmsg_ssl (pki.h) with the OpenSSL error queue appended. */
+#define pki__errmsg sw_errmsg
+#define pki__errmsg_ssl pki_errmsg_ssl
 
 /* True if pkey is an EC key on P-256. */
 bool pki__pkey_is_p256(const EVP_PKEY *pkey);

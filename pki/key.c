@@ -44,17 +44,7 @@ __attribute__((format(printf, 3, 0))) static void vformat(char *errmsg, size_t s
         errmsg[0] = '\0';
 }
 
-void pki__errmsg(char *errmsg, size_t size, const char *fmt, ...)
-{
-    if (!errmsg || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(errmsg, size, fmt, ap);
-    va_end(ap);
-}
-
-void pki__errmsg_ssl(char *errmsg, size_t size, const char *fmt, ...)
+void pki_errmsg_ssl(char *errmsg, size_t size, const char *fmt, ...)
 {
     if (!errmsg || size == 0) {
         ERR_clear_error();

@@ -223,6 +223,10 @@ void pki_tls_ctx_free(SSL_CTX *ctx);
 
 /* Drain OpenSSL's error queue into buf as one line ("" if empty). */
 void pki_openssl_error(char *buf, size_t size);
+/* A formatted one-line message in errmsg (may be NULL), with ": <openssl error queue>"
+ * appended when the queue holds an error (the queue is drained either way). */
+void pki_errmsg_ssl(char *errmsg, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* SHA-256 of data as 64 lowercase hex chars + NUL. */
 void pki_sha256_hex(const void *data, size_t len, char ret[65]);

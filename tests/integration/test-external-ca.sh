@@ -18,10 +18,11 @@ cfssl_ca() {
     (cd "$1" && cfssl gencert -initca csr.json 2>/dev/null | cfssljson -bare ca)
     echo '{"signing":{"default":{"expiry":"2160h","usages":["signing","key encipherment","server auth","client auth"]}}}' >"$1/cfg.json"
 }
-# signer DIR: cfssl serve with that CA on $PORT (CFSSL_PID)
+# signer DIR [ARGS...]: cfssl serve with that CA on $PORT (CFSSL_PID), ARGS added
 signer() {
-    cfssl serve -address 127.0.0.1 -port "$PORT" -ca "$1/ca.pem" -ca-key "$1/ca-key.pem" \
-        -config "$1/cfg.json" >"$T/cfssl.log" 2>&1 &
+    local dir=$1; shift
+    cfssl serve -address 127.0.0.1 -port "$PORT" -ca "$dir/ca.pem" -ca-key "$dir/ca-key.pem" \
+        -config "$dir/cfg.json" "$@" >>"$T/cfssl.log" 2>&1 &
     CFSSL_PID=$!
     PIDS+=("$CFSSL_PID")
     for _ in $(seq 100); do
@@ -124,18 +125,7 @@ echo '{"CN":"127.0.0.1","hosts":["127.0.0.1"],"key":{"algo":"ecdsa","size":256}}
 (cd "$T" && cfssl gencert -ca ca/ca.pem -ca-key ca/ca-key.pem -config ca/cfg.json tls.json 2>/dev/null | cfssljson -bare tls)
 (cd "$T" && cfssl gencert -ca other/ca.pem -ca-key other/ca-key.pem -config other/cfg.json tls.json 2>/dev/null | cfssljson -bare tlsother)
 # tls_signer CERT KEY [ARGS...]: cfssl serve over TLS on $PORT with the external CA
-tls_signer() {
-    local cert=$1 key=$2; shift 2
-    cfssl serve -address 127.0.0.1 -port "$PORT" -ca "$T/ca/ca.pem" -ca-key "$T/ca/ca-key.pem" \
-        -config "$T/ca/cfg.json" -tls-cert "$cert" -tls-key "$key" "$@" >"$T/cfssl-tls.log" 2>&1 &
-    CFSSL_PID=$!
-    PIDS+=("$CFSSL_PID")
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
+tls_signer() { local cert=$1 key=$2; shift 2; signer "$T/ca" -tls-cert "$cert" -tls-key "$key" "$@"; }
 HURL="protocol=cfssl,url=https://127.0.0.1:$PORT"
 check "cfssl serve over https" tls_signer "$T/tls.pem" "$T/tls-key.pem"
 S3=$T/h/swarmd.sock
