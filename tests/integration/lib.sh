@@ -99,3 +99,55 @@ ok = len(ns) == int(sys.argv[1]) and all(n["status"] == "ready" for n in ns)
 ok = ok and sum(n["manager_status"] == "leader" for n in ns) == 1
 sys.exit(0 if ok else 1)' "$2" 2>/dev/null
 }
+
+# pause_swarmd PID / resume_swarmd PID: SIGSTOP / SIGCONT a daemon (a peer that accepts TCP
+# connections but never answers). Whatever is still paused is resumed at exit, before
+# cleanup's SIGTERM, so that it stops gracefully.
+PAUSED=()
+pause_swarmd() { kill -STOP "$1" && PAUSED+=("$1"); }
+resume_swarmd() {
+    local p keep=()
+    kill -CONT "$1" || return 1
+    for p in "${PAUSED[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PAUSED=("${keep[@]}")
+}
+cleanup_paused() {
+    local p
+    for p in "${PAUSED[@]}"; do kill -CONT "$p" 2>/dev/null; done
+    cleanup
+}
+trap cleanup_paused EXIT
+
+# start_swarmd_traced NAME ARGS...: start_swarmd with canonical/raft's own trace on
+# (LIBRAFT_TRACE); its lines go to $T/NAME.raft, the rest of stderr to $T/NAME.log.
+start_swarmd_traced() {
+    local name=$1; shift
+    LIBRAFT_TRACE=1 "$SWARMD" "$@" >"$T/$name.out" 2> >(
+        tee >(grep --line-buffered '^LIBRAFT ' >"$T/$name.raft") |
+            grep --line-buffered -v '^LIBRAFT ' >"$T/$name.log") &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# no_sanitizer_report LOG...: no ASan/LSan/UBSan report in any of the logs (under the ASan
+# build a report aborts the daemon: its exit status says so too).
+no_sanitizer_report() {
+    local f
+    for f in "$@"; do
+        [ -f "$f" ] || return 1
+        if grep -q -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|==[0-9]+==ERROR' "$f"; then
+            echo "--- sanitizer report in ${f##*/}:" >&2
+            grep -m1 -A14 -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:|==[0-9]+==ERROR' "$f" >&2
+            return 1
+        fi
+    done
+}
+
+# leader_of I: the N of the manager (hostname mgr-N) that manager I lists as the raft leader.
+leader_of() {
+    ctlm "$1" node ls --format json 2>/dev/null | python3 -c '
+import json, sys
+ls = [n["hostname"] for n in json.load(sys.stdin) if n.get("manager_status") == "leader"]
+if len(ls) != 1 or not ls[0].startswith("mgr-"): sys.exit(1)
+print(ls[0][4:])'
+}

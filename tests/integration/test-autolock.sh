@@ -4,7 +4,8 @@
 # is locked — it answers swarmctl with "locked" and runs nothing until `swarmd unlock`
 # (stdin or SWARM_UNLOCK_KEY); wrong keys are refused and counted; unlock-key shows and
 # rotates the key and every manager re-seals; a full cluster restart unlocks with the new
-# key; autolock off puts the KEK back in clear and a restart needs no key.
+# key; autolock off puts the KEK back in clear and a restart needs no key; a manager that was
+# down while autolock went on and catches up by a raft snapshot install locks its KEK too.
 . "$(dirname "$0")/lib.sh"
 
 locked_file() { [ "$(head -c 4 "$T/m$1/keys/kek" 2>/dev/null)" = SWLK ]; }
@@ -119,7 +120,63 @@ check "--autolock=maybe is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
 OUT=$("$SWARMD" join --autolock "$MT" "$ADDR1" 2>&1); RC=$?
 check "join --autolock is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
 
+# a manager that catches up by a snapshot install: autolock goes on while it is down, and the
+# leader's log no longer holds the entries that did it when it is back, so it gets a snapshot
+# (which changes its store without any event); it locks its KEK all the same
+start_swarmd m4 join --state-dir "$T/m4" --listen-addr 127.0.0.1:0 --hostname mgr-4 "$MT" "$ADDR1"
+PIDS_M[4]=$LAST_PID
+check "a third manager joins (autolock off)" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+check "…3 Ready managers" until_ok 30 managers_ready 1 3
+check "…its KEK in clear" until_ok 10 clear_file 4
+OUT=$(ctlm 1 cluster update --snapshot-interval 64 2>&1); RC=$?
+check "cluster update --snapshot-interval 64" bash -c "[ $RC = 0 ]"
+check "keep-1..5 written (manager 4 applies them)" bash -c "for n in 1 2 3 4 5; do printf k | '$SWARMCTL' -H unix://$(sock 1) secret create keep-\$n - >/dev/null || exit 1; done"
+stop_swarmd "${PIDS_M[4]}"; RC=$?
+check "manager 4 stops (exit 0)" bash -c "[ $RC = 0 ]"
+OUT=$(ctlm 1 cluster update --autolock=true 2>&1); RC=$?
+K3=$(grep -o 'SWMKEY-1-[0-9a-z]*' <<<"$OUT")
+check "autolock on while manager 4 is down prints a new key" bash -c "[ $RC = 0 ] && [ ${#K3} = 59 ] && [ '$K3' != '$K2' ]"
+for i in 1 2; do check "…manager $i locks its KEK" until_ok 10 locked_file "$i"; done
+churn() { # 200 raft entries: the leader snapshots past what manager 4 holds
+    local n
+    for n in $(seq 100); do
+        printf c | ctlm 1 secret create "churn-$n" - >/dev/null && ctlm 1 secret rm "churn-$n" >/dev/null || return 1
+    done
+}
+check "200 raft entries written while manager 4 is down" churn
+# a snapshot of ~24 MB: its install ends well after manager 4 starts serving, so after its
+# start-up autolock check (100 ms after it serves) — only the re-check after an install sees it
+head -c 300000 /dev/urandom | base64 -w0 >"$T/big"
+check "60 secrets of 400 KB written" bash -c "for n in \$(seq 60); do '$SWARMCTL' -H unix://$(sock 1) secret create big-\$n '$T/big' >/dev/null || exit 1; done"
+start_swarmd_traced m4b --state-dir "$T/m4"
+PIDS_M[4]=$LAST_PID
+check "manager 4 restarts (its KEK was in clear: not locked)" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+installed() { grep -q 'restored snapshot with last index' "$T/m4b.raft"; }
+check "…and catches up by a snapshot install (raft's trace says so)" until_ok 20 installed
+SERVING=$(sed -n 's/^\([0-9T:.-]*Z\) .* is serving: .*/\1/p' "$T/m4b.log" | head -n 1)
+INSTALLED=$(sed -n 's/^LIBRAFT *\([0-9]*\) .*restored snapshot with last index.*/\1/p' "$T/m4b.raft" | head -n 1)
+echo "(manager 4 installed the snapshot $((INSTALLED / 1000000 - $(date -d "$SERVING" +%s%3N))) ms after it began serving)"
+check "…then locks its KEK under the cluster's key" until_ok 10 locked_file 4
+check "…as its log says" grep -q "locked under the cluster's unlock key" "$T/m4b.log"
+restart 4 m4c
+check "restarted, manager 4 is locked" until_ok 10 bash -c "[ -S '$(sock 4)' ] && ! '$SWARMCTL' -H unix://$(sock 4) node ls >/dev/null 2>&1"
+OUT=$(echo "$K2" | "$SWARMD" unlock --state-dir "$T/m4" 2>&1)
+check "…the key from before autolock went off is refused" has "$OUT" "wrong unlock key"
+check "…the cluster's key unlocks it" bash -c "echo '$K3' | '$SWARMD' unlock --state-dir '$T/m4' | grep -q Unlocked"
+check "…it serves" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+check "…as one of 3 Ready managers" until_ok 30 managers_ready 4 3
+# reads are served by the leader: to see what manager 4 itself holds, make it the survivor
+for i in 1 2 4; do stop_swarmd "${PIDS_M[$i]}" 2>/dev/null; done
+start_swarmd m4f init --force-new-cluster --state-dir "$T/m4"
+PIDS_M[4]=$LAST_PID
+check "manager 4 alone (--force-new-cluster) is locked" until_ok 10 bash -c "[ -S '$(sock 4)' ] && ! '$SWARMCTL' -H unix://$(sock 4) node ls >/dev/null 2>&1"
+check "…unlocks with the cluster's key" bash -c "echo '$K3' | '$SWARMD' unlock --state-dir '$T/m4' | grep -q Unlocked"
+check "…and serves" wait_ready "$(sock 4)" "${PIDS_M[4]}"
+check "…every secret, those before the snapshot included" until_ok 10 ctlm 4 secret inspect pw after_restart keep-1 keep-5 big-60
+check "…and not the removed ones" bash -c "[ \"\$('$SWARMCTL' -H unix://$(sock 4) secret ls -q | wc -l)\" = 67 ]"
+check "no sanitizer report in any manager's log" no_sanitizer_report "$T"/m*.log
+
 # nothing readable at rest, the keys included
-check "no unlock key in any state dir" bash -c "! grep -rqa -e '$K1' -e '$K2' '$T/m1' '$T/m2' '$T/m3'"
-check "the secret's value is in no state dir" bash -c "! grep -rqa '$SECRET' '$T/m1' '$T/m2' '$T/m3'"
+check "no unlock key in any state dir" bash -c "! grep -rqa -e '$K1' -e '$K2' -e '$K3' '$T/m1' '$T/m2' '$T/m3' '$T/m4'"
+check "the secret's value is in no state dir" bash -c "! grep -rqa '$SECRET' '$T/m1' '$T/m2' '$T/m3' '$T/m4'"
 finish
