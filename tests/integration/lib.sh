@@ -149,5 +149,5 @@ leader_of() {
 import json, sys
 ls = [n["hostname"] for n in json.load(sys.stdin) if n.get("manager_status") == "leader"]
 if len(ls) != 1 or not ls[0].startswith("mgr-"): sys.exit(1)
-print(ls[0][4:])'
+print(ls[0][4:])' 2>/dev/null
 }
