@@ -548,13 +548,34 @@ static void on_leader(struct mgr *m)
 }
 
 /* A follower is ready once it knows the leader and its replica holds this node. */
-static bool follower_ready(struct mgr *m)
+/* Ready to serve as a follower: a leader is known, and the store (applied from raft) holds
+ * this node and a CA that loads. Else why not, in why (for the message if it never is). */
+static bool follower_ready(struct mgr *m, char *why, size_t size)
 {
     Swarm__Node *n = NULL;
-    if (m->init || mgr__leader_raft_id(m) == 0 || mgr__get_node(m, m->st.node_id, &n) < 0)
+    int r;
+    if (m->init)
         return false;
+    if (mgr__leader_raft_id(m) == 0) {
+        snprintf(why, size, "no leader heard of");
+        return false;
+    }
+    if ((r = mgr__get_node(m, m->st.node_id, &n)) < 0) {
+        snprintf(why, size,
+                 "a leader is known (raft member %llu), but this manager's store does not hold "
+                 "its own node (%s; applied up to entry %llu)",
+                 (unsigned long long)mgr__leader_raft_id(m), strerror(-r),
+                 (unsigned long long)m->raft.last_applied);
+        return false;
+    }
     swarm__node__free_unpacked(n, NULL);
-    return mgr__ca_reload(m) >= 0;
+    if ((r = mgr__ca_reload(m)) < 0) {
+        snprintf(why, size,
+                 "a leader is known, but the CA in this manager's store does not load (%s)",
+                 strerror(-r));
+        return false;
+    }
+    return true;
 }
 
 static void leader_timer_cb(uv_timer_t *t)
@@ -565,7 +586,8 @@ static void leader_timer_cb(uv_timer_t *t)
         on_leader(m);
         return;
     }
-    if (follower_ready(m)) {
+    char why[300] = "";
+    if (follower_ready(m, why, sizeof(why))) {
         uv_timer_stop(t);
         become_follower(m);
         return;
@@ -584,8 +606,8 @@ static void leader_timer_cb(uv_timer_t *t)
         else
             fail(m, -ETIMEDOUT,
                  "no raft leader within %d s (this manager was not elected, and none of the "
-                 "others is reachable with this node's data)",
-                 LEADER_WAIT_MS / 1000);
+                 "others is reachable with this node's data): %s",
+                 LEADER_WAIT_MS / 1000, why);
     }
 }
 
