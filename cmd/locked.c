@@ -12,18 +12,24 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/swtime.h"
 #include "net/rpc.h"
 #include "pki/pki.h"
 #include "proto/frame.h"
 
 #define LOCKED_SOCKET_FILE "swarmd.sock" /* the manager's control socket (manager/internal.h) */
 #define UNLOCK_TIMEOUT_MS 10000
+/* Wrong keys: the first few are answered at once, then each waits twice as long as the one
+ * before (1 s, 2 s, ... 64 s at most) since the last wrong one. */
+#define UNLOCK_FREE_TRIES 3
+#define UNLOCK_DELAY_MAX_S 64
 
 struct swd_locked {
     net_server *server;
     uv_timer_t timer; /* after the right key: the answer leaves, then the server closes */
     char *state_dir;
-    unsigned wrong; /* wrong keys so far */
+    unsigned wrong;       /* wrong keys so far */
+    uint64_t next_try_ns; /* monotonic: no key is checked before then */
     bool unlocked, closing, start_after;
     swd_unlocked_fn cb;
     void *userdata;
@@ -61,16 +67,33 @@ static void h_unlock(net_call *call, const uint8_t *payload, size_t len, void *u
     swarm__unlock_request__free_unpacked(req, NULL);
     if (r < 0)
         return net_call_reply(call, -EINVAL, err, NULL, 0);
+    uint64_t now = sw_now_monotonic_ns();
+    if (now < l->next_try_ns) {
+        pki_unlock_key_clear(&k);
+        snprintf(
+            err, sizeof(err), "too many wrong unlock keys (%u): the next one is checked in %llu s",
+            l->wrong,
+            (unsigned long long)((l->next_try_ns - now + SW_NSEC_PER_SEC - 1) / SW_NSEC_PER_SEC));
+        return net_call_reply(call, -EAGAIN, err, NULL, 0);
+    }
     r = pki_node_state_check_unlock_key(l->state_dir, &k, err, sizeof(err));
     if (r == -EKEYREJECTED) {
         pki_unlock_key_clear(&k);
         l->wrong++;
+        if (l->wrong >= UNLOCK_FREE_TRIES) {
+            unsigned shift = SW_MIN(l->wrong - UNLOCK_FREE_TRIES, 6u);
+            l->next_try_ns = now + SW_MIN(1ull << shift, (unsigned long long)UNLOCK_DELAY_MAX_S) *
+                                       SW_NSEC_PER_SEC;
+        }
         log_warn("refused a wrong unlock key (%u wrong so far)", l->wrong);
-        char msg[160];
+        char msg[200], wait[64] = "";
+        if (l->next_try_ns > now)
+            snprintf(wait, sizeof(wait), " (the next key is checked in %llu s)",
+                     (unsigned long long)((l->next_try_ns - now) / SW_NSEC_PER_SEC));
         snprintf(msg, sizeof(msg),
-                 "wrong unlock key (%u wrong so far); a key rotated while this manager was "
+                 "wrong unlock key (%u wrong so far%s); a key rotated while this manager was "
                  "down: try the previous one",
-                 l->wrong);
+                 l->wrong, wait);
         return net_call_reply(call, -EPERM, msg, NULL, 0);
     }
     if (r < 0) {
@@ -196,6 +219,22 @@ static void trim(char *s)
     size_t lead = strspn(s, " \t");
     if (lead)
         memmove(s, s + lead, n - lead + 1);
+}
+
+int swd_read_unlock_key(struct pki_unlock_key *ret, char *errmsg, size_t size)
+{
+    char key[512] = "";
+    const char *env = getenv("SWARM_UNLOCK_KEY");
+    if (env && env[0])
+        snprintf(key, sizeof(key), "%s", env);
+    else if (read_key_line(key, sizeof(key)) < 0) {
+        snprintf(errmsg, size, "no unlock key on standard input (or in SWARM_UNLOCK_KEY)");
+        return -ENODATA;
+    }
+    trim(key);
+    int r = pki_unlock_key_parse(key, ret, errmsg, size);
+    sw_erase(key, sizeof(key));
+    return r;
 }
 
 int swd_unlock_main(int argc, char **argv)

@@ -3,6 +3,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "pki/pki.h"
+
 typedef struct swd_locked swd_locked;
 /* The right unlock key arrived: the process holds it (pki_node_state_set_unlock_key). */
 typedef void (*swd_unlocked_fn)(void *userdata);
@@ -17,3 +19,6 @@ void swd_locked_close(swd_locked *l);
 /* `swarmd [--state-dir DIR] unlock [--state-dir DIR]` (argv: swarmd's whole command line):
  * the exit status. */
 int swd_unlock_main(int argc, char **argv);
+/* The unlock key from SWARM_UNLOCK_KEY, else a line of stdin (no echo on a terminal),
+ * parsed (errmsg says what is wrong). */
+int swd_read_unlock_key(struct pki_unlock_key *ret, char *errmsg, size_t size);

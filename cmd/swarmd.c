@@ -104,7 +104,9 @@ static const char usage_join[] =
     "  --rejoin                   Join again as the worker DIR holds, keeping its node ID,\n"
     "                             key, addresses and hostname (a root CA rotation it\n"
     "                             missed, an expired certificate); a manager must allow it\n"
-    "                             first: 'swarmctl node update --allow-rejoin NODE'\n"
+    "                             first: 'swarmctl node update --allow-rejoin NODE'; a\n"
+    "                             locked state dir (autolock) takes the unlock key from\n"
+    "                             SWARM_UNLOCK_KEY or standard input\n"
     "  -h, --help                 Show this help\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -683,6 +685,23 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
 
     enum pki_role role = PKI_ROLE_MANAGER;
+    if (join && rejoin && pki_node_state_locked(cfg.state_dir) >= 1) {
+        /* a demoted manager of an autolocked swarm: its keys open with the unlock key */
+        struct pki_unlock_key k;
+        int r = swd_read_unlock_key(&k, errmsg, sizeof(errmsg));
+        if (r >= 0)
+            r = pki_node_state_check_unlock_key(cfg.state_dir, &k, errmsg, sizeof(errmsg));
+        if (r >= 0)
+            pki_node_state_set_unlock_key(&k);
+        pki_unlock_key_clear(&k);
+        if (r < 0) {
+            fprintf(stderr, "swarmd join: --rejoin: %s is locked (autolock): %s\n", cfg.state_dir,
+                    errmsg);
+            d.exit_code = 1;
+            stop(&d, 1);
+            goto run;
+        }
+    }
     if (join) {
         char node_id[SW_ID_LEN + 1];
         struct wrk_join_request jr = {.state_dir = cfg.state_dir,

@@ -80,8 +80,14 @@ static void issue_committed(struct mgr *m, int status, void *userdata)
     struct issue_call *ic = userdata;
     if (status < 0) {
         char err[256];
-        snprintf(err, sizeof(err), "cannot record the %s: %s",
-                 ic->rejoin ? "node's new certificate" : "new node", mgr__strerror(status));
+        if (ic->rejoin && status == -EPERM)
+            snprintf(err, sizeof(err),
+                     "node %s may no longer join again with its ID (it came back in session, "
+                     "or was promoted, meanwhile)",
+                     ic->node_id);
+        else
+            snprintf(err, sizeof(err), "cannot record the %s: %s",
+                     ic->rejoin ? "node's new certificate" : "new node", mgr__strerror(status));
         net_call_reply(ic->call, status, err, NULL, 0);
     } else {
         Swarm__IssueNodeCertificateResponse resp = SWARM__ISSUE_NODE_CERTIFICATE_RESPONSE__INIT;
@@ -188,45 +194,64 @@ static int rejoin_check(struct mgr *m, const Swarm__IssueNodeCertificateRequest 
                  "update --allow-rejoin %s' first",
                  id, id);
         r = -EPERM;
-    } else if (!n->certificate || !n->certificate->cert_pem[0]) {
-        snprintf(err, size, "the swarm holds no certificate of node %s", id);
-        r = -EPERM;
-    } else if ((r = pki_rejoin_check(req->csr_pem, strlen(req->csr_pem), req->rejoin_cert_pem,
-                                     strlen(req->rejoin_cert_pem), n->certificate->cert_pem,
-                                     strlen(n->certificate->cert_pem), why, sizeof(why))) < 0) {
-        snprintf(err, size, "cannot join again as node %s: %s", id, why);
+    } else {
+        const char *certs[] = {n->certificate ? n->certificate->cert_pem : NULL,
+                               n->previous_cert_pem};
+        r = pki_rejoin_check(req->csr_pem, strlen(req->csr_pem), certs, SW_ARRAY_SIZE(certs), why,
+                             sizeof(why));
+        if (r < 0)
+            snprintf(err, size,
+                     "cannot join again as node %s: %s (a node without its key file comes back "
+                     "as a new node: 'swarmctl node rm %s', then join without --rejoin)",
+                     id, why, id);
     }
     swarm__node__free_unpacked(n, NULL);
     return r;
 }
 
-/* The rejoined node's object: its new certificate, where it is now. */
-static int record_rejoin(struct mgr *m, Swarm__Node *n, void *userdata)
+/* A new certificate for n (renewal, rejoin): the current one becomes the previous one (the
+ * node still holds it if the answer is lost), an asked renewal is done. */
+static int set_certificate(Swarm__Node *n, const char *cert_pem)
 {
-    struct issue_call *ic = userdata;
-    if (!n->rejoin_allowed || n->role != SWARM__NODE_ROLE__ROLE_WORKER)
-        return -EPERM; /* changed since the check */
     Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
-    char *hostname = strdup(ic->hostname);
-    char *addr = ic->addr[0] ? strdup(ic->addr) : NULL;
-    if (!cert || !hostname || (ic->addr[0] && !addr)) {
+    char *prev = strdup(n->certificate && n->certificate->cert_pem ? n->certificate->cert_pem : "");
+    if (!cert || !prev) {
         free(cert);
-        free(hostname);
-        free(addr);
+        free(prev);
         return -ENOMEM;
     }
     swarm__node_certificate__init(cert);
-    mgr__fill_cert_info(cert, ic->cert_pem);
+    mgr__fill_cert_info(cert, cert_pem);
     if (!cert->cert_pem) {
         swarm__node_certificate__free_unpacked(cert, NULL);
-        free(hostname);
-        free(addr);
+        free(prev);
         return -ENOMEM;
     }
     if (n->certificate)
         swarm__node_certificate__free_unpacked(n->certificate, NULL);
     n->certificate = cert;
+    free(n->previous_cert_pem != protobuf_c_empty_string ? n->previous_cert_pem : NULL);
+    n->previous_cert_pem = prev;
     n->cert_rotated = n->cert_rotate;
+    return 0;
+}
+
+/* The rejoined node's object: its new certificate, where it is now. The permission stays
+ * until the node is in session (a lost answer: the node runs the join again). */
+static int record_rejoin(struct mgr *m, Swarm__Node *n, void *userdata)
+{
+    struct issue_call *ic = userdata;
+    if (!n->rejoin_allowed || n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
+        n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
+        return -EPERM; /* changed since the check: back in session, or promoted */
+    char *hostname = strdup(ic->hostname);
+    char *addr = ic->addr[0] ? strdup(ic->addr) : NULL;
+    int r = hostname && (!ic->addr[0] || addr) ? set_certificate(n, ic->cert_pem) : -ENOMEM;
+    if (r < 0) {
+        free(hostname);
+        free(addr);
+        return r;
+    }
     free(n->hostname != protobuf_c_empty_string ? n->hostname : NULL);
     n->hostname = hostname;
     if (addr) {
@@ -389,20 +414,7 @@ struct renew_call {
 static int record_cert(struct mgr *m, Swarm__Node *n, void *userdata)
 {
     struct renew_call *rc = userdata;
-    Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
-    if (!cert)
-        return -ENOMEM;
-    swarm__node_certificate__init(cert);
-    mgr__fill_cert_info(cert, rc->cert_pem);
-    if (!cert->cert_pem) {
-        swarm__node_certificate__free_unpacked(cert, NULL);
-        return -ENOMEM;
-    }
-    if (n->certificate)
-        swarm__node_certificate__free_unpacked(n->certificate, NULL);
-    n->certificate = cert;
-    n->cert_rotated = n->cert_rotate; /* a forced rotation is done */
-    return 0;
+    return set_certificate(n, rc->cert_pem);
 }
 
 static void renew_committed(struct mgr *m, int status, void *userdata)

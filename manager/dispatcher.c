@@ -87,9 +87,10 @@ struct status_change {
     bool has_cert;
 };
 
-/* The node opened its session with another certificate than the one recorded (a renewal
- * committed whose answer never reached it): record what it holds, so that a root rotation
- * does not count it as moved, and ask it to renew again. */
+/* The node opened its session with another certificate than the one recorded: a renewal
+ * committed whose answer never reached it. When it is the previous one (the usual case) that
+ * becomes the record again; otherwise what it presents is recorded, without its PEM. Either
+ * way a root rotation does not count it as moved, and it is asked to renew again. */
 static int reconcile_cert(Swarm__Node *n, const struct pki_identity *id)
 {
     Swarm__NodeCertificate *c = n->certificate;
@@ -97,8 +98,13 @@ static int reconcile_cert(Swarm__Node *n, const struct pki_identity *id)
         return 0;
     log_debug("node %s presents certificate %s, not %s (recorded): asking it to renew", n->id,
               id->serial, c->serial);
-    char *pem = strdup(""), *issuer = strdup(id->issuer), *serial = strdup(id->serial),
-         *aki = strdup(id->authority_key_id);
+    struct pki_identity prev;
+    bool is_prev =
+        n->previous_cert_pem && n->previous_cert_pem[0] &&
+        pki_identity_from_pem(n->previous_cert_pem, strlen(n->previous_cert_pem), &prev) >= 0 &&
+        strcmp(prev.serial, id->serial) == 0;
+    char *pem = strdup(is_prev ? n->previous_cert_pem : ""), *issuer = strdup(id->issuer),
+         *serial = strdup(id->serial), *aki = strdup(id->authority_key_id);
     if (!pem || !issuer || !serial || !aki) {
         free(pem);
         free(issuer);

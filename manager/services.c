@@ -882,14 +882,17 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
         n->desired_role != SWARM__NODE_ROLE__ROLE_MANAGER) {
         /* promotion: the node renews into a manager certificate, then joins raft */
         n->desired_role = SWARM__NODE_ROLE__ROLE_MANAGER;
+        n->rejoin_allowed = false;
         rotate = true;
     }
     if (rotate)
         n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
-    if (req->allow_rejoin) {
+    if (req->allow_rejoin) { /* checked again here: the node may have changed since */
         if (n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
             n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
             return -EPERM;
+        if (n->state == SWARM__NODE_STATE__NODE_READY)
+            return -EBUSY;
         n->rejoin_allowed = true;
     }
     return labels_edit(&n->labels, &n->n_labels, req->label_add, req->n_label_add, req->label_rm,
@@ -902,6 +905,11 @@ static void node_edited(struct mgr *m, int status, void *userdata)
     Swarm__Node *n = NULL;
     if (status == -EPERM && e->req->allow_rejoin) {
         net_call_reply(e->call, status, "the node became a manager meanwhile", NULL, 0);
+    } else if (status == -EBUSY && e->req->allow_rejoin) {
+        net_call_reply(e->call, status,
+                       "the node came back in session meanwhile: it renews its certificate by "
+                       "itself",
+                       NULL, 0);
     } else if (status < 0) {
         mgr__reply_errno(e->call, status, "cannot update the node");
     } else if (mgr__get_node(m, e->req->id, &n) >= 0) {

@@ -295,6 +295,7 @@ static void on_connected(net_client *c, int status, const char *error, void *use
         link_close(l, RAFT_NOCONNECTION);
         return;
     }
+    m->raft_peer_untrusted = false; /* a manager of this root answered */
     /* the manager at that address must be the raft member we mean */
     const struct net_peer *peer = net_client_server_peer(c);
     if (mgr__raft_id_from_node_id(peer->id.node_id) != l->id) {

@@ -736,12 +736,15 @@ int net_http_post(const char *url, const char *body, const char *ca_pem,
         r = read_response(&c, max_response, &status, &resp, &resp_len);
     conn_close(&c);
     ERR_clear_error();
-    if (r < 0 && c.cert_requested && r != -ETIMEDOUT)
+    if (r < 0 && c.cert_requested && errmsg && size) {
+        char first[256];
+        snprintf(first, sizeof(first), "%s", errmsg);
         http_err(errmsg, size,
-                 "external CA %s asks for a client certificate (mutual TLS) and none was "
-                 "given (a first manager has none before the CA signs one: let the signer "
-                 "take that request without)",
-                 who);
+                 "%s (it asked for a client certificate, mutual TLS, and none was given: a "
+                 "first manager has none before the CA signs one; let the signer take that "
+                 "request without)",
+                 first);
+    }
     if (r < 0)
         return r;
     *ret_status = status;

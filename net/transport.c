@@ -183,11 +183,16 @@ static void tls_fail(struct net_transport *t, const char *what)
     char e[200];
     pki_openssl_error(e, sizeof(e));
     flush_tls(t); /* let an alert reach the peer */
-    long v = t->tls_done ? X509_V_OK : SSL_get_verify_result(t->ssl);
+    /* (with SSL_VERIFY_NONE the result is never OK, and means nothing) */
+    long v = t->tls_done || !(SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER)
+                 ? X509_V_OK
+                 : SSL_get_verify_result(t->ssl);
+    bool clock = v == X509_V_ERR_CERT_HAS_EXPIRED || v == X509_V_ERR_CERT_NOT_YET_VALID;
     if (v != X509_V_OK)
-        net__transport_close_flush(t, -EKEYREJECTED,
-                                   "%s: the peer's certificate does not verify: %s", what,
-                                   X509_verify_cert_error_string(v));
+        net__transport_close_flush(t, clock ? -EKEYEXPIRED : -EKEYREJECTED,
+                                   "%s: the peer's certificate does not verify: %s%s", what,
+                                   X509_verify_cert_error_string(v),
+                                   clock ? " (is this machine's clock right?)" : "");
     else
         net__transport_close_flush(t, -EPROTO, "%s: %s", what, e[0] ? e : "protocol error");
 }

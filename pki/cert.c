@@ -273,23 +273,12 @@ bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key)
     return ok;
 }
 
-int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *prev_pem, size_t prev_len,
-                     const char *issued_pem, size_t issued_len, char *errmsg, size_t errmsg_size)
+int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *const *certs, size_t n_certs,
+                     char *errmsg, size_t errmsg_size)
 {
-    _cleanup_x509_ X509 *prev = NULL, *issued = NULL;
-    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024 || !prev_pem || !issued_pem) {
-        pki__errmsg(errmsg, errmsg_size,
-                    "a certificate request and the node's certificate are needed");
+    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024) {
+        pki__errmsg(errmsg, errmsg_size, "certificate request is empty or too large");
         return -EINVAL;
-    }
-    if (pki__x509_from_pem(prev_pem, prev_len, &prev) < 0) {
-        pki__errmsg(errmsg, errmsg_size, "the node's certificate is not a PEM certificate");
-        return -EINVAL;
-    }
-    if (pki__x509_from_pem(issued_pem, issued_len, &issued) < 0 || X509_cmp(prev, issued) != 0) {
-        pki__errmsg(errmsg, errmsg_size,
-                    "the node's certificate is not the one the swarm last issued to it");
-        return -EPERM;
     }
     _cleanup_bio_ BIO *in = BIO_new_mem_buf(csr_pem, (int)csr_len);
     if (!in)
@@ -301,14 +290,21 @@ int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *prev_pem, 
         return -EINVAL;
     }
     EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
-    int r = 0;
+    int r = -EPERM;
     if (!pub || X509_REQ_verify(csr, pub) != 1) {
         pki__errmsg(errmsg, errmsg_size, "certificate request signature does not verify");
         r = -EINVAL;
-    } else if (EVP_PKEY_eq(pub, X509_get0_pubkey(prev)) != 1) {
-        pki__errmsg(errmsg, errmsg_size,
-                    "the certificate request is not signed with the node's key");
-        r = -EPERM;
+    } else {
+        for (size_t i = 0; r < 0 && i < n_certs; i++) {
+            _cleanup_x509_ X509 *x = NULL;
+            if (certs[i] && certs[i][0] &&
+                pki__x509_from_pem(certs[i], strlen(certs[i]), &x) >= 0 &&
+                EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1)
+                r = 0;
+        }
+        if (r < 0)
+            pki__errmsg(errmsg, errmsg_size,
+                        "the certificate request is not signed with the node's key");
     }
     X509_REQ_free(csr);
     ERR_clear_error();

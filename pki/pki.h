@@ -120,13 +120,12 @@ int pki_cert_key_id(const char *pem, size_t len, char ret[65]);
 int pki_cert_not_after(const char *pem, size_t len, uint64_t *ret_ns);
 /* True if the public key in cert_pem belongs to key. */
 bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key);
-/* A node joining again with its node ID (swarmd join --rejoin): prev_pem must be the
- * certificate the swarm last issued to that node (issued_pem, from the store; the leaf is
- * compared, expiry and root do not matter) and csr_pem must be signed with that
- * certificate's key (proof the caller holds the node's key). -EPERM (errmsg) if not,
- * -EINVAL for malformed input. */
-int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *prev_pem, size_t prev_len,
-                     const char *issued_pem, size_t issued_len, char *errmsg, size_t errmsg_size);
+/* A node joining again with its node ID (swarmd join --rejoin): csr_pem must verify and be
+ * signed with the key of one of certs (the certificates the swarm recorded for that node:
+ * the last one issued and the one before it; expiry and root do not matter), the proof the
+ * caller holds the node's key. -EPERM (errmsg) if not, -EINVAL for a malformed CSR. */
+int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *const *certs, size_t n_certs,
+                     char *errmsg, size_t errmsg_size);
 
 /* ------------------------------------------------------------------ join tokens */
 

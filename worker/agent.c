@@ -146,7 +146,7 @@ static void fail_session(wrk_agent *a, int status, const char *why)
     drop_client(a);
     uv_timer_stop(&a->timer);
     a->state = AGENT_IDLE;
-    if (!a->ready_done && (status == -EPERM || status == -EKEYREJECTED)) {
+    if (!a->ready_done && (status == -EPERM || status == -EKEYREJECTED || status == -EKEYEXPIRED)) {
         /* refused by the manager or not a manager of this cluster: no point waiting */
         char msg[900];
         if (status == -EKEYREJECTED)

@@ -185,10 +185,8 @@ static int issue(struct join *j, const char *token, char *err, size_t errsize)
     req.csr_pem = j->csr;
     req.hostname = j->hostname;
     req.addr = j->advertise_s;
-    if (j->req->rejoin) {
+    if (j->req->rejoin)
         req.rejoin_node_id = j->old.node_id;
-        req.rejoin_cert_pem = j->old.node_cert_pem;
-    }
     struct net_expect expect = {.manager = true};
     char serr[400] = "";
     r = call_once(j, ctx, &expect, "CA.IssueNodeCertificate", &req.base, &status, &out, &out_len,

@@ -224,7 +224,6 @@ int main(int argc, char **argv)
     in_live.addr = "127.0.0.1";
     Swarm__IssueNodeCertificateRequest in_rejoin = in_live; /* swarmd join --rejoin */
     in_rejoin.rejoin_node_id = "0123456789abcdefghijklmno";
-    in_rejoin.rejoin_cert_pem = (char *)csr_stub;
     char *rm[] = {"env"};
     Swarm__UpdateNodeRequest un = SWARM__UPDATE_NODE_REQUEST__INIT;
     un.id = "fuzz-worker";

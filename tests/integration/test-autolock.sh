@@ -55,11 +55,17 @@ check "a wrong key is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "…and counted" has "$OUT" "wrong unlock key (1 wrong"
 OUT=$(echo "SWMKEY-1-$(printf '%050d' 8)" | "$SWARMD" unlock --state-dir "$T/m2" 2>&1)
 check "…each one" has "$OUT" "2 wrong"
+OUT=$(echo "SWMKEY-1-$(printf '%050d' 9)" | "$SWARMD" unlock --state-dir "$T/m2" 2>&1)
+check "from the third wrong key on, the next one waits" has "$OUT" "3 wrong so far (the next key is checked in [0-9] s)"
+OUT=$(echo "$K1" | "$SWARMD" unlock --state-dir "$T/m2" 2>&1); RC=$?
+check "…even the right key is not checked before then (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying when it will be" has "$OUT" "too many wrong unlock keys (3): the next one is checked in [0-9] s"
+sleep 1.1
 OUT=$(echo "not-a-key" | "$SWARMD" unlock --state-dir "$T/m2" 2>&1); RC=$?
 check "a malformed key is refused before it is sent" bash -c "[ $RC = 1 ]"
 check "…saying what a key looks like" has "$OUT" "SWMKEY-1-"
 check "still locked after wrong keys" bash -c "! '$SWARMCTL' -H unix://$(sock 2) node ls >/dev/null 2>&1"
-check "the right key on stdin unlocks it" bash -c "echo '$K1' | '$SWARMD' unlock --state-dir '$T/m2' | grep -q Unlocked"
+check "the right key on stdin unlocks it (once the wait is over)" until_ok 5 bash -c "echo '$K1' | '$SWARMD' unlock --state-dir '$T/m2' | grep -q Unlocked"
 check "…it serves again" wait_ready "$(sock 2)" "${PIDS_M[2]}"
 check "…with the secret" until_ok 10 ctlm 2 secret inspect pw
 check "…as one of 3 Ready managers" until_ok 20 managers_ready 2 3
@@ -96,15 +102,28 @@ check "…a leader and 3 Ready managers again" until_ok 30 managers_ready 1 3
 check "…the secret is there" ctlm 3 secret inspect pw
 check "…and writes commit" bash -c "printf x | '$SWARMCTL' -H unix://$(sock 2) secret create after_restart - >/dev/null"
 
-# a demoted manager is a worker: never locked
+# a demoted manager is a worker: never locked. mgr-3 is demoted while it is down (its state
+# dir locked), allowed to rejoin, and joins again with its ID: its keys open with the key
+stop_swarmd "${PIDS_M[3]}" 2>/dev/null
+check "mgr-3 down" until_ok 30 bash -c "'$SWARMCTL' -H unix://$(sock 1) node ls | grep -q 'mgr-3 *\(Down\|Unknown\)'"
 demote3() { ctlm 1 node demote mgr-3 >/dev/null 2>&1; }
-check "node demote mgr-3 (once every manager is reachable again)" until_ok 20 demote3
+check "node demote mgr-3 while it is down" until_ok 20 demote3
+check "…allowed to rejoin" ctlm 1 node update --allow-rejoin mgr-3
+WT=$(ctlm 1 join-token -q worker)
+OUT=$("$SWARMD" join --rejoin --state-dir "$T/m3" --timeout 10s "$WT" "$ADDR1" </dev/null 2>&1); RC=$?
+check "join --rejoin of its locked state dir without the key fails (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying it is locked" has "$OUT" "is locked (autolock)"
+export SWARM_UNLOCK_KEY=$K2
+start_swarmd m3w join --rejoin --state-dir "$T/m3" "$WT" "$ADDR1"
+unset SWARM_UNLOCK_KEY
+check "…with the key (SWARM_UNLOCK_KEY) it joins again as a worker" until_ok 20 grep -q "joined its swarm again" "$T/m3w.out"
+PIDS_M[3]=$LAST_PID
 check "…its KEK is back in clear" until_ok 20 clear_file 3
 check "…its data key is gone" until_ok 10 bash -c "[ ! -e '$T/m3/keys/dek' ]"
-restart 3 m3w
+restart 3 m3w2
 w3_ready() { ctlm 1 node ls 2>/dev/null | grep mgr-3 | grep -q Ready; }
 check "…and it restarts as a worker without a key" until_ok 20 w3_ready
-check "…that is not locked" bash -c "! grep -q 'is locked' '$T/m3w.log'"
+check "…that is not locked" bash -c "! grep -q 'is locked' '$T/m3w2.log'"
 
 # off: back in clear on every manager; a restart needs no key
 OUT=$(ctlm 1 cluster update --autolock=false 2>&1); RC=$?

@@ -144,7 +144,7 @@ check "…a worker joins: the manager presented its certificate" until_ok 20 bas
 OUT=$("$SWARMD" init --state-dir "$T/h2" --listen-addr 127.0.0.1:0 --external-ca "$HURL" --external-ca-cert "$T/ca/ca.pem" 2>&1); RC=$?
 check "…init cannot (no certificate yet to present): refused (exit 1)" bash -c "[ $RC = 1 ]"
 echo "(mutual TLS at init: $OUT)"
-check "…saying the signer asks for a client certificate" has "$OUT" "asks for a client certificate"
+check "…saying the signer asked for a client certificate" has "$OUT" "asked for a client certificate"
 stop_signer
 check "a signer whose TLS certificate is of another CA" tls_signer "$T/tlsother.pem" "$T/tlsother-key.pem"
 OUT=$("$SWARMD" join --timeout 5s --state-dir "$T/hw3" "$HWT" "$A3" 2>&1); RC=$?

@@ -135,5 +135,6 @@ check "…Ready" until_ok 20 node_ready rc-m3
 check "…its manager data is gone" bash -c "[ ! -e '$T/m3/raft' ] && [ ! -e '$T/m3/store' ]"
 check "node promote rc-m3" ctlm 1 node promote rc-m3
 check "…3 managers again" until_ok 30 managers_ready 1 3
-check "…and writes go on through it" until_ok 20 bash -c "printf x | '$SWARMCTL' -H unix://$(sock 1) secret create after_m3 - >/dev/null"
+check "…and writes go on through it" until_ok 20 bash -c "printf x | '$SWARMCTL' -H unix://$(sock 3) secret create after_m3 - >/dev/null"
+check "…which sees 3 Ready managers" until_ok 20 managers_ready 3 3
 finish

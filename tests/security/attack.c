@@ -2,15 +2,12 @@
  * CSR, skips the CA pinning, calls any method with or without a certificate, and holds a
  * dispatcher session printing every assignment (secrets included) it is sent.
  *
- *   attack join [--no-pin] [--csr F --key F] [--hostname H] [--rejoin ID --rejoin-cert F]
- *               ADDR TOKEN OUTDIR
+ *   attack join [--no-pin] [--csr F --key F] [--hostname H] [--rejoin ID] ADDR TOKEN OUTDIR
  *       GetRootCA (pinned against the token unless --no-pin), then IssueNodeCertificate with
- *       the CSR (default: a fresh key's), asking to keep node ID with --rejoin (presenting
- *       the certificate F: a node's, without its key); prints "node=<id> role=<role>", writes
- *       OUTDIR/node.crt node.key ca.crt. Refusal: "refused: <error>" on stderr, exit 1.
- *   attack call [--cert F --key F] [--ca F] [--payload-size N] [--renew-csr F --out F]
- *               ADDR METHOD...
- *       one connection and one call per METHOD; prints "METHOD status=<n> error=<text>", or
+ *       the CSR (default: a fresh key's), asking to keep node ID with --rejoin; prints "node=<id>
+ * role=<role>", writes OUTDIR/node.crt node.key ca.crt. Refusal: "refused: <error>" on stderr,
+ * exit 1. attack call [--cert F --key F] [--ca F] [--payload-size N] [--renew-csr F --out F] ADDR
+ * METHOD... one connection and one call per METHOD; prints "METHOD status=<n> error=<text>", or
  *       "METHOD connect-error=<text>" when the server refuses the connection. Without --ca
  *       the server is not verified. --payload-size: N zero bytes; --renew-csr: a
  *       RenewNodeCertificateRequest, the returned certificate written to --out.
@@ -90,16 +87,13 @@ static int sync_call(const struct sw_addr *addr, SSL_CTX *ctx, const char *metho
 
 static int do_join(int argc, char **argv)
 {
-    static const struct option opts[] = {{"no-pin", no_argument, NULL, 'n'},
-                                         {"csr", required_argument, NULL, 'c'},
-                                         {"key", required_argument, NULL, 'k'},
-                                         {"hostname", required_argument, NULL, 'h'},
-                                         {"rejoin", required_argument, NULL, 'r'},
-                                         {"rejoin-cert", required_argument, NULL, 'R'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"no-pin", no_argument, NULL, 'n'},       {"csr", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},    {"hostname", required_argument, NULL, 'h'},
+        {"rejoin", required_argument, NULL, 'r'}, {0}};
     bool pin = true;
     const char *csr_path = NULL, *key_path = NULL, *hostname = "attacker";
-    const char *rejoin_id = NULL, *rejoin_cert = NULL;
+    const char *rejoin_id = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -118,14 +112,11 @@ static int do_join(int argc, char **argv)
             case 'r':
                 rejoin_id = optarg;
                 break;
-            case 'R':
-                rejoin_cert = optarg;
-                break;
             default:
                 return 2;
         }
     }
-    if (argc - optind != 3 || !csr_path != !key_path || !rejoin_id != !rejoin_cert)
+    if (argc - optind != 3 || !csr_path != !key_path)
         return die("join", "usage: join [--no-pin] [--csr F --key F] ADDR TOKEN OUTDIR"), 2;
     const char *addr_s = argv[optind], *token = argv[optind + 1], *outdir = argv[optind + 2];
 
@@ -182,13 +173,8 @@ static int do_join(int argc, char **argv)
     ireq.csr_pem = csr;
     ireq.hostname = (char *)hostname;
     ireq.addr = "127.0.0.1:1";
-    _cleanup_free_ char *prev = NULL;
-    if (rejoin_id) {
-        if (!(prev = slurp(rejoin_cert)))
-            return die("join", "cannot read the --rejoin-cert file");
+    if (rejoin_id)
         ireq.rejoin_node_id = (char *)rejoin_id;
-        ireq.rejoin_cert_pem = prev;
-    }
     r = sync_call(&addr, ctx, "CA.IssueNodeCertificate", &ireq.base, &status, err, sizeof(err),
                   &out, &out_len);
     pki_tls_ctx_free(ctx);

@@ -41,28 +41,33 @@ check "node update --allow-rejoin of the down worker" ctl node update --allow-re
 check "…node inspect says so" bash -c "'$SWARMCTL' -H unix://$SOCK node inspect --pretty '$WID' | grep -q 'Rejoin:.*allowed'"
 
 # allowed: still only for the holder of the node's key, with a worker token
-OUT=$("$ATTACK" join --rejoin "$WID" --rejoin-cert "$T/w.crt" "$A" "$WT" "$T/x" 2>&1); RC=$?
-check "row 16: the node's certificate with another key is refused (exit 1)" bash -c "[ $RC = 1 ]"
+OUT=$("$ATTACK" join --rejoin "$WID" "$A" "$WT" "$T/x" 2>&1); RC=$?
+check "row 16: the node's ID with another key is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "row 16: …the request is not signed with the node's key" has "$OUT" "not signed with the node's key"
-"$ATTACK" join "$A" "$WT" "$T/other" >/dev/null || fail "join other"
-OUT=$("$ATTACK" join --rejoin "$WID" --rejoin-cert "$T/other/node.crt" "$A" "$WT" "$T/x" 2>&1); RC=$?
-check "row 16: another node's certificate is refused (exit 1)" bash -c "[ $RC = 1 ]"
-check "row 16: …it is not the one the swarm issued to that node" has "$OUT" "not the one the swarm last issued"
 OUT=$("$SWARMD" join --rejoin --state-dir "$T/w" --timeout 5s "$MT" "$A" 2>&1); RC=$?
 check "row 16: rejoin with a manager token is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "row 16: …a worker token is needed" has "$OUT" "use a worker token"
-OUT=$("$ATTACK" join --rejoin "$MID" --rejoin-cert "$T/a/certificates/swarm-node.crt" "$A" "$WT" "$T/x" 2>&1); RC=$?
+OUT=$("$ATTACK" join --rejoin "$MID" "$A" "$WT" "$T/x" 2>&1); RC=$?
 check "row 16: rejoin as the manager's ID is refused (exit 1)" bash -c "[ $RC = 1 ]"
 check "row 16: …it is a manager" has "$OUT" "is a manager"
 
+# the node's own key, the answer lost: the node can still run the join again
+node_creds "$T/w" "$T/wc" || fail "cannot read the worker's credentials"
+openssl req -new -key "$T/wc/node.key" -subj /CN=x -out "$T/wc/csr.pem" 2>/dev/null
+OUT=$("$ATTACK" join --rejoin "$WID" --csr "$T/wc/csr.pem" --key "$T/wc/node.key" "$A" "$WT" "$T/lost" 2>&1)
+check "row 16: the holder of the node's key gets its certificate (answer thrown away)" has "$OUT" "node=$WID role=worker"
+
 # the node itself comes back with its ID; the permission is used up
 start_swarmd w2 join --rejoin --state-dir "$T/w" "$WT" "$A"
-check "row 16: the node joins again with its ID" until_ok 20 grep -q "joined its swarm again as node $WID" "$T/w2.out"
+check "row 16: after a lost answer the node joins again with its ID" until_ok 20 grep -q "joined its swarm again as node $WID" "$T/w2.out"
 check "row 16: …and is ready under that ID" until_ok 20 is_ready "$WID"
 check "row 16: …with a new certificate" bash -c "! cmp -s '$T/w.crt' '$T/w/certificates/swarm-node.crt'"
 check "row 16: …of the same key" bash -c "[ \"\$(openssl x509 -in '$T/w.crt' -noout -pubkey)\" = \"\$(openssl x509 -in '$T/w/certificates/swarm-node.crt' -noout -pubkey)\" ]"
 check "row 16: the permission is gone once it is back" bash -c "! '$SWARMCTL' -H unix://$SOCK node inspect --pretty '$WID' | grep -q 'Rejoin:'"
-check "row 16: one node, not two" bash -c "[ \$('$SWARMCTL' -H unix://$SOCK node ls -q | wc -l) = 3 ]"
+OUT=$("$ATTACK" join --rejoin "$WID" --csr "$T/wc/csr.pem" --key "$T/wc/node.key" "$A" "$WT" "$T/again" 2>&1); RC=$?
+check "row 16: …even the node's key cannot rejoin again (exit 1)" bash -c "[ $RC = 1 ]"
+check "row 16: …it is not allowed any more" has "$OUT" "may not join again with its ID"
+check "row 16: one node, not two" bash -c "[ \$('$SWARMCTL' -H unix://$SOCK node ls -q | wc -l) = 2 ]"
 
 # a removed node's ID cannot come back
 stop_swarmd "$LAST_PID"

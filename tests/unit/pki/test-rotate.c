@@ -122,9 +122,10 @@ static void test_cross_is_not_a_node(void **state)
     free(n.cert);
 }
 
-/* swarmd join --rejoin after a rotation: the node presents the leaf of the old root the swarm
- * last issued it (sent with a chain or not) and a CSR of its key; another key, another
- * node's certificate or a malformed CSR are refused. */
+/* swarmd join --rejoin after a rotation: the CSR must be signed with the key of one of the
+ * certificates the swarm recorded for the node (the last one, or the one before: a renewal
+ * whose answer was lost); any chain after a leaf is ignored; another key, a broken CSR
+ * signature or a malformed CSR are refused. */
 static void test_rejoin_check(void **state)
 {
     struct fx *f = *state;
@@ -134,22 +135,27 @@ static void test_rejoin_check(void **state)
     assert_int_equal(node_issue(f->old_ca, f->cluster, PKI_ROLE_WORKER, 0, &other), 0);
     assert_int_equal(pki_csr_create(n.key, &csr), 0);
     assert_int_equal(pki_csr_create(other.key, &csr_other), 0);
-    size_t cl = strlen(csr), nl = strlen(n.cert);
-    assert_int_equal(pki_rejoin_check(csr, cl, n.cert, nl, n.cert, nl, err, sizeof(err)), 0);
-    char *with_chain = concat(n.cert, pki_ca_cert_pem(f->old_ca)); /* the leaf is compared */
-    assert_int_equal(
-        pki_rejoin_check(csr, cl, n.cert, nl, with_chain, strlen(with_chain), err, sizeof(err)), 0);
-    assert_int_equal(
-        pki_rejoin_check(csr_other, strlen(csr_other), n.cert, nl, n.cert, nl, err, sizeof(err)),
-        -EPERM);
+    size_t cl = strlen(csr);
+    char *with_chain = concat(n.cert, pki_ca_cert_pem(f->old_ca));
+    const char *mine[] = {n.cert}, *chained[] = {with_chain}, *theirs[] = {other.cert};
+    const char *renewed[] = {other.cert, n.cert}; /* the last one's answer never came */
+    const char *none[] = {"", NULL};
+    assert_int_equal(pki_rejoin_check(csr, cl, mine, 1, err, sizeof(err)), 0);
+    assert_int_equal(pki_rejoin_check(csr, cl, chained, 1, err, sizeof(err)), 0);
+    assert_int_equal(pki_rejoin_check(csr, cl, renewed, 2, err, sizeof(err)), 0);
+    assert_int_equal(pki_rejoin_check(csr, cl, theirs, 1, err, sizeof(err)), -EPERM);
     assert_non_null(strstr(err, "not signed with the node's key"));
-    assert_int_equal(
-        pki_rejoin_check(csr, cl, other.cert, strlen(other.cert), n.cert, nl, err, sizeof(err)),
-        -EPERM);
-    assert_non_null(strstr(err, "not the one the swarm last issued"));
-    assert_int_equal(pki_rejoin_check("junk", 4, n.cert, nl, n.cert, nl, err, sizeof(err)),
-                     -EINVAL);
-    assert_int_equal(pki_rejoin_check(csr, cl, "junk", 4, n.cert, nl, err, sizeof(err)), -EINVAL);
+    assert_int_equal(pki_rejoin_check(csr_other, strlen(csr_other), mine, 1, err, sizeof(err)),
+                     -EPERM);
+    assert_int_equal(pki_rejoin_check(csr, cl, none, 2, err, sizeof(err)), -EPERM);
+    assert_int_equal(pki_rejoin_check("junk", 4, mine, 1, err, sizeof(err)), -EINVAL);
+    /* a CSR whose signature does not match its content */
+    char *bad = strdup(csr);
+    assert_non_null(bad);
+    char *mid = bad + cl / 2;
+    *mid = *mid == 'A' ? 'B' : 'A';
+    assert_int_equal(pki_rejoin_check(bad, cl, mine, 1, err, sizeof(err)), -EINVAL);
+    free(bad);
     free(with_chain);
     free(csr);
     free(csr_other);
