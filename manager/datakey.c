@@ -157,6 +157,15 @@ static void h_add_data_key(net_call *call, const uint8_t *payload, size_t len, v
     if (!ok)
         return net_call_reply(call, -EINVAL, "a data key is a nonzero id and 32 bytes", NULL, 0);
     int r = store_add_key(m->store, &k, false);
+    if (r == -E2BIG) {
+        /* full of next keys that failed rotations left (never named, so never sealed
+         * anything; kept until then, as one may still be named by an entry of a deposed
+         * leader): the newest rotation replaces them */
+        store_drop_next_keys(m->store);
+        r = store_add_key(m->store, &k, false);
+        if (r >= 0)
+            log_info("data keys: dropped the next keys of rotations that did not finish");
+    }
     pki_aead_key_clear(&k);
     if (r == -E2BIG)
         return net_call_reply(call, r,
@@ -354,7 +363,11 @@ int mgr__datakey_rotate(struct mgr *m, mgr_datakey_fn done, void *userdata, char
     rot->m = m;
     rot->done = done;
     rot->userdata = userdata;
+    /* full: next keys of earlier rotations that did not finish go (kept otherwise: one a
+     * deposed leader pushed may still be named by an entry this log holds) */
     struct pki_aead_key old[STORE_OLD_KEYS_MAX];
+    if (store_old_keys(m->store, old, NULL, STORE_OLD_KEYS_MAX) >= STORE_OLD_KEYS_MAX)
+        store_drop_next_keys(m->store);
     int r =
         store_old_keys(m->store, old, NULL, STORE_OLD_KEYS_MAX) >= STORE_OLD_KEYS_MAX ? -E2BIG : 0;
     sw_erase(old, sizeof(old));

@@ -76,8 +76,12 @@ check "…and reads what was written under every key" until_ok 10 bash -c "[ \$(
 # a manager down: the rotation is refused, nothing changes
 KB=$(key_id 1)
 kill -KILL "${PIDS_M[3]}"; wait "${PIDS_M[3]}" 2>/dev/null
-# (tried before the leader counts it unreachable, a rotation pushes the key to the others and
-# fails on the connection: wait for that, so that no failed rotation leaves keys behind)
+# tried before the leader counts it unreachable, a rotation pushes the key to the others and
+# fails on the connection, leaving them a next key that never takes over: more of those than a
+# manager has slots for must not block later rotations (the last part rotates once all are back)
+FAILED=0
+for _ in 1 2 3 4 5 6; do ctlm 1 cluster update --rotate-data-key >/dev/null 2>&1 || FAILED=$((FAILED + 1)); done
+echo "($FAILED rotations failed right after manager 3 went down)"
 m3_unreachable() { ctlm 1 node ls 2>/dev/null | grep mgr-3 | grep -q Unreachable; }
 check "the leader counts manager 3 unreachable" until_ok 15 m3_unreachable
 down() { OUT=$(ctlm 1 cluster update --rotate-data-key 2>&1); [ $? = 1 ] && has "$OUT" "unreachable"; }
