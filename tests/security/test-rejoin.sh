@@ -69,6 +69,25 @@ check "row 16: …even the node's key cannot rejoin again (exit 1)" bash -c "[ $
 check "row 16: …it is not allowed any more" has "$OUT" "may not join again with its ID"
 check "row 16: one node, not two" bash -c "[ \$('$SWARMCTL' -H unix://$SOCK node ls -q | wc -l) = 2 ]"
 
+# row 16b: a renewal whose answer is lost (made here with the node's own credentials): the
+# swarm records a certificate the node never got; when the node opens its next session with
+# the one it holds, that is the record again and the node is asked to renew
+norm() { tr 'A-F' 'a-f' | sed 's/^serial=//; s/^0*//'; }
+disk_serial() { openssl x509 -in "$T/w/certificates/swarm-node.crt" -noout -serial | norm; }
+rec_serial() { ctl node inspect "$WID" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["certificate"]["serial"])' | norm; }
+node_creds "$T/w" "$T/wc2" || fail "cannot read the worker's credentials"
+openssl req -new -key "$T/wc2/node.key" -subj /CN=x -out "$T/wc2/csr.pem" 2>/dev/null
+S1=$(disk_serial)
+OUT=$("$ATTACK" call $(creds "$T/wc2") --renew-csr "$T/wc2/csr.pem" --out "$T/lost.crt" "$A" CA.RenewNodeCertificate)
+check "row 16b: a renewal the node never hears of" has "$OUT" "^CA.RenewNodeCertificate status=0 "
+S2=$(openssl x509 -in "$T/lost.crt" -noout -serial | norm)
+check "row 16b: …is what the swarm records" bash -c "[ '$(rec_serial)' = '$S2' ] && [ '$S2' != '$S1' ]"
+stop_swarmd "$LAST_PID"
+start_swarmd w3 --state-dir "$T/w"
+check "row 16b: the node opens a session with the certificate it holds and is asked to renew" until_ok 20 bash -c "s=\$(openssl x509 -in '$T/w/certificates/swarm-node.crt' -noout -serial | tr 'A-F' 'a-f' | sed 's/^serial=//; s/^0*//'); [ \"\$s\" != '$S1' ] && [ \"\$s\" != '$S2' ]"
+check "row 16b: …and the record is the certificate it holds" until_ok 20 bash -c "[ \"\$('$SWARMCTL' -H unix://$SOCK node inspect '$WID' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"certificate\"][\"serial\"])' | sed 's/^0*//')\" = \"\$(openssl x509 -in '$T/w/certificates/swarm-node.crt' -noout -serial | tr 'A-F' 'a-f' | sed 's/^serial=//; s/^0*//')\" ]"
+check "row 16b: …Ready" until_ok 20 is_ready "$WID"
+
 # a removed node's ID cannot come back
 stop_swarmd "$LAST_PID"
 check "the worker is down again" until_ok 20 is_down "$WID"
