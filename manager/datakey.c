@@ -67,7 +67,13 @@ static void take_up(struct mgr *m)
     store_drop_next_keys(m->store); /* of rotations that never took over */
     m->datakey_dirty = persist(m) < 0;
     m->datakey_reseal = true;
-    m->datakey_switch_index = store_applied_index(m->store);
+    /* every snapshot up to here may be sealed under the older key: the naming entry applies
+     * (and a snapshot may be taken) before this tick takes the key up, and the store commits
+     * what raft applied a little later */
+    uint64_t at = store_applied_index(m->store);
+    if (m->raft_inited)
+        at = SW_MAX(at, SW_MAX(m->raft.last_applied, m->raft.log.snapshot.last_index));
+    m->datakey_switch_index = at;
     m->datakey_switch_ns = sw_now_monotonic_ns();
     log_info("data key %08" PRIx32 " seals from now on; re-sealing the store", want);
 }

@@ -611,6 +611,16 @@ static void leader_timer_cb(uv_timer_t *t)
     }
 }
 
+/* The node is a voter or spare in this manager's raft configuration. */
+static bool raft_member(struct mgr *m, const char *node_id)
+{
+    uint64_t id = mgr__raft_id_from_node_id(node_id);
+    for (unsigned i = 0; m->raft_inited && i < m->raft.configuration.n; i++)
+        if (m->raft.configuration.servers[i].id == id)
+            return true;
+    return false;
+}
+
 static int authorize_peer(struct net_peer *peer, void *userdata)
 {
     struct mgr *m = userdata;
@@ -629,9 +639,20 @@ static int authorize_peer(struct net_peer *peer, void *userdata)
             removed = strcmp(c->removed_nodes[i], peer->id.node_id) == 0;
         if (c)
             mgr__cluster_free(c);
+        if (removed || mgr__is_leader(m))
+            return -EPERM; /* the leader, and any manager for a removed node, knows */
+        /* A manager of this cluster's CA this replica does not hold yet, while it hears from
+         * no leader or the raft configuration names it: the replica lags (at start raft
+         * restores its last snapshot, and the entries after it apply only once a leader
+         * names the commit index), and that manager may be the very leader it must hear
+         * from to catch up: "try again" would never end. Every call is authorized again, so
+         * once the replica holds the node it is judged on what it holds. */
+        if (peer->id.role == PKI_ROLE_MANAGER &&
+            (mgr__leader_raft_id(m) == 0 || raft_member(m, peer->id.node_id)))
+            return 0;
         /* a follower's replica may not have the node yet (it just joined through the
-         * leader): try again; the leader, and any manager for a removed node, knows */
-        return removed || mgr__is_leader(m) ? -EPERM : -EAGAIN;
+         * leader): try again */
+        return -EAGAIN;
     }
     /* a manager certificate of a node that is no manager any more (demoted) acts as a
      * worker's: it may renew into a worker certificate, nothing a manager may do */
