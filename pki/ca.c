@@ -250,6 +250,31 @@ static int copy_pubkey(X509 *x, X509_REQ *csr)
     return 0;
 }
 
+int pki__csr_read(const char *csr_pem, size_t csr_len, X509_REQ **ret, char *errmsg,
+                  size_t errmsg_size)
+{
+    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024) {
+        pki__errmsg(errmsg, errmsg_size, "certificate request is empty or too large");
+        return -EINVAL;
+    }
+    _cleanup_bio_ BIO *in = BIO_new_mem_buf(csr_pem, (int)csr_len);
+    if (!in)
+        return -ENOMEM;
+    X509_REQ *csr = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
+    if (!csr) {
+        pki__errmsg_ssl(errmsg, errmsg_size, "certificate request is not a PEM CSR");
+        return -EINVAL;
+    }
+    EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
+    if (!pub || X509_REQ_verify(csr, pub) != 1) {
+        pki__errmsg_ssl(errmsg, errmsg_size, "certificate request signature does not verify");
+        X509_REQ_free(csr);
+        return -EINVAL;
+    }
+    *ret = csr;
+    return 0;
+}
+
 int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
                     const struct pki_sign_request *req, char **ret_cert_pem, char *errmsg,
                     size_t errmsg_size)
@@ -277,27 +302,15 @@ int pki_ca_sign_csr(const pki_ca *ca, const char *csr_pem, size_t csr_len,
     if (validity > PKI_CA_VALIDITY_NS)
         validity = PKI_CA_VALIDITY_NS;
 
-    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024) {
-        pki__errmsg(errmsg, errmsg_size, "certificate request is empty or too large");
-        return -EINVAL;
-    }
-    _cleanup_bio_ BIO *in = BIO_new_mem_buf(csr_pem, (int)csr_len);
-    if (!in)
-        return -ENOMEM;
-    X509_REQ *csr = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
-    if (!csr) {
-        pki__errmsg_ssl(errmsg, errmsg_size, "certificate request is not a PEM CSR");
-        return -EINVAL;
-    }
-    int r = -EINVAL;
+    X509_REQ *csr = NULL;
+    int r = pki__csr_read(csr_pem, csr_len, &csr, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
     X509 *x = NULL;
     EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
-    if (!pub || !pki__pkey_is_p256(pub)) {
+    if (!pki__pkey_is_p256(pub)) {
+        r = -EINVAL;
         pki__errmsg(errmsg, errmsg_size, "certificate request key must be ECDSA P-256");
-        goto out;
-    }
-    if (X509_REQ_verify(csr, pub) != 1) {
-        pki__errmsg_ssl(errmsg, errmsg_size, "certificate request signature does not verify");
         goto out;
     }
 

@@ -276,36 +276,21 @@ bool pki_cert_matches_key(const char *cert_pem, size_t len, const pki_key *key)
 int pki_rejoin_check(const char *csr_pem, size_t csr_len, const char *const *certs, size_t n_certs,
                      char *errmsg, size_t errmsg_size)
 {
-    if (!csr_pem || csr_len == 0 || csr_len > 64 * 1024) {
-        pki__errmsg(errmsg, errmsg_size, "certificate request is empty or too large");
-        return -EINVAL;
-    }
-    _cleanup_bio_ BIO *in = BIO_new_mem_buf(csr_pem, (int)csr_len);
-    if (!in)
-        return -ENOMEM;
-    X509_REQ *csr = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
-    if (!csr) {
-        ERR_clear_error();
-        pki__errmsg(errmsg, errmsg_size, "certificate request is not a PEM CSR");
-        return -EINVAL;
-    }
+    X509_REQ *csr = NULL;
+    int r = pki__csr_read(csr_pem, csr_len, &csr, errmsg, errmsg_size);
+    if (r < 0)
+        return r;
     EVP_PKEY *pub = X509_REQ_get0_pubkey(csr);
-    int r = -EPERM;
-    if (!pub || X509_REQ_verify(csr, pub) != 1) {
-        pki__errmsg(errmsg, errmsg_size, "certificate request signature does not verify");
-        r = -EINVAL;
-    } else {
-        for (size_t i = 0; r < 0 && i < n_certs; i++) {
-            _cleanup_x509_ X509 *x = NULL;
-            if (certs[i] && certs[i][0] &&
-                pki__x509_from_pem(certs[i], strlen(certs[i]), &x) >= 0 &&
-                EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1)
-                r = 0;
-        }
-        if (r < 0)
-            pki__errmsg(errmsg, errmsg_size,
-                        "the certificate request is not signed with the node's key");
+    r = -EPERM;
+    for (size_t i = 0; r < 0 && i < n_certs; i++) {
+        _cleanup_x509_ X509 *x = NULL;
+        if (certs[i] && certs[i][0] && pki__x509_from_pem(certs[i], strlen(certs[i]), &x) >= 0 &&
+            EVP_PKEY_eq(pub, X509_get0_pubkey(x)) == 1)
+            r = 0;
     }
+    if (r < 0)
+        pki__errmsg(errmsg, errmsg_size,
+                    "the certificate request is not signed with the node's key");
     X509_REQ_free(csr);
     ERR_clear_error();
     return r;

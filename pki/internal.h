@@ -35,6 +35,9 @@ bool pki__pkey_is_p256(const EVP_PKEY *pkey);
 int pki__bio_to_string(BIO *bio, char **ret, size_t *ret_len);
 /* First certificate of a PEM buffer. -EINVAL. */
 int pki__x509_from_pem(const char *pem, size_t len, X509 **ret);
+/* A PEM CSR (64 KiB at most) whose self-signature verifies; -EINVAL with errmsg if not. */
+int pki__csr_read(const char *csr_pem, size_t csr_len, X509_REQ **ret, char *errmsg,
+                  size_t errmsg_size);
 /* Certificate to PEM (malloc'd). */
 int pki__x509_to_pem(X509 *x, char **ret, size_t *ret_len);
 /* Add every certificate of bundle_pem to store; -EINVAL if there is none. */
