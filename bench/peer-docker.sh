@@ -5,12 +5,14 @@
 # socket/state/root, dockerd data-root/exec-root/pidfile and unix socket. A system Docker
 # (/var/run/docker.sock, /var/lib/docker, /run/containerd) is never used or touched.
 # After `start`, use:  export DOCKER_HOST=unix://$PEER_DIR/docker.sock
+# Several engines (nodes of one swarm) side by side: one $PEER_DIR each, and each its own
+# $PEER_GW_IF (default swbench-gw0, at most 15 characters) and $PEER_GW_SUBNET.
 set -u
 
 DIR=${PEER_DIR:-/tmp/swarmd-bench-docker}
 SOCK="$DIR/docker.sock"
 CTRD_SOCK="$DIR/containerd/containerd.sock"
-GW_IF=swbench-gw0
+GW_IF=${PEER_GW_IF:-swbench-gw0}
 GW_SUBNET=${PEER_GW_SUBNET:-172.30.254.0/24}
 START_TIMEOUT=${PEER_START_TIMEOUT:-60}
 # The Debian CLI matches the Debian engine; a newer CLI elsewhere on PATH also works.
