@@ -70,11 +70,12 @@ static const char help_node_update[] =
     "other nodes, a paused node keeps its tasks but gets no new ones\n"
     "\n"
     "Options:\n"
-    "      --allow-rejoin          The node (a worker, down) may join again keeping its\n"
+    "      --allow-rejoin[=false]  The node (a worker, down) may join again keeping its\n"
     "                              ID: 'swarmd join --rejoin' in its state dir, with a\n"
     "                              worker token (after a root CA rotation it missed, or\n"
     "                              once its certificate expired); a root CA rotation no\n"
-    "                              longer waits for it\n"
+    "                              longer waits for it. =false withdraws it (it also ends\n"
+    "                              when the node is back in session)\n"
     "      --availability string   active, pause or drain\n"
     "      --force-rotate-cert     The node renews its certificate now (a new key, the\n"
     "                              cluster's current --cert-expiry)\n"
@@ -474,7 +475,7 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
         OPT_REJOIN
     };
     static const struct option opts[] = {
-        {"allow-rejoin", no_argument, NULL, OPT_REJOIN},
+        {"allow-rejoin", optional_argument, NULL, OPT_REJOIN},
         {"availability", required_argument, NULL, OPT_AVAILABILITY},
         {"role", required_argument, NULL, OPT_ROLE},
         {"force-rotate-cert", no_argument, NULL, OPT_ROTATE},
@@ -512,7 +513,13 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
                 req.force_rotate_cert = true;
                 break;
             case OPT_REJOIN:
-                req.allow_rejoin = true;
+                if (!optarg || strcmp(optarg, "true") == 0)
+                    req.allow_rejoin = true;
+                else if (strcmp(optarg, "false") == 0)
+                    req.deny_rejoin = true;
+                else
+                    r = cli_usage_error(PROG, cmd, "invalid --allow-rejoin=\"%s\": true or false",
+                                        optarg);
                 break;
             case OPT_ROLE:
                 if (strcmp(optarg, "manager") == 0)
@@ -542,7 +549,7 @@ static int cmd_node_update(struct ctl *ctl, int argc, char **argv)
     if (r == CLI_EXIT_OK && !argv[optind][0])
         r = cli_usage_error(PROG, cmd, "a node name must not be empty");
     if (r == CLI_EXIT_OK && !req.set_availability && !req.force_rotate_cert && !req.set_role &&
-        !req.allow_rejoin && le.n_add == 0 && le.n_rm == 0)
+        !req.allow_rejoin && !req.deny_rejoin && le.n_add == 0 && le.n_rm == 0)
         r = cli_usage_error(PROG, cmd,
                             "nothing to update: give --availability, --label-add, --label-rm, "
                             "--role, --force-rotate-cert or --allow-rejoin");

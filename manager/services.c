@@ -895,6 +895,8 @@ static int edit_node(struct mgr *m, Swarm__Node *n, void *userdata)
             return -EBUSY;
         n->rejoin_allowed = true;
     }
+    if (req->deny_rejoin)
+        n->rejoin_allowed = false;
     return labels_edit(&n->labels, &n->n_labels, req->label_add, req->n_label_add, req->label_rm,
                        req->n_label_rm);
 }
@@ -968,7 +970,7 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         target->role == SWARM__NODE_ROLE__ROLE_MANAGER) {
         /* demotion first leaves raft; the rest of the request waits for another call */
         bool only_role = !req->set_availability && !req->force_rotate_cert && !req->n_label_add &&
-                         !req->n_label_rm && !req->allow_rejoin;
+                         !req->n_label_rm && !req->allow_rejoin && !req->deny_rejoin;
         if (!only_role) {
             mgr__objs_free(&nodes);
             swarm__update_node_request__free_unpacked(req, NULL);
@@ -979,6 +981,11 @@ static void h_update_node(net_call *call, const uint8_t *payload, size_t len, vo
         mgr__objs_free(&nodes);
         swarm__update_node_request__free_unpacked(req, NULL);
         return;
+    }
+    if (req->allow_rejoin && req->deny_rejoin) {
+        mgr__objs_free(&nodes);
+        swarm__update_node_request__free_unpacked(req, NULL);
+        return net_call_reply(call, -EINVAL, "allow or deny a rejoin, not both", NULL, 0);
     }
     if (req->allow_rejoin) {
         const char *bad = NULL;

@@ -39,6 +39,11 @@ check "row 16: …naming the command that allows it" has "$OUT" "node update --a
 
 check "node update --allow-rejoin of the down worker" ctl node update --allow-rejoin "$WID"
 check "…node inspect says so" bash -c "'$SWARMCTL' -H unix://$SOCK node inspect --pretty '$WID' | grep -q 'Rejoin:.*allowed'"
+check "node update --allow-rejoin=false withdraws it" ctl node update --allow-rejoin=false "$WID"
+OUT=$("$SWARMD" join --rejoin --state-dir "$T/w" --timeout 5s "$WT" "$A" 2>&1); RC=$?
+check "row 16: withdrawn, even the node's own rejoin is refused (exit 1)" bash -c "[ $RC = 1 ]"
+check "row 16: …as not allowed" has "$OUT" "may not join again with its ID"
+check "…allowed again" ctl node update --allow-rejoin "$WID"
 
 # allowed: still only for the holder of the node's key, with a worker token
 OUT=$("$ATTACK" join --rejoin "$WID" "$A" "$WT" "$T/x" 2>&1); RC=$?
