@@ -154,8 +154,8 @@ static int token_role(struct mgr *m, const char *token, enum pki_role *ret, char
 
 /* swarmd join --rejoin: a node keeps its ID if the operator allowed it (node update
  * --allow-rejoin), it was a worker and joins with a worker token, and its CSR is signed with
- * the key of the certificate the swarm last issued to it (expired or of a root no longer
- * trusted: that is why it joins again). */
+ * the key of the last certificate the swarm recorded for it or of the one before (expired,
+ * or of a root no longer trusted: that is why it joins again). */
 static int rejoin_check(struct mgr *m, const Swarm__IssueNodeCertificateRequest *req,
                         enum pki_role role, char *err, size_t size)
 {
@@ -213,25 +213,22 @@ static int rejoin_check(struct mgr *m, const Swarm__IssueNodeCertificateRequest 
  * node still holds it if the answer is lost), an asked renewal is done. */
 static int set_certificate(Swarm__Node *n, const char *cert_pem)
 {
+    /* (a failure fails the update, which then writes nothing) */
     Swarm__NodeCertificate *cert = calloc(1, sizeof(*cert));
-    char *prev = strdup(n->certificate && n->certificate->cert_pem ? n->certificate->cert_pem : "");
-    if (!cert || !prev) {
+    if (!cert ||
+        mgr__set_str(&n->previous_cert_pem, n->certificate ? n->certificate->cert_pem : "") < 0) {
         free(cert);
-        free(prev);
         return -ENOMEM;
     }
     swarm__node_certificate__init(cert);
     mgr__fill_cert_info(cert, cert_pem);
     if (!cert->cert_pem) {
         swarm__node_certificate__free_unpacked(cert, NULL);
-        free(prev);
         return -ENOMEM;
     }
     if (n->certificate)
         swarm__node_certificate__free_unpacked(n->certificate, NULL);
     n->certificate = cert;
-    free(n->previous_cert_pem != protobuf_c_empty_string ? n->previous_cert_pem : NULL);
-    n->previous_cert_pem = prev;
     n->cert_rotated = n->cert_rotate;
     return 0;
 }
@@ -244,21 +241,12 @@ static int record_rejoin(struct mgr *m, Swarm__Node *n, void *userdata)
     if (!n->rejoin_allowed || n->role != SWARM__NODE_ROLE__ROLE_WORKER ||
         n->desired_role != SWARM__NODE_ROLE__ROLE_WORKER)
         return -EPERM; /* changed since the check: back in session, or promoted */
-    char *hostname = strdup(ic->hostname);
-    char *addr = ic->addr[0] ? strdup(ic->addr) : NULL;
-    int r = hostname && (!ic->addr[0] || addr) ? set_certificate(n, ic->cert_pem) : -ENOMEM;
-    if (r < 0) {
-        free(hostname);
-        free(addr);
-        return r;
-    }
-    free(n->hostname != protobuf_c_empty_string ? n->hostname : NULL);
-    n->hostname = hostname;
-    if (addr) {
-        free(n->addr != protobuf_c_empty_string ? n->addr : NULL);
-        n->addr = addr;
-    }
-    return 0;
+    int r = set_certificate(n, ic->cert_pem);
+    if (r >= 0)
+        r = mgr__set_str(&n->hostname, ic->hostname);
+    if (r >= 0 && ic->addr[0])
+        r = mgr__set_str(&n->addr, ic->addr);
+    return r;
 }
 
 /* The node object of a new node (known, not yet connected), proposed with its

@@ -103,31 +103,15 @@ static int reconcile_cert(Swarm__Node *n, const struct pki_identity *id)
         n->previous_cert_pem && n->previous_cert_pem[0] &&
         pki_identity_from_pem(n->previous_cert_pem, strlen(n->previous_cert_pem), &prev) >= 0 &&
         strcmp(prev.serial, id->serial) == 0;
-    char *pem = strdup(is_prev ? n->previous_cert_pem : ""), *issuer = strdup(id->issuer),
-         *serial = strdup(id->serial), *aki = strdup(id->authority_key_id);
-    if (!pem || !issuer || !serial || !aki) {
-        free(pem);
-        free(issuer);
-        free(serial);
-        free(aki);
+    /* (a failed copy fails the update, which then writes nothing) */
+    if (mgr__set_str(&c->cert_pem, is_prev ? n->previous_cert_pem : "") < 0 ||
+        mgr__set_str(&c->issuer, id->issuer) < 0 || mgr__set_str(&c->serial, id->serial) < 0 ||
+        mgr__set_str(&c->authority_key_id, id->authority_key_id) < 0)
         return -ENOMEM;
-    }
-    char **slots[] = {&c->cert_pem, &c->issuer, &c->serial, &c->authority_key_id};
-    char *vals[] = {pem, issuer, serial, aki};
-    for (size_t i = 0; i < SW_ARRAY_SIZE(slots); i++) {
-        if (*slots[i] != protobuf_c_empty_string)
-            free(*slots[i]);
-        *slots[i] = vals[i];
-    }
     c->not_before = id->not_before_ns;
     c->not_after = id->not_after_ns;
     n->cert_rotate = SW_MAX(n->cert_rotate, n->cert_rotated) + 1;
     return 0;
-}
-
-static char *dup_str(const char *s)
-{
-    return strdup(s ? s : "");
 }
 
 static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
@@ -141,31 +125,15 @@ static int set_status(struct mgr *m, Swarm__Node *n, void *userdata)
         if (r < 0)
             return r;
     }
-    free(n->state_message != protobuf_c_empty_string ? n->state_message : NULL);
-    n->state_message = dup_str(c->message);
-    if (!n->state_message)
+    if (mgr__set_str(&n->state_message, c->message) < 0)
         return -ENOMEM;
     if (c->desc) {
         const Swarm__NodeDescription *d = c->desc;
-        if (d->hostname[0]) {
-            free(n->hostname != protobuf_c_empty_string ? n->hostname : NULL);
-            n->hostname = dup_str(d->hostname);
-        }
-        if (d->addr[0]) {
-            free(n->addr != protobuf_c_empty_string ? n->addr : NULL);
-            n->addr = dup_str(d->addr);
-        }
-        if (d->os[0]) {
-            free(n->os != protobuf_c_empty_string ? n->os : NULL);
-            n->os = dup_str(d->os);
-        }
-        if (d->arch[0]) {
-            free(n->arch != protobuf_c_empty_string ? n->arch : NULL);
-            n->arch = dup_str(d->arch);
-        }
-        free(n->runtime_error != protobuf_c_empty_string ? n->runtime_error : NULL);
-        n->runtime_error = dup_str(d->runtime_error);
-        if (!n->hostname || !n->addr || !n->os || !n->arch || !n->runtime_error)
+        if ((d->hostname[0] && mgr__set_str(&n->hostname, d->hostname) < 0) ||
+            (d->addr[0] && mgr__set_str(&n->addr, d->addr) < 0) ||
+            (d->os[0] && mgr__set_str(&n->os, d->os) < 0) ||
+            (d->arch[0] && mgr__set_str(&n->arch, d->arch) < 0) ||
+            mgr__set_str(&n->runtime_error, d->runtime_error) < 0)
             return -ENOMEM;
         if (d->resources) {
             if (!n->resources) {
@@ -543,12 +511,7 @@ static void h_session(net_call *call, const uint8_t *payload, size_t len, void *
 
 static int set_runtime_error(struct mgr *m, Swarm__Node *n, void *userdata)
 {
-    char *v = strdup(userdata);
-    if (!v)
-        return -ENOMEM;
-    free(n->runtime_error != protobuf_c_empty_string ? n->runtime_error : NULL);
-    n->runtime_error = v;
-    return 0;
+    return mgr__set_str(&n->runtime_error, userdata);
 }
 
 static void runtime_error_done(struct mgr *m, int status, void *userdata)
@@ -719,12 +682,7 @@ struct status_batch {
 
 static void set_field(char **f, const char *v)
 {
-    char *n = strdup(v ? v : "");
-    if (!n)
-        return;
-    if (*f && *f != protobuf_c_empty_string)
-        free(*f);
-    *f = n;
+    (void)mgr__set_str(f, v); /* a failed copy leaves the old message */
 }
 
 static int build_status(struct mgr *m, struct mgr_batch *b, void *userdata)

@@ -326,6 +326,9 @@ int mgr__get_node(struct mgr *m, const char *id, Swarm__Node **ret);
 int mgr__self_node(struct mgr *m, Swarm__Node **ret);
 /* Fill c (strdup'd fields) from a certificate PEM. */
 void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem);
+/* Set a string field of a message to a copy of v (NULL: ""), freeing the old one (never
+ * protobuf-c's shared empty string). -ENOMEM leaves the field as it was. */
+int mgr__set_str(char **slot, const char *v);
 
 /* objects.c: RPC helpers */
 /* false (and the call answered -EAGAIN) while the manager is not serving */

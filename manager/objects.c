@@ -91,6 +91,17 @@ int mgr__get_node(struct mgr *m, const char *id, Swarm__Node **ret)
     return 0;
 }
 
+int mgr__set_str(char **slot, const char *v)
+{
+    char *d = strdup(v ? v : "");
+    if (!d)
+        return -ENOMEM;
+    if (*slot && *slot != protobuf_c_empty_string)
+        free(*slot);
+    *slot = d;
+    return 0;
+}
+
 void mgr__fill_cert_info(Swarm__NodeCertificate *c, const char *cert_pem)
 {
     struct pki_identity id;

@@ -159,14 +159,10 @@ static int put_task(struct pass *p, Task *t)
     return mgr__batch_add(p->b, STORE_PUT, STORE_TASKS, t->id, &t->base);
 }
 
+/* (a copy that fails leaves the old text: a message, not state) */
 static void set_str(char **field, const char *v)
 {
-    char *n = strdup(v);
-    if (!n)
-        return;
-    if (*field && *field != protobuf_c_empty_string)
-        free(*field);
-    *field = n;
+    (void)mgr__set_str(field, v);
 }
 
 static int shut_down(struct pass *p, Task *t, const char *why)

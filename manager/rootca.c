@@ -41,17 +41,6 @@ static char *first_cert(const char *pem)
     return s;
 }
 
-static int set_str(char **slot, const char *v)
-{
-    char *d = strdup(v ? v : "");
-    if (!d)
-        return -ENOMEM;
-    if (*slot && *slot != protobuf_c_empty_string)
-        free(*slot);
-    *slot = d;
-    return 0;
-}
-
 static void set_bytes(ProtobufCBinaryData *b, uint8_t *data, size_t len)
 {
     if (b->data) {
@@ -72,9 +61,9 @@ static int new_tokens(Swarm__Cluster *c)
         r = pki_token_generate(bundle, strlen(bundle), w);
     if (r >= 0)
         r = pki_token_generate(bundle, strlen(bundle), mt);
-    if (r >= 0 && (r = set_str(&c->root_ca->digest, digest)) >= 0 &&
-        (r = set_str(&c->join_tokens->worker, w)) >= 0)
-        r = set_str(&c->join_tokens->manager, mt);
+    if (r >= 0 && (r = mgr__set_str(&c->root_ca->digest, digest)) >= 0 &&
+        (r = mgr__set_str(&c->join_tokens->worker, w)) >= 0)
+        r = mgr__set_str(&c->join_tokens->manager, mt);
     sw_erase(w, sizeof(w));
     sw_erase(mt, sizeof(mt));
     return r;
@@ -155,7 +144,7 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     /* to an external CA: no root key here, the signer signs (and its leaves get the
      * cross-signed root appended until the rotation ends) */
     if (rc->external_url && c->spec &&
-        (r = set_str(&c->spec->external_ca_url, rc->external_url)) < 0)
+        (r = mgr__set_str(&c->spec->external_ca_url, rc->external_url)) < 0)
         goto out;
     size_t a = strlen(next_pem), b = strlen(old_cert);
     if (!(bundle = malloc(a + b + 1))) {
@@ -164,10 +153,10 @@ static int rotate_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     }
     memcpy(bundle, next_pem, a); /* the first signs */
     memcpy(bundle + a, old_cert, b + 1);
-    if ((r = set_str(&ca->ca_cert_pem, bundle)) < 0 ||
-        (r = set_str(&ca->cross_signed_pem, cross)) < 0 ||
-        (r = set_str(&ca->rotation_key_id, kid)) < 0 ||
-        (r = set_str(&ca->rotation_old_cert_pem, old_cert)) < 0)
+    if ((r = mgr__set_str(&ca->ca_cert_pem, bundle)) < 0 ||
+        (r = mgr__set_str(&ca->cross_signed_pem, cross)) < 0 ||
+        (r = mgr__set_str(&ca->rotation_key_id, kid)) < 0 ||
+        (r = mgr__set_str(&ca->rotation_old_cert_pem, old_cert)) < 0)
         goto out;
     set_bytes(&ca->ca_key_pem, new_key, new_key_len);
     new_key = NULL;
@@ -405,9 +394,10 @@ static int finish_mutate(struct mgr *m, Swarm__Cluster *c, void *userdata)
     if (!root)
         return -EBADMSG;
     int r;
-    if ((r = set_str(&ca->ca_cert_pem, root)) < 0 || (r = set_str(&ca->cross_signed_pem, "")) < 0 ||
-        (r = set_str(&ca->rotation_key_id, "")) < 0 ||
-        (r = set_str(&ca->rotation_old_cert_pem, "")) < 0)
+    if ((r = mgr__set_str(&ca->ca_cert_pem, root)) < 0 ||
+        (r = mgr__set_str(&ca->cross_signed_pem, "")) < 0 ||
+        (r = mgr__set_str(&ca->rotation_key_id, "")) < 0 ||
+        (r = mgr__set_str(&ca->rotation_old_cert_pem, "")) < 0)
         return r;
     set_bytes(&ca->rotation_old_key_pem, NULL, 0); /* the old key is gone */
     return new_tokens(c);
