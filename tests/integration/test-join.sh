@@ -64,6 +64,14 @@ check "…saying it cannot reach it, after retries" has "$OUT" "cannot reach the
 check "…and leaves no node behind" bash -c "[ ! -e '$T/w5/node.conf' ]"
 OUT=$("$SWARMD" join --timeout soon "$WT" 127.0.0.1 2>&1); RC=$?
 check "a bad --timeout is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+OUT=$("$SWARMD" join --rejoin --hostname x --state-dir "$T/w1" "$WT" 127.0.0.1 2>&1); RC=$?
+check "--rejoin with --hostname is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+check "…saying it keeps the node's hostname" has "$OUT" "keeps the node's addresses and hostname"
+OUT=$("$SWARMD" --rejoin --state-dir "$T/w1" 2>&1); RC=$?
+check "--rejoin without join is a usage error (exit 2)" bash -c "[ $RC = 2 ]"
+OUT=$("$SWARMD" join --rejoin --state-dir "$T/nothing" --timeout 2s "$WT" 127.0.0.1 2>&1); RC=$?
+check "--rejoin of a state dir without a node fails (exit 1)" bash -c "[ $RC = 1 ]"
+check "…saying there is no node to join again as" has "$OUT" "holds no node to join again as"
 WT2=$(ctl join-token -q worker)
 check "old workers are unaffected by the rotation" wait_state it-w1 ready 2
 

@@ -218,6 +218,9 @@ usage_error -H "$NOSOCK" node update --label-rm "" wrk-1
 usage_error -H "$NOSOCK" node update --label-rm k=v wrk-1
 usage_error -H "$NOSOCK" node update --label-add k=v --label-rm k wrk-1
 usage_error -H "$NOSOCK" node update --availability drain ""
+usage_error -H "$NOSOCK" node update --allow-rejoin=maybe wrk-1
+usage_error -H "$NOSOCK" node update --allow-rejoin --role manager wrk-1
+usage_error -H "$NOSOCK" node update --allow-rejoin --force-rotate-cert wrk-1
 
 # --- host selection
 usage_error -H tcp://127.0.0.1:2377 node ls
